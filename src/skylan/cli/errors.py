@@ -1,0 +1,33 @@
+"""Turns expected failures into one-line errors and a non-zero exit.
+
+A user of the CLI should never see a traceback for a bad argument, a missing
+privilege or a controller that said no; bugs still surface as tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from skylan.lab.errors import LabError
+
+_stderr = Console(stderr=True, highlight=False)
+
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (LabError, PermissionError, FileNotFoundError)
+
+
+def fail(message: str, code: int = 1) -> None:
+    _stderr.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def run_app(app: typer.Typer) -> None:
+    try:
+        app(standalone_mode=True)
+    except EXPECTED_ERRORS as exc:
+        _stderr.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

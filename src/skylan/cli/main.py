@@ -1,0 +1,40 @@
+"""The ``skylan`` entry point: the root Typer app and its command groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from skylan import __version__
+from skylan.cli import demo_cmd, lab_cmd
+from skylan.cli.errors import run_app
+
+app = typer.Typer(
+    name="skylan",
+    help="Encrypted layer-2 virtual private clouds that span providers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(lab_cmd.app, name="lab")
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"skylan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Encrypted layer-2 virtual private clouds that span providers."""
+
+
+def main() -> None:
+    run_app(app)

@@ -1,0 +1,95 @@
+"""A machine in the lab: a network namespace plus the processes run in it."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from skylan.lab.errors import LabError
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class Host:
+    """One namespace of the lab.
+
+    ``underlay_ip`` is the address peers use to reach it (for a host behind NAT
+    that is its private address; ``public_ip`` is then the router's).
+    """
+
+    name: str
+    netns: str
+    underlay_ip: str
+    public_ip: str
+    _on_spawn: Callable[[subprocess.Popen[bytes]], None] = field(repr=False)
+    interfaces: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, cmd: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *cmd]
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float = 60,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> RunResult:
+        try:
+            proc = subprocess.run(
+                self.argv(cmd),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                input=input,
+                env=dict(env) if env is not None else None,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"{self.name}: {' '.join(cmd)} timed out after {timeout}s") from exc
+        result = RunResult(proc.returncode, proc.stdout, proc.stderr)
+        if check and not result.ok:
+            raise LabError(
+                f"{self.name}: {' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
+        return result
+
+    def spawn(
+        self,
+        cmd: Sequence[str],
+        *,
+        stdout: int | IO[bytes] | None = subprocess.DEVNULL,
+        stderr: int | IO[bytes] | None = subprocess.DEVNULL,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start a background process in this host; the lab kills it on close."""
+        proc = subprocess.Popen(
+            self.argv(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+        self._on_spawn(proc)
+        return proc
+
+    def ping(self, address: str, *, count: int = 1, timeout: float = 2) -> bool:
+        res = self.run(
+            ["ping", "-n", "-q", "-c", str(count), "-W", str(timeout), address],
+            timeout=count * timeout + 5,
+        )
+        return res.ok

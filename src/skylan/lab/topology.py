@@ -1,0 +1,346 @@
+"""The :class:`Lab`: builds and tears down a multi-host topology.
+
+Layout (all inside namespaces named ``skl-<id>-<role>``)::
+
+    underlay ns: bridge br0 ── u<N> ⇄ eth0 of host N       198.18.1.N/16
+                           ── u<N> ⇄ wan of NAT router N    198.18.2.N/16
+                                          lan 198.19.N.1/24 ⇄ eth0 of host 198.19.N.2
+                           ── u<N> ⇄ eth0 of "internet"     198.18.3.N/16
+    office LAN: lan0 on the chosen host ⇄ eth0 of the LAN host (e.g. 192.168.10.0/24)
+
+The underlay bridge carries no address and no namespace has a link to the
+host's own interfaces, so lab traffic can only reach lab namespaces.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from types import TracebackType
+
+from skylan.lab import naming, netns
+from skylan.lab.cleanup import clean_lab
+from skylan.lab.errors import LabError
+from skylan.lab.host import Host
+from skylan.lab.procs import kill_pids, process_start_time, signal_group
+from skylan.lab.state import LabState, TrackedProcess
+
+UNDERLAY_PREFIXLEN = 16
+
+
+@dataclass(frozen=True)
+class Netem:
+    """Impairments for one underlay link, applied in both directions.
+
+    The semantics are ``tc netem``'s (``reorder_pct`` of frames skip the
+    delay); the lab applies them with :mod:`skylan.lab.impair` because the
+    kernel may not have netem.
+    """
+
+    loss_pct: float = 0.0
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    reorder_pct: float = 0.0
+    seed: int | None = None
+
+    def args(self) -> list[str]:
+        out: list[str] = []
+        for flag, value in (
+            ("--loss", self.loss_pct),
+            ("--delay", self.delay_ms),
+            ("--jitter", self.jitter_ms),
+            ("--reorder", self.reorder_pct),
+        ):
+            if value:
+                out += [flag, str(value)]
+        if out and self.seed is not None:
+            out += ["--seed", str(self.seed)]
+        return out
+
+
+@dataclass(frozen=True)
+class _Uplink:
+    """The two ends of a host's link into the underlay bridge."""
+
+    netns: str
+    ifname: str
+    bridge_port: str
+
+
+class Lab:
+    """A disposable topology of namespaces. Use as a context manager."""
+
+    def __init__(self, *, reaper: bool = True) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces)")
+        self.id = naming.new_lab_id()
+        self.hosts: dict[str, Host] = {}
+        self._uplinks: dict[str, _Uplink] = {}
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._relays: dict[str, subprocess.Popen[bytes]] = {}
+        self._ports = 0
+        self._nat_count = 0
+        self._closed = False
+        self._state = LabState(lab_id=self.id, owner_pid=os.getpid())
+        self._state.save()
+        self._reaper: subprocess.Popen[bytes] | None = None
+        atexit.register(self.close)
+        try:
+            if reaper:
+                self._reaper = subprocess.Popen(
+                    [sys.executable, "-m", "skylan.lab.reaper", self.id, str(os.getpid())],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            self.underlay = self._add_netns("u")
+            netns.ip("link", "add", "br0", "type", "bridge", netns=self.underlay)
+            netns.ip("link", "set", "br0", "up", netns=self.underlay)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- building -----------------------------------------------------------
+
+    def add_host(self, name: str, *, nat: bool = False) -> Host:
+        """A host on the underlay; with ``nat`` it sits behind a masquerading
+        router and can reach out but cannot be reached from the underlay."""
+        self._check_name(name)
+        index = len(self.hosts) + 1
+        if index > 250:
+            raise LabError("a lab holds at most 250 hosts")
+        ns = self._add_netns(name)
+        if not nat:
+            address = f"198.18.1.{index}"
+            self._uplink(name, ns, "eth0", address)
+            host = self._make_host(name, ns, address, address)
+        else:
+            self._nat_count += 1
+            n = self._nat_count
+            router = self._add_netns(f"{name}-nat")
+            wan = f"198.18.2.{n}"
+            self._uplink(name, router, "wan", wan)
+            private_net = f"198.19.{n}"
+            self._veth(router, "lan", ns, "eth0")
+            netns.ip("addr", "add", f"{private_net}.1/24", "dev", "lan", netns=router)
+            netns.ip("link", "set", "lan", "up", netns=router)
+            netns.ip("addr", "add", f"{private_net}.2/24", "dev", "eth0", netns=ns)
+            netns.ip("link", "set", "eth0", "up", netns=ns)
+            netns.ip("route", "add", "default", "via", f"{private_net}.1", netns=ns)
+            self._sysctl(router, "net.ipv4.ip_forward", "1")
+            self._nft(router, _NAT_RULES)
+            host = self._make_host(name, ns, f"{private_net}.2", wan)
+        self.hosts[name] = host
+        return host
+
+    def add_internet(self, name: str = "internet") -> Host:
+        """A scanner's vantage point: just another underlay host, by role."""
+        return self.add_host(name)
+
+    def add_office_lan(
+        self, behind: str, *, prefix: str = "192.168.10.0/24", name: str = "lan"
+    ) -> Host:
+        """An office LAN namespace reachable only through host ``behind``.
+
+        The chosen host gets ``lan0`` with the first address of ``prefix``;
+        the LAN host gets the tenth and a default route through it.
+        """
+        self._check_name(name)
+        gateway = self.host(behind)
+        net = ipaddress.ip_network(prefix)
+        if net.version != 4 or net.num_addresses < 16:
+            raise LabError("office LAN prefix must be IPv4 and at least a /28")
+        gw_ip, lan_ip = net[1], net[10]
+        ns = self._add_netns(name)
+        self._veth(gateway.netns, "lan0", ns, "eth0")
+        netns.ip("addr", "add", f"{gw_ip}/{net.prefixlen}", "dev", "lan0", netns=gateway.netns)
+        netns.ip("link", "set", "lan0", "up", netns=gateway.netns)
+        netns.ip("addr", "add", f"{lan_ip}/{net.prefixlen}", "dev", "eth0", netns=ns)
+        netns.ip("link", "set", "eth0", "up", netns=ns)
+        netns.ip("route", "add", "default", "via", str(gw_ip), netns=ns)
+        gateway.interfaces["lan0"] = str(gw_ip)
+        host = self._make_host(name, ns, str(lan_ip), str(lan_ip))
+        self.hosts[name] = host
+        return host
+
+    def host(self, name: str) -> Host:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise LabError(f"no host named {name!r} in lab {self.id}") from None
+
+    # -- impairments --------------------------------------------------------
+
+    def netem(self, name: str, impairment: Netem) -> None:
+        """Impair the host's underlay link (both directions) until cleared.
+
+        The link's bridge port is spliced out of the bridge through a relay
+        process: ``u<N>`` ⇄ relay ⇄ ``i<N>`` ⇄ ``j<N>`` (on br0).
+        """
+        uplink = self._uplinks.get(name)
+        if uplink is None:
+            raise LabError(f"{name!r} has no underlay link")
+        self.clear_netem(name)
+        args = impairment.args()
+        if not args:
+            return
+        port = uplink.bridge_port
+        inner, outer = "i" + port[1:], "j" + port[1:]
+        ns = self.underlay
+        netns.ip("link", "set", port, "nomaster", netns=ns)
+        netns.ip("link", "add", inner, "type", "veth", "peer", "name", outer, netns=ns)
+        netns.ip("link", "set", outer, "master", "br0", netns=ns)
+        for dev in (inner, outer):
+            netns.ip("link", "set", dev, "up", netns=ns)
+        relay = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                "-m",
+                "skylan.lab.impair",
+                port,
+                inner,
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._track(relay)
+        self._relays[name] = relay
+
+    def clear_netem(self, name: str) -> None:
+        uplink = self._uplinks.get(name)
+        relay = self._relays.pop(name, None)
+        if uplink is None or relay is None:
+            return
+        relay.terminate()
+        try:
+            relay.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
+        port = uplink.bridge_port
+        netns.ip("link", "del", "i" + port[1:], netns=self.underlay, check=False)
+        netns.ip("link", "set", port, "master", "br0", netns=self.underlay)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Kill the lab's processes and delete its namespaces; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        for proc in self._procs:
+            signal_group(proc.pid, signal.SIGTERM)
+        kill_pids([p.pid for p in self._procs])
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        clean_lab(self.id)
+        if self._reaper is not None:
+            self._reaper.terminate()
+            try:
+                self._reaper.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._reaper.kill()
+                self._reaper.wait()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------
+
+    def _check_name(self, name: str) -> None:
+        if not name or not name.replace("-", "").isalnum() or len(name) > 20:
+            raise LabError(f"bad host name {name!r}: use letters, digits and '-'")
+        if name in self.hosts:
+            raise LabError(f"host {name!r} already exists")
+
+    def _add_netns(self, role: str) -> str:
+        name = naming.netns_name(self.id, role)
+        self._state.netns.append(name)
+        self._state.save()
+        netns.add_netns(name)
+        return name
+
+    def _veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
+        # Both ends are created directly inside their namespaces: no veth ever
+        # appears in the host's own namespace, even for a moment.
+        netns.ip(
+            "link", "add", if_a, "type", "veth", "peer", "name", if_b, "netns", ns_b, netns=ns_a
+        )
+
+    def _uplink(self, name: str, ns: str, ifname: str, address: str) -> None:
+        self._ports += 1
+        port = f"u{self._ports}"
+        self._veth(ns, ifname, self.underlay, port)
+        netns.ip("link", "set", port, "master", "br0", netns=self.underlay)
+        netns.ip("link", "set", port, "up", netns=self.underlay)
+        netns.ip("addr", "add", f"{address}/{UNDERLAY_PREFIXLEN}", "dev", ifname, netns=ns)
+        netns.ip("link", "set", ifname, "up", netns=ns)
+        self._uplinks[name] = _Uplink(ns, ifname, port)
+
+    def _make_host(self, name: str, ns: str, underlay_ip: str, public_ip: str) -> Host:
+        return Host(
+            name=name, netns=ns, underlay_ip=underlay_ip, public_ip=public_ip, _on_spawn=self._track
+        )
+
+    def _track(self, proc: subprocess.Popen[bytes]) -> None:
+        self._procs.append(proc)
+        start = process_start_time(proc.pid)
+        if start is not None:
+            self._state.processes.append(TrackedProcess(proc.pid, start))
+            self._state.save()
+
+    @staticmethod
+    def _sysctl(ns: str, key: str, value: str) -> None:
+        netns.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}"])
+
+    @staticmethod
+    def _nft(ns: str, ruleset: str) -> None:
+        proc = subprocess.run(
+            ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+            input=ruleset,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"nft in {ns}: {proc.stderr.strip()}")
+
+
+# A home-router style NAT: the inside may open connections, the outside may
+# only answer them.
+_NAT_RULES = """
+table ip skylab_nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan" masquerade
+    }
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname "lan" oifname "wan" accept
+    }
+}
+"""
