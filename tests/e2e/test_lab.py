@@ -98,13 +98,14 @@ def test_nat_host_reaches_out_but_cannot_be_reached(lab: Lab) -> None:
 
 def test_netem_loss_shows_in_ping(lab: Lab) -> None:
     a, b = lab.add_host("a"), lab.add_host("b")
+    assert a.ping(b.underlay_ip)  # resolve ARP first: lost ARP is not what we measure
     lab.netem("a", Netem(loss_pct=50))
     res = a.run(
-        ["ping", "-n", "-q", "-c", "60", "-i", "0.01", "-W", "1", b.underlay_ip], timeout=30
+        ["ping", "-n", "-q", "-c", "200", "-i", "0.005", "-W", "1", b.underlay_ip], timeout=30
     )
     loss = float(re.search(r"([\d.]+)% packet loss", res.stdout).group(1))  # type: ignore[union-attr]
     # 50% each way: about 75% of round trips fail; far from 0 either way
-    assert 40 <= loss <= 98, res.stdout
+    assert 50 <= loss <= 95, res.stdout
     lab.clear_netem("a")
     assert a.ping(b.underlay_ip, count=3)
 

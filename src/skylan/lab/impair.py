@@ -116,7 +116,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     imp = Impairment(args.loss, args.delay / 1000, args.jitter / 1000, args.reorder, args.seed)
-    relay(open_port(args.if_a), open_port(args.if_b), imp)
+    a, b = open_port(args.if_a), open_port(args.if_b)
+    print("ready", flush=True)  # the lab waits for this before impairing traffic
+    relay(a, b, imp)
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -199,23 +200,17 @@ class Lab:
         for dev in (inner, outer):
             netns.ip("link", "set", dev, "up", netns=ns)
         relay = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                sys.executable,
-                "-m",
-                "skylan.lab.impair",
-                port,
-                inner,
-                *args,
-            ],
+            [*_in_netns(ns), sys.executable, "-m", "skylan.lab.impair", port, inner, *args],
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             start_new_session=True,
         )
         self._track(relay)
         self._relays[name] = relay
+        assert relay.stdout is not None
+        ready, _, _ = select.select([relay.stdout], [], [], 10)
+        if not ready or relay.stdout.readline().strip() != b"ready":
+            raise LabError(f"impairment relay for {name!r} did not start")
 
     def clear_netem(self, name: str) -> None:
         uplink = self._uplinks.get(name)
@@ -327,6 +322,10 @@ class Lab:
         )
         if proc.returncode != 0:
             raise LabError(f"nft in {ns}: {proc.stderr.strip()}")
+
+
+def _in_netns(ns: str) -> list[str]:
+    return ["ip", "netns", "exec", ns]
 
 
 # A home-router style NAT: the inside may open connections, the outside may
