@@ -1,0 +1,562 @@
+"""The sans-I/O tunnel engine: every peer of one node, driven by its caller.
+
+Like aioquic's ``QuicConnection``, it never touches a socket or a clock:
+
+* feed it datagrams with :meth:`TunnelEngine.receive_datagram` and frames to
+  send with :meth:`send_frames` / :meth:`send_superframe`, each with ``now``;
+* take what it wants sent from :meth:`datagrams_to_send` and what happened
+  from :meth:`next_event`;
+* call :meth:`handle_timer` when :meth:`get_timer` says.
+
+The engine owns the demultiplexing that needs all peers at once: receiver
+indexes, identifying an initiator by its static key, and DoS protection of
+the handshake (MAC1/cookies and per-source rate limits).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from skylan.tunnel import timestamp, wire
+from skylan.tunnel.config import TunnelConfig
+from skylan.tunnel.cookie import (
+    COOKIE_VALID_FOR,
+    CookieChecker,
+    compute_mac1,
+    compute_mac2,
+    open_cookie_reply,
+)
+from skylan.tunnel.counters import DropCounters
+from skylan.tunnel.events import (
+    Address,
+    EndpointChanged,
+    Event,
+    FramesReceived,
+    HandshakeCompleted,
+    PeerDead,
+    SuperFrameReceived,
+    Transmit,
+)
+from skylan.tunnel.keys import StaticKeypair
+from skylan.tunnel.noise import HandshakeIK, NoiseError
+from skylan.tunnel.peer import Peer, PeerStatus, PendingHandshake
+from skylan.tunnel.session import REKEY_AFTER_MESSAGES, Session, SessionError
+from skylan.tunnel.wire import MsgType, WireError
+
+_ZERO_MAC = bytes(wire.MAC_LEN)
+_MAX_SOURCES = 4096  # rate-limiter entries kept (least recently used dropped)
+
+
+class TunnelEngine:
+    def __init__(
+        self,
+        static: StaticKeypair,
+        *,
+        config: TunnelConfig | None = None,
+        wall_clock_offset: float = 0.0,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        """``wall_clock_offset`` turns the caller's ``now`` into Unix time
+        (``time.time() - time.monotonic()``) for handshake timestamps."""
+        self.static = static
+        self.config = config or TunnelConfig()
+        self.drops = DropCounters()
+        self.handshakes_processed = 0  # initiations that cost us DH work
+        self._offset = wall_clock_offset
+        self._random = random_bytes
+        self._peers: dict[bytes, Peer] = {}
+        self._index: dict[int, tuple[Peer, Session | PendingHandshake]] = {}
+        self._events: deque[Event] = deque()
+        self._out: deque[Transmit] = deque()
+        self._cookies = CookieChecker(static.public, random_bytes=random_bytes)
+        self._recent_initiations: deque[float] = deque()
+        self._sources: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._last_timestamp = b""
+
+    # -- peers --------------------------------------------------------------
+
+    def add_peer(self, public: bytes, endpoint: Address | None = None) -> None:
+        """Allow ``public`` to talk to us; idempotent (updates the endpoint)."""
+        if len(public) != 32:
+            raise ValueError("a peer's public key is 32 bytes")
+        if public == self.static.public:
+            raise ValueError("a node cannot be its own peer")
+        peer = self._peers.get(public)
+        if peer is None:
+            peer = self._peers[public] = Peer(public)
+        if endpoint is not None:
+            peer.endpoint = endpoint
+
+    def remove_peer(self, public: bytes) -> None:
+        """Forget ``public`` at once: its sessions stop decrypting."""
+        peer = self._peers.pop(public, None)
+        if peer is None:
+            return
+        for session in peer.sessions():
+            self._index.pop(session.local_index, None)
+        if peer.pending is not None:
+            self._index.pop(peer.pending.local_index, None)
+
+    def peers(self) -> list[bytes]:
+        return list(self._peers)
+
+    def status(self, public: bytes, now: float) -> PeerStatus:
+        peer = self._peers[public]
+        return PeerStatus(
+            public=public,
+            endpoint=peer.endpoint,
+            established=self._usable(peer, now) is not None,
+            last_handshake_age=None if peer.last_handshake is None else now - peer.last_handshake,
+            rtt=peer.rtt,
+            tx_bytes=peer.stats.tx_bytes,
+            rx_bytes=peer.stats.rx_bytes,
+            tx_packets=peer.stats.tx_packets,
+            rx_packets=peer.stats.rx_packets,
+            dead=peer.dead,
+        )
+
+    # -- output to the driver -------------------------------------------------
+
+    def datagrams_to_send(self) -> list[Transmit]:
+        out = list(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    # -- sending ------------------------------------------------------------
+
+    def connect(self, public: bytes, now: float) -> None:
+        """Start a handshake now instead of waiting for traffic."""
+        peer = self._peer(public)
+        if self._usable(peer, now) is None and peer.pending is None:
+            self._initiate(peer, now)
+
+    def send_frames(self, public: bytes, network_id: int, frames: list[bytes], now: float) -> None:
+        self.send_container(public, wire.encode_frames(network_id, frames), now)
+
+    def send_superframe(
+        self, public: bytes, network_id: int, vnet_hdr: bytes, frame: bytes, now: float
+    ) -> None:
+        self.send_container(public, wire.encode_superframe(network_id, vnet_hdr, frame), now)
+
+    def send_container(
+        self, public: bytes, plaintext: bytes | bytearray | memoryview, now: float
+    ) -> None:
+        """Send an encoded container (see :mod:`skylan.tunnel.wire`).
+
+        Without an established session it is queued (bounded) and a
+        handshake starts; the queue is flushed when the session is up.
+        """
+        peer = self._peer(public)
+        session = self._usable(peer, now)
+        if session is None:
+            if len(peer.queue) >= self.config.queue_limit:
+                peer.queue.popleft()
+                self.drops.add("queue_overflow")
+            peer.queue.append(bytes(plaintext))
+            fresh_next = peer.next is not None and peer.next.age(now) < self.config.rekey_timeout
+            if peer.pending is None and not fresh_next:
+                self._initiate(peer, now)
+            return
+        self._seal_and_send(peer, session, plaintext, now, data=True)
+
+    def _seal_and_send(
+        self,
+        peer: Peer,
+        session: Session,
+        plaintext: bytes | bytearray | memoryview,
+        now: float,
+        *,
+        data: bool,
+    ) -> None:
+        assert peer.endpoint is not None
+        try:
+            sealed = session.seal(plaintext, self.config.chunk_size)
+        except (SessionError, ValueError) as exc:
+            self.drops.add("seal_failed" if isinstance(exc, SessionError) else "too_large")
+            return
+        self._out.append(Transmit(peer.endpoint, sealed.buffers, sealed.segment_size, sealed.count))
+        peer.last_sent = now
+        peer.keepalive_due = None
+        peer.stats.tx_packets += sealed.count
+        peer.stats.tx_bytes += sealed.size
+        if data and peer.awaiting_reply_since is None:
+            peer.awaiting_reply_since = now
+        wants_rekey = (
+            session.initiator and session.age(now) >= self.config.rekey_after_time
+        ) or session.send_counter >= REKEY_AFTER_MESSAGES
+        if wants_rekey and peer.pending is None:
+            self._initiate(peer, now)
+
+    def _usable(self, peer: Peer, now: float) -> Session | None:
+        s = peer.current
+        if (
+            s is None
+            or peer.endpoint is None
+            or s.age(now) >= self.config.reject_after_time
+            or not s.confirmed
+        ):
+            return None
+        return s
+
+    # -- handshake: initiator -------------------------------------------------
+
+    def _initiate(self, peer: Peer, now: float) -> None:
+        if peer.endpoint is None:
+            self.drops.add("no_endpoint")
+            return
+        hs = HandshakeIK(
+            initiator=True,
+            static=self.static,
+            remote_static=peer.public,
+            prologue=self.config.prologue,
+        )
+        index = self._new_index()
+        noise = hs.write_message_1(self._timestamp(now))
+        body = wire.Initiation(index, noise, b"", b"").encode_without_macs()
+        mac1 = compute_mac1(peer.public, body)
+        fresh_cookie = peer.cookie is not None and now - peer.cookie_at < COOKIE_VALID_FOR
+        mac2 = compute_mac2(peer.cookie, body + mac1) if fresh_cookie else _ZERO_MAC  # type: ignore[arg-type]
+        if peer.pending is not None:
+            self._index.pop(peer.pending.local_index, None)
+        peer.pending = PendingHandshake(hs, index, now, mac1)
+        self._index[index] = (peer, peer.pending)
+        if peer.handshake_started is None:
+            peer.handshake_started = now
+        self._out.append(Transmit(peer.endpoint, [body + mac1 + mac2], 0, 1))
+
+    def _timestamp(self, now: float) -> bytes:
+        # strictly increasing even if two initiations fall in one clock tick
+        stamp = timestamp.encode(now + self._offset)
+        if stamp <= self._last_timestamp:
+            stamp = (int.from_bytes(self._last_timestamp, "big") + 1).to_bytes(12, "big")
+        self._last_timestamp = stamp
+        return stamp
+
+    def _on_response(self, data: bytes | memoryview, addr: Address, now: float) -> None:
+        resp = wire.decode_response(data)
+        peer, pending = self._index.get(resp.receiver_index, (None, None))
+        if peer is None or not isinstance(pending, PendingHandshake):
+            self.drops.add("unknown_index")
+            return
+        body = resp.encode_without_macs()
+        if compute_mac1(self.static.public, body) != resp.mac1:
+            self.drops.add("bad_mac1")
+            return
+        try:
+            payload = pending.hs.read_message_2(resp.noise)
+        except NoiseError:
+            self.drops.add("handshake_failed")
+            return
+        if payload:
+            self.drops.add("handshake_failed")
+            return
+        send_key, recv_key = pending.hs.split()
+        session = Session(
+            local_index=pending.local_index,
+            remote_index=resp.sender_index,
+            send_key=send_key,
+            recv_key=recv_key,
+            created=now,
+            initiator=True,
+            drops=self.drops,
+            reassembly_timeout=self.config.reassembly_timeout,
+        )
+        self._index[pending.local_index] = (peer, session)
+        peer.pending = None
+        peer.rtt = now - pending.sent_at
+        self._install(peer, session, now)
+        self._authenticated_from(peer, addr, now)
+        self._events.append(HandshakeCompleted(peer.public, addr, initiator=True))
+        self._flush_queue(peer, session, now, confirm=True)
+
+    def _on_cookie_reply(self, data: bytes | memoryview) -> None:
+        reply = wire.decode_cookie_reply(data)
+        peer, pending = self._index.get(reply.receiver_index, (None, None))
+        if peer is None or not isinstance(pending, PendingHandshake):
+            self.drops.add("unknown_index")
+            return
+        cookie = open_cookie_reply(peer.public, reply, pending.mac1)
+        if cookie is None:
+            self.drops.add("bad_cookie_reply")
+            return
+        peer.cookie = cookie
+        # the responder is under load: wait for the retransmit timer as WireGuard does
+        peer.cookie_at = pending.sent_at
+
+    # -- handshake: responder -------------------------------------------------
+
+    def _on_initiation(self, data: bytes | memoryview, addr: Address, now: float) -> None:
+        init = wire.decode_initiation(data)
+        body = init.encode_without_macs()
+        if not self._cookies.mac1_valid(body, init.mac1):
+            self.drops.add("bad_mac1")
+            return
+        if self._under_load(now):
+            if not self._cookies.mac2_valid(body + init.mac1, init.mac2, addr, now):
+                reply = self._cookies.make_reply(init.sender_index, init.mac1, addr, now)
+                self._out.append(Transmit(addr, [reply.encode()], 0, 1))
+                self.drops.add("cookie_required")
+                return
+            if not self._rate_allows(addr[0], now):
+                self.drops.add("handshake_rate_limited")
+                return
+        self._recent_initiations.append(now)
+        self.handshakes_processed += 1
+        hs = HandshakeIK(initiator=False, static=self.static, prologue=self.config.prologue)
+        try:
+            stamp = hs.read_message_1(init.noise)
+        except NoiseError:
+            self.drops.add("handshake_failed")
+            return
+        assert hs.rs is not None
+        peer = self._peers.get(hs.rs)
+        if peer is None:
+            self.drops.add("unknown_peer")
+            return
+        if len(stamp) != wire.TIMESTAMP_LEN or not timestamp.is_newer(stamp, peer.latest_timestamp):
+            self.drops.add("initiation_replay")
+            return
+        peer.latest_timestamp = stamp
+        index = self._new_index()
+        noise = hs.write_message_2(b"")
+        resp_body = wire.Response(index, init.sender_index, noise, b"", b"").encode_without_macs()
+        mac1 = compute_mac1(peer.public, resp_body)
+        fresh_cookie = peer.cookie is not None and now - peer.cookie_at < COOKIE_VALID_FOR
+        mac2 = compute_mac2(peer.cookie, resp_body + mac1) if fresh_cookie else _ZERO_MAC  # type: ignore[arg-type]
+        send_key, recv_key = hs.split()
+        session = Session(
+            local_index=index,
+            remote_index=init.sender_index,
+            send_key=send_key,
+            recv_key=recv_key,
+            created=now,
+            initiator=False,
+            drops=self.drops,
+            reassembly_timeout=self.config.reassembly_timeout,
+        )
+        if peer.next is not None:
+            self._index.pop(peer.next.local_index, None)
+        peer.next = session
+        self._index[index] = (peer, session)
+        self._authenticated_from(peer, addr, now)
+        self._out.append(Transmit(addr, [resp_body + mac1 + mac2], 0, 1))
+        peer.last_handshake = now
+        peer.stats.handshakes += 1
+        peer.dead = False
+        self._events.append(HandshakeCompleted(peer.public, addr, initiator=False))
+
+    def _under_load(self, now: float) -> bool:
+        while self._recent_initiations and now - self._recent_initiations[0] > 1.0:
+            self._recent_initiations.popleft()
+        return len(self._recent_initiations) >= self.config.handshake_load_threshold
+
+    def _rate_allows(self, source: str, now: float) -> bool:
+        tokens, last = self._sources.pop(source, (self.config.handshake_per_source_burst, now))
+        tokens = min(
+            self.config.handshake_per_source_burst,
+            tokens + (now - last) * self.config.handshake_per_source_rate,
+        )
+        allowed = tokens >= 1.0
+        self._sources[source] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._sources) > _MAX_SOURCES:
+            self._sources.popitem(last=False)
+        return allowed
+
+    # -- sessions -------------------------------------------------------------
+
+    def _install(self, peer: Peer, session: Session, now: float) -> None:
+        """Make ``session`` current, keeping the old one to decrypt stragglers."""
+        if peer.previous is not None and peer.previous is not peer.current:
+            self._index.pop(peer.previous.local_index, None)
+        peer.previous = peer.current
+        peer.current = session
+        peer.handshake_started = None
+        peer.last_handshake = now
+        peer.stats.handshakes += 1 if session.initiator else 0
+        peer.dead = False
+
+    def _flush_queue(self, peer: Peer, session: Session, now: float, *, confirm: bool) -> None:
+        sent = False
+        while peer.queue:
+            self._seal_and_send(peer, session, peer.queue.popleft(), now, data=True)
+            sent = True
+        if confirm and not sent:
+            # the responder may not send until it hears from us on this session
+            self._seal_and_send(peer, session, wire.KEEPALIVE, now, data=False)
+
+    def _authenticated_from(self, peer: Peer, addr: Address, now: float) -> None:
+        peer.last_received = now
+        peer.awaiting_reply_since = None
+        if peer.endpoint != addr:
+            self._events.append(EndpointChanged(peer.public, peer.endpoint, addr))
+            peer.endpoint = addr
+
+    # -- receiving ----------------------------------------------------------
+
+    def receive_datagram(self, data: bytes | memoryview, addr: Address, now: float) -> None:
+        """Process one datagram; anything malformed is dropped and counted."""
+        try:
+            kind = wire.message_type(data)
+            if kind is MsgType.DATA:
+                self._on_data(data, addr, now)
+            elif kind is MsgType.INITIATION:
+                self._on_initiation(data, addr, now)
+            elif kind is MsgType.RESPONSE:
+                self._on_response(data, addr, now)
+            else:
+                self._on_cookie_reply(data)
+        except WireError as exc:
+            self.drops.add(exc.reason)
+
+    def _on_data(self, data: bytes | memoryview, addr: Address, now: float) -> None:
+        header = wire.decode_data_header(data)
+        peer, session = self._index.get(header.receiver_index, (None, None))
+        if peer is None or not isinstance(session, Session):
+            self.drops.add("unknown_index")
+            return
+        if session.age(now) >= self.config.reject_after_time:
+            self.drops.add("expired_session")
+            return
+        plaintext = session.open(header, memoryview(data)[wire.DATA_HDR_LEN :], now)
+        if plaintext is None:
+            return
+        peer.stats.rx_packets += header.chunk_count
+        peer.stats.rx_bytes += len(plaintext) + wire.DATA_HDR_LEN * header.chunk_count
+        if session is peer.next:
+            peer.next = None
+            self._install(peer, session, now)
+            self._flush_queue(peer, session, now, confirm=False)
+        self._authenticated_from(peer, addr, now)
+        container = wire.decode_container(plaintext)
+        if container.kind is wire.Kind.KEEPALIVE:
+            return
+        if peer.keepalive_due is None:
+            peer.keepalive_due = now + self.config.keepalive_timeout
+        if container.kind is wire.Kind.SUPERFRAME:
+            self._events.append(
+                SuperFrameReceived(
+                    peer.public, container.network_id, container.vnet_hdr, container.frames[0]
+                )
+            )
+        else:
+            self._events.append(FramesReceived(peer.public, container.network_id, container.frames))
+
+    # -- timers -------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """The earliest time :meth:`handle_timer` has something to do."""
+        deadlines = [t for peer in self._peers.values() for t in self._deadlines(peer)]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        cfg = self.config
+        for peer in list(self._peers.values()):
+            for session in peer.sessions():
+                session.reassembly.expire(now)
+                if session.age(now) >= cfg.reject_after_time:
+                    self._drop_session(peer, session)
+            pending = peer.pending
+            if pending is not None and now >= pending.sent_at + cfg.rekey_timeout:
+                started = peer.handshake_started if peer.handshake_started is not None else now
+                if now - started >= cfg.rekey_attempt_time:
+                    self._give_up(peer)
+                else:
+                    self._initiate(peer, now)
+            current = self._usable(peer, now)
+            if current is not None and peer.pending is None:
+                limit = cfg.rekey_after_time + (0 if current.initiator else 2 * cfg.rekey_timeout)
+                active = now - max(peer.last_sent, peer.last_received) < cfg.rekey_after_time
+                if current.age(now) >= limit and active:
+                    self._initiate(peer, now)
+            if (
+                peer.awaiting_reply_since is not None
+                and now - peer.awaiting_reply_since >= cfg.keepalive_timeout + cfg.rekey_timeout
+            ):
+                peer.awaiting_reply_since = None
+                if peer.pending is None:
+                    self._initiate(peer, now)
+            current = self._usable(peer, now)
+            if peer.keepalive_due is not None and now >= peer.keepalive_due:
+                peer.keepalive_due = None
+                if current is not None:
+                    self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
+            if current is not None:
+                pk = cfg.persistent_keepalive
+                if pk is not None and now - peer.last_sent >= pk:
+                    self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
+            elif (
+                cfg.persistent_keepalive is not None
+                and peer.pending is None
+                and not peer.dead
+                and peer.endpoint is not None
+            ):
+                self._initiate(peer, now)
+
+    def _deadlines(self, peer: Peer) -> list[float]:
+        cfg = self.config
+        out: list[float] = []
+        for session in peer.sessions():
+            out.append(session.created + cfg.reject_after_time)
+            deadline = session.reassembly.next_deadline()
+            if deadline is not None:
+                out.append(deadline)
+        if peer.pending is not None:
+            out.append(peer.pending.sent_at + cfg.rekey_timeout)
+        current = peer.current
+        if current is not None and peer.pending is None:
+            limit = cfg.rekey_after_time + (0 if current.initiator else 2 * cfg.rekey_timeout)
+            if (
+                max(peer.last_sent, peer.last_received)
+                > current.created + limit - cfg.rekey_after_time
+            ):
+                out.append(current.created + limit)
+        if peer.awaiting_reply_since is not None:
+            out.append(peer.awaiting_reply_since + cfg.keepalive_timeout + cfg.rekey_timeout)
+        if peer.keepalive_due is not None:
+            out.append(peer.keepalive_due)
+        pk = cfg.persistent_keepalive
+        if pk is not None and not peer.dead and peer.endpoint is not None and peer.pending is None:
+            established = peer.current is not None and peer.current.confirmed
+            out.append(peer.last_sent + pk if established else 0.0)
+        return out
+
+    def _drop_session(self, peer: Peer, session: Session) -> None:
+        self._index.pop(session.local_index, None)
+        if peer.current is session:
+            peer.current = None
+        if peer.previous is session:
+            peer.previous = None
+        if peer.next is session:
+            peer.next = None
+
+    def _give_up(self, peer: Peer) -> None:
+        assert peer.pending is not None
+        self._index.pop(peer.pending.local_index, None)
+        peer.pending = None
+        peer.handshake_started = None
+        peer.awaiting_reply_since = None
+        if peer.queue:
+            self.drops.add("peer_unreachable", len(peer.queue))
+            peer.queue.clear()
+        if not peer.dead:
+            peer.dead = True
+            self._events.append(PeerDead(peer.public))
+
+    # -- helpers --------------------------------------------------------------
+
+    def _peer(self, public: bytes) -> Peer:
+        try:
+            return self._peers[public]
+        except KeyError:
+            raise KeyError("unknown peer; add_peer() it first") from None
+
+    def _new_index(self) -> int:
+        while True:
+            index = int.from_bytes(self._random(4), "big")
+            if index and index not in self._index:
+                return index

@@ -1,0 +1,66 @@
+"""What the tunnel engine tells its driver, in the order it happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class HandshakeCompleted:
+    peer: bytes  # the peer's static public key
+    endpoint: Address
+    initiator: bool
+
+
+@dataclass(frozen=True)
+class EndpointChanged:
+    """The peer roamed: an authenticated packet came from a new address."""
+
+    peer: bytes
+    old: Address | None
+    new: Address
+
+
+@dataclass(frozen=True)
+class FramesReceived:
+    peer: bytes
+    network_id: int
+    frames: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class SuperFrameReceived:
+    peer: bytes
+    network_id: int
+    vnet_hdr: bytes
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class PeerDead:
+    """No handshake succeeded for ``rekey_attempt_time``; queued frames were dropped."""
+
+    peer: bytes
+
+
+Event = HandshakeCompleted | EndpointChanged | FramesReceived | SuperFrameReceived | PeerDead
+
+
+@dataclass(frozen=True)
+class Transmit:
+    """Datagrams to send to ``addr``; see :class:`skylan.tunnel.session.Sealed`."""
+
+    addr: Address
+    buffers: list[bytes | memoryview]
+    segment_size: int
+    count: int
+
+    def datagrams(self) -> list[bytes]:
+        if self.count == 1:
+            return [b"".join(bytes(b) for b in self.buffers)]
+        return [
+            bytes(self.buffers[i]) + bytes(self.buffers[i + 1])
+            for i in range(0, len(self.buffers), 2)
+        ]

@@ -1,0 +1,110 @@
+"""Static X25519 identities and their key files.
+
+A node's private key never leaves it; the file is created 0600 and a key file
+that other users could read is refused, as ssh does, because such a key must
+be assumed compromised.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+KEY_LEN = 32
+
+
+class KeyFileError(Exception):
+    """A key file is missing, malformed or readable by others."""
+
+
+@dataclass(frozen=True)
+class StaticKeypair:
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def generate(cls) -> StaticKeypair:
+        return cls.from_private(
+            X25519PrivateKey.generate().private_bytes(
+                Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+            )
+        )
+
+    @classmethod
+    def from_private(cls, private: bytes) -> StaticKeypair:
+        if len(private) != KEY_LEN:
+            raise ValueError("an X25519 private key is 32 bytes")
+        key = X25519PrivateKey.from_private_bytes(private)
+        return cls(private, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    def dh(self, public: bytes) -> bytes:
+        return X25519PrivateKey.from_private_bytes(self.private).exchange(
+            X25519PublicKey.from_public_bytes(public)
+        )
+
+    @property
+    def public_b64(self) -> str:
+        return encode_public(self.public)
+
+    def save(self, path: Path) -> None:
+        """Write the private key (base64) readable by the owner only."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, base64.b64encode(self.private) + b"\n")
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> StaticKeypair:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise KeyFileError(f"{path}: no such key file") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(
+                f"{path}: private key is accessible by other users "
+                f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}"
+            )
+        try:
+            private = base64.b64decode(path.read_bytes().strip(), validate=True)
+            return cls.from_private(private)
+        except ValueError as exc:
+            raise KeyFileError(f"{path}: not a skylan private key ({exc})") from None
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> StaticKeypair:
+        if path.exists():
+            return cls.load(path)
+        pair = cls.generate()
+        pair.save(path)
+        return pair
+
+
+def encode_public(public: bytes) -> str:
+    return base64.b64encode(public).decode()
+
+
+def decode_public(text: str) -> bytes:
+    """Parse a base64 public key; raises ValueError with a clear message."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError("public key is not valid base64") from None
+    if len(raw) != KEY_LEN:
+        raise ValueError("public key must decode to 32 bytes")
+    return raw

@@ -1,0 +1,240 @@
+"""skylan's tunnel wire format: message headers and the encrypted container.
+
+Every UDP datagram starts with a one-byte message type. Handshake messages
+are fixed-size; data chunks carry a 16-byte header. See ``docs/protocol.md``
+for the byte layout and the reasons behind it. Decoders never raise anything
+but :class:`WireError`, so a malformed datagram is always a counted drop.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from skylan.tunnel.noise import DHLEN, TAGLEN
+
+
+class WireError(ValueError):
+    """A datagram or container does not parse; ``reason`` names the counter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MsgType(IntEnum):
+    INITIATION = 1
+    RESPONSE = 2
+    COOKIE_REPLY = 3
+    DATA = 4
+
+
+MAC_LEN = 16
+TIMESTAMP_LEN = 12
+COOKIE_LEN = 16
+COOKIE_NONCE_LEN = 12
+
+NOISE_MSG1_LEN = DHLEN + (DHLEN + TAGLEN) + (TIMESTAMP_LEN + TAGLEN)  # 108
+NOISE_MSG2_LEN = DHLEN + TAGLEN  # 48
+
+_INIT_HDR = struct.Struct("!B3xI")  # type, sender index
+_RESP_HDR = struct.Struct("!B3xII")  # type, sender index, receiver index
+_COOKIE_HDR = struct.Struct("!B3xI")  # type, receiver index
+DATA_HDR = struct.Struct("!BBBBIQ")  # type, flags, chunk index, chunk count, receiver, counter
+
+INITIATION_LEN = _INIT_HDR.size + NOISE_MSG1_LEN + 2 * MAC_LEN  # 148
+RESPONSE_LEN = _RESP_HDR.size + NOISE_MSG2_LEN + 2 * MAC_LEN  # 92
+COOKIE_REPLY_LEN = _COOKIE_HDR.size + COOKIE_NONCE_LEN + COOKIE_LEN + TAGLEN  # 52
+DATA_HDR_LEN = DATA_HDR.size  # 16
+MAX_CHUNKS = 128
+
+
+@dataclass(frozen=True)
+class Initiation:
+    sender_index: int
+    noise: bytes
+    mac1: bytes
+    mac2: bytes
+
+    def encode_without_macs(self) -> bytes:
+        return _INIT_HDR.pack(MsgType.INITIATION, self.sender_index) + self.noise
+
+
+@dataclass(frozen=True)
+class Response:
+    sender_index: int
+    receiver_index: int
+    noise: bytes
+    mac1: bytes
+    mac2: bytes
+
+    def encode_without_macs(self) -> bytes:
+        return _RESP_HDR.pack(MsgType.RESPONSE, self.sender_index, self.receiver_index) + (
+            self.noise
+        )
+
+
+@dataclass(frozen=True)
+class CookieReply:
+    receiver_index: int
+    nonce: bytes
+    encrypted_cookie: bytes
+
+    def encode(self) -> bytes:
+        return (
+            _COOKIE_HDR.pack(MsgType.COOKIE_REPLY, self.receiver_index)
+            + self.nonce
+            + self.encrypted_cookie
+        )
+
+
+@dataclass(frozen=True)
+class DataHeader:
+    chunk_index: int
+    chunk_count: int
+    receiver_index: int
+    counter: int
+    flags: int = 0
+
+    def encode(self) -> bytes:
+        return DATA_HDR.pack(
+            MsgType.DATA,
+            self.flags,
+            self.chunk_index,
+            self.chunk_count,
+            self.receiver_index,
+            self.counter,
+        )
+
+    def aad(self) -> bytes:
+        """Associated data: the header minus the chunk index, equal for all chunks."""
+        return DATA_HDR.pack(
+            MsgType.DATA, self.flags, 0, self.chunk_count, self.receiver_index, self.counter
+        )
+
+
+def message_type(datagram: bytes | memoryview) -> MsgType:
+    if len(datagram) == 0:
+        raise WireError("empty")
+    try:
+        return MsgType(datagram[0])
+    except ValueError:
+        raise WireError("unknown_type") from None
+
+
+def decode_initiation(datagram: bytes | memoryview) -> Initiation:
+    if len(datagram) != INITIATION_LEN or datagram[1:4] != b"\x00\x00\x00":
+        raise WireError("bad_initiation")
+    _, sender = _INIT_HDR.unpack_from(datagram)
+    body = bytes(datagram[_INIT_HDR.size :])
+    return Initiation(sender, body[:NOISE_MSG1_LEN], body[-32:-16], body[-16:])
+
+
+def decode_response(datagram: bytes | memoryview) -> Response:
+    if len(datagram) != RESPONSE_LEN or datagram[1:4] != b"\x00\x00\x00":
+        raise WireError("bad_response")
+    _, sender, receiver = _RESP_HDR.unpack_from(datagram)
+    body = bytes(datagram[_RESP_HDR.size :])
+    return Response(sender, receiver, body[:NOISE_MSG2_LEN], body[-32:-16], body[-16:])
+
+
+def decode_cookie_reply(datagram: bytes | memoryview) -> CookieReply:
+    if len(datagram) != COOKIE_REPLY_LEN or datagram[1:4] != b"\x00\x00\x00":
+        raise WireError("bad_cookie_reply")
+    _, receiver = _COOKIE_HDR.unpack_from(datagram)
+    body = bytes(datagram[_COOKIE_HDR.size :])
+    return CookieReply(receiver, body[:COOKIE_NONCE_LEN], body[COOKIE_NONCE_LEN:])
+
+
+def decode_data_header(datagram: bytes | memoryview) -> DataHeader:
+    if len(datagram) < DATA_HDR_LEN + 1:
+        raise WireError("short_data")
+    _, flags, index, count, receiver, counter = DATA_HDR.unpack_from(datagram)
+    if flags != 0 or count == 0 or count > MAX_CHUNKS or index >= count:
+        raise WireError("bad_data_header")
+    return DataHeader(index, count, receiver, counter, flags)
+
+
+# -- the encrypted container -------------------------------------------------
+
+
+class Kind(IntEnum):
+    KEEPALIVE = 0
+    FRAMES = 1
+    SUPERFRAME = 2
+
+
+VNET_HDR_LEN = 10  # struct virtio_net_hdr without num_buffers
+CONTAINER_PREFIX = struct.Struct("!BI")  # kind, network id
+CONTAINER_PREFIX_LEN = CONTAINER_PREFIX.size  # 5
+_FRAME_LEN = struct.Struct("!H")
+MIN_FRAME = 14  # an Ethernet header
+MAX_FRAME = 65535
+
+
+@dataclass(frozen=True)
+class Container:
+    kind: Kind
+    network_id: int = 0
+    frames: tuple[bytes, ...] = ()
+    vnet_hdr: bytes = b""
+
+
+def encode_frames(network_id: int, frames: list[bytes]) -> bytes:
+    parts = [CONTAINER_PREFIX.pack(Kind.FRAMES, network_id)]
+    for frame in frames:
+        if not MIN_FRAME <= len(frame) <= MAX_FRAME:
+            raise ValueError(f"frame of {len(frame)} bytes is not an Ethernet frame")
+        parts += [_FRAME_LEN.pack(len(frame)), frame]
+    return b"".join(parts)
+
+
+def encode_superframe(network_id: int, vnet_hdr: bytes, frame: bytes) -> bytes:
+    if len(vnet_hdr) != VNET_HDR_LEN:
+        raise ValueError("virtio_net_hdr must be 10 bytes")
+    return CONTAINER_PREFIX.pack(Kind.SUPERFRAME, network_id) + vnet_hdr + frame
+
+
+KEEPALIVE = bytes([Kind.KEEPALIVE])
+
+
+def decode_container(plaintext: bytes | memoryview) -> Container:
+    if len(plaintext) == 0:
+        raise WireError("empty_container")
+    try:
+        kind = Kind(plaintext[0])
+    except ValueError:
+        raise WireError("bad_container_kind") from None
+    if kind is Kind.KEEPALIVE:
+        if len(plaintext) != 1:
+            raise WireError("bad_keepalive")
+        return Container(kind)
+    if len(plaintext) < CONTAINER_PREFIX_LEN:
+        raise WireError("short_container")
+    _, network_id = CONTAINER_PREFIX.unpack_from(plaintext)
+    if kind is Kind.SUPERFRAME:
+        start = CONTAINER_PREFIX_LEN + VNET_HDR_LEN
+        if len(plaintext) < start + MIN_FRAME:
+            raise WireError("short_superframe")
+        return Container(
+            kind,
+            network_id,
+            (bytes(plaintext[start:]),),
+            bytes(plaintext[CONTAINER_PREFIX_LEN:start]),
+        )
+    frames = []
+    pos = CONTAINER_PREFIX_LEN
+    end = len(plaintext)
+    while pos < end:
+        if pos + 2 > end:
+            raise WireError("truncated_frame_length")
+        (length,) = _FRAME_LEN.unpack_from(plaintext, pos)
+        pos += 2
+        if length < MIN_FRAME or pos + length > end:
+            raise WireError("bad_frame_length")
+        frames.append(bytes(plaintext[pos : pos + length]))
+        pos += length
+    if not frames:
+        raise WireError("no_frames")
+    return Container(kind, network_id, tuple(frames))

@@ -1,0 +1,340 @@
+"""The tunnel engine between simulated peers: handshakes, data, timers, attacks."""
+
+from __future__ import annotations
+
+import random
+
+from skylan.tunnel import wire
+from skylan.tunnel.config import TunnelConfig
+from skylan.tunnel.events import (
+    EndpointChanged,
+    FramesReceived,
+    HandshakeCompleted,
+    PeerDead,
+    SuperFrameReceived,
+)
+from skylan.tunnel.keys import StaticKeypair
+
+from .simnet import Net, Node, frame
+
+
+def received(node: Node) -> list[bytes]:
+    out: list[bytes] = []
+    for ev in node.drain_events():
+        if isinstance(ev, FramesReceived):
+            out.extend(ev.frames)
+        elif isinstance(ev, SuperFrameReceived):
+            out.append(ev.frame)
+    return out
+
+
+def established(net: Net) -> tuple[Node, Node]:
+    a, b = net.pair()
+    a.engine.send_frames(b.keys.public, 7, [frame(b"first")], net.now)
+    net.pump()
+    assert received(b) == [frame(b"first")]
+    return a, b
+
+
+def test_handshake_and_data_both_directions() -> None:
+    net = Net()
+    a, b = net.pair()
+    a.engine.send_frames(b.keys.public, 7, [frame(b"a->b")], net.now)
+    net.pump()
+    evs = b.drain_events()
+    assert any(isinstance(e, HandshakeCompleted) and not e.initiator for e in evs)
+    assert [f for e in evs if isinstance(e, FramesReceived) for f in e.frames] == [frame(b"a->b")]
+    assert next(e for e in evs if isinstance(e, FramesReceived)).network_id == 7
+    b.engine.send_frames(a.keys.public, 7, [frame(b"b->a")], net.now)
+    net.pump()
+    assert received(a) == [frame(b"b->a")]
+    # and the other way round: b initiates to a fresh a'
+    net2 = Net()
+    c, d = net2.pair()
+    d.engine.send_frames(c.keys.public, 1, [frame(b"d->c")], net2.now)
+    net2.pump()
+    assert received(c) == [frame(b"d->c")]
+    assert a.engine.status(b.keys.public, net.now).established
+    assert a.engine.status(b.keys.public, net.now).rtt is not None
+
+
+def test_superframe_is_one_aead_over_many_chunks() -> None:
+    net = Net()
+    a, b = established(net)
+    big = frame(bytes(random.Random(1).randbytes(64_000)))
+    vnet = bytes(range(10))
+    before = len(net.wire_log)
+    a.engine.send_superframe(b.keys.public, 3, vnet, big, net.now)
+    net.pump()
+    chunks = net.wire_log[before:]
+    assert len(chunks) == 46
+    assert all(len(d) <= 1420 for _, _, d in chunks)
+    evs = [e for e in b.drain_events() if isinstance(e, SuperFrameReceived)]
+    assert evs == [SuperFrameReceived(a.keys.public, 3, vnet, big)]
+
+
+def test_gso_layout_of_a_transmit() -> None:
+    net = Net()
+    a, b = established(net)
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), frame(bytes(10_000)), net.now)
+    (tx,) = a.engine.datagrams_to_send()
+    flat = b"".join(bytes(x) for x in tx.buffers)
+    segments = [flat[i : i + tx.segment_size] for i in range(0, len(flat), tx.segment_size)]
+    assert len(segments) == tx.count == 8
+    assert segments == tx.datagrams()
+
+
+def test_replayed_data_is_dropped() -> None:
+    net = Net()
+    a, b = established(net)
+    a.engine.send_frames(b.keys.public, 7, [frame(b"once")], net.now)
+    (tx,) = a.engine.datagrams_to_send()
+    (dgram,) = tx.datagrams()
+    b.engine.receive_datagram(dgram, a.addr, net.now)
+    b.engine.receive_datagram(dgram, a.addr, net.now)
+    assert received(b) == [frame(b"once")]
+    assert b.engine.drops["replay"] == 1
+
+
+def test_out_of_order_within_window_is_accepted() -> None:
+    net = Net()
+    a, b = established(net)
+    dgrams = []
+    for i in range(50):
+        a.engine.send_frames(b.keys.public, 7, [frame(bytes([i]))], net.now)
+        dgrams += a.engine.datagrams_to_send()[0].datagrams()
+    for d in reversed(dgrams):
+        b.engine.receive_datagram(d, a.addr, net.now)
+    assert sorted(received(b)) == sorted(frame(bytes([i])) for i in range(50))
+
+
+def test_tampering_any_byte_is_dropped() -> None:
+    net = Net()
+    a, b = established(net)
+    a.engine.send_frames(b.keys.public, 7, [frame(b"precious")], net.now)
+    (dgram,) = a.engine.datagrams_to_send()[0].datagrams()
+    for i in range(len(dgram)):
+        bad = bytearray(dgram)
+        bad[i] ^= 0x40
+        b.engine.receive_datagram(bytes(bad), a.addr, net.now)
+    assert received(b) == []
+    b.engine.receive_datagram(dgram, a.addr, net.now)  # the genuine one still works
+    assert received(b) == [frame(b"precious")]
+
+
+def test_tampered_handshake_messages_are_dropped() -> None:
+    net = Net()
+    a, b = net.pair()
+    a.engine.connect(b.keys.public, net.now)
+    (init,) = a.engine.datagrams_to_send()[0].datagrams()
+    # every byte up to and including MAC1 is covered (MAC2 matters only under load)
+    for i in range(len(init) - wire.MAC_LEN):
+        bad = bytearray(init)
+        bad[i] ^= 1
+        b.engine.receive_datagram(bytes(bad), a.addr, net.now)
+    assert b.engine.datagrams_to_send() == []
+    assert b.engine.handshakes_processed == 0  # MAC1 refused them before any DH
+    assert b.engine.drops.total == len(init) - wire.MAC_LEN
+
+
+def test_unknown_static_key_is_refused() -> None:
+    net = Net()
+    a, b = net.pair()
+    mallory = net.node("mallory", "198.18.1.66")
+    mallory.engine.add_peer(b.keys.public, b.addr)  # knows b's key, b does not know hers
+    mallory.engine.send_frames(b.keys.public, 7, [frame(b"let me in")], net.now)
+    net.pump()
+    assert received(b) == []
+    assert b.engine.drops["unknown_peer"] == 1
+
+
+def test_initiator_with_wrong_responder_key_fails() -> None:
+    net = Net()
+    a, b = net.node("a", "198.18.1.1"), net.node("b", "198.18.1.2")
+    a.engine.add_peer(StaticKeypair.generate().public, b.addr)  # not b's real key
+    b.engine.add_peer(a.keys.public, a.addr)
+    a.engine.connect(a.engine.peers()[0], net.now)
+    net.pump()
+    assert b.engine.drops["bad_mac1"] == 1
+    assert b.engine.handshakes_processed == 0
+
+
+def test_replayed_initiation_is_rejected() -> None:
+    net = Net()
+    a, b = net.pair()
+    a.engine.connect(b.keys.public, net.now)
+    (init,) = a.engine.datagrams_to_send()[0].datagrams()
+    b.engine.receive_datagram(init, a.addr, net.now)
+    assert len(b.engine.datagrams_to_send()) == 1
+    net.now += 1
+    b.engine.receive_datagram(init, ("198.18.9.9", 1234), net.now)
+    assert b.engine.datagrams_to_send() == []
+    assert b.engine.drops["initiation_replay"] == 1
+
+
+def test_garbage_truncated_and_oversized_are_counted_never_raised() -> None:
+    net = Net()
+    a, b = established(net)
+    rng = random.Random(5)
+    samples = [b"", b"\x00", b"\x09" * 40, b"\x04" * 16, b"\x01" * 147, b"\x01" * 149]
+    samples += [b"\x02" * 91, b"\x03" * 53, b"\x04" + bytes(100_000)]
+    samples += [rng.randbytes(rng.randrange(1, 3000)) for _ in range(500)]
+    before = b.engine.drops.total
+    for s in samples:
+        b.engine.receive_datagram(s, a.addr, net.now)
+    assert b.engine.drops.total - before == len(samples)
+    assert received(b) == []
+
+
+def test_reassembly_with_loss_duplicates_and_reordering() -> None:
+    net = Net()
+    a, b = established(net)
+    big = frame(random.Random(2).randbytes(30_000))
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+    chunks = a.engine.datagrams_to_send()[0].datagrams()
+    rng = random.Random(3)
+    shuffled = chunks + chunks[:5]
+    rng.shuffle(shuffled)
+    for c in shuffled:
+        b.engine.receive_datagram(c, a.addr, net.now)
+    assert received(b) == [big]
+    assert b.engine.drops["reassembly_duplicate"] >= 1 or b.engine.drops["replay"] >= 1
+    # one lost chunk: the whole super-frame is dropped after the timeout
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+    chunks = a.engine.datagrams_to_send()[0].datagrams()
+    for c in chunks[:-1]:
+        b.engine.receive_datagram(c, a.addr, net.now)
+    net.advance(1.0)
+    assert received(b) == []
+    assert b.engine.drops["reassembly_timeout"] == 1
+
+
+def test_flood_of_partial_chunk_sets_is_memory_bounded() -> None:
+    net = Net()
+    a, b = established(net)
+    peer_session = b.engine._peers[a.keys.public].current  # noqa: SLF001
+    assert peer_session is not None
+    index = peer_session.local_index
+    for counter in range(10, 5000):
+        hdr = wire.DataHeader(0, 100, index, counter).encode()
+        b.engine.receive_datagram(hdr + bytes(1404), a.addr, net.now)
+    r = peer_session.reassembly
+    assert len(r) <= r.max_sets
+    assert r.bytes_held <= r.max_bytes
+    assert b.engine.drops["reassembly_evicted"] >= 4990 - r.max_sets
+    # genuine traffic still flows
+    a.engine.send_frames(b.keys.public, 7, [frame(b"still here")], net.now)
+    net.pump()
+    assert received(b) == [frame(b"still here")]
+
+
+def test_rekey_rotates_keys_without_losing_traffic() -> None:
+    net = Net()
+    a, b = established(net)
+    first = b.engine._peers[a.keys.public].current  # noqa: SLF001
+    sent = got = 0
+    for _ in range(300):  # 300 s of traffic, a frame each way per second
+        a.engine.send_frames(b.keys.public, 7, [frame(b"x")], net.now)
+        b.engine.send_frames(a.keys.public, 7, [frame(b"y")], net.now)
+        sent += 2
+        net.advance(1.0)
+        got += len(received(a)) + len(received(b))
+    assert got == sent
+    cur = b.engine._peers[a.keys.public].current  # noqa: SLF001
+    assert cur is not first and cur is not None
+    # no session ever outlived the two-minute limit
+    assert cur.age(net.now) < 120
+    assert a.engine.status(b.keys.public, net.now).established
+
+
+def test_simultaneous_initiation_converges() -> None:
+    net = Net()
+    a, b = net.pair()
+    a.engine.send_frames(b.keys.public, 7, [frame(b"from a")], net.now)
+    b.engine.send_frames(a.keys.public, 7, [frame(b"from b")], net.now)
+    net.pump()
+    assert received(b) == [frame(b"from a")]
+    assert received(a) == [frame(b"from b")]
+    for _ in range(5):
+        a.engine.send_frames(b.keys.public, 7, [frame(b"a")], net.now)
+        b.engine.send_frames(a.keys.public, 7, [frame(b"b")], net.now)
+        net.pump()
+        assert received(b) == [frame(b"a")]
+        assert received(a) == [frame(b"b")]
+
+
+def test_passive_keepalive_and_dead_peer_detection() -> None:
+    net = Net(TunnelConfig(rekey_attempt_time=20))
+    a, b = established(net)
+    before = len(net.wire_log)
+    net.advance(11)
+    # b received data and had nothing to say: it sends a keepalive within 10 s
+    assert any(src == b.addr for src, _, _ in net.wire_log[before:])
+    # now b vanishes: a's data goes unanswered, a retries handshakes, then gives up
+    net.filter = lambda d, s, dst: [] if b.addr in (s, dst) else [d]
+    a.engine.send_frames(b.keys.public, 7, [frame(b"anyone?")], net.now)
+    net.advance(60)
+    assert any(isinstance(e, PeerDead) for e in a.drain_events())
+    assert a.engine.status(b.keys.public, net.now).dead
+    assert a.engine.get_timer() is None or a.engine.get_timer() > net.now  # no busy loop
+    # b comes back: traffic resumes
+    net.filter = None
+    a.engine.send_frames(b.keys.public, 7, [frame(b"back")], net.now)
+    net.pump()
+    assert frame(b"back") in received(b)
+
+
+def test_persistent_keepalive_keeps_traffic_flowing() -> None:
+    net = Net(TunnelConfig(persistent_keepalive=5))
+    a, b = net.pair()
+    net.advance(1)  # persistent keepalive also brings the session up by itself
+    assert a.engine.status(b.keys.public, net.now).established
+    before = len(net.wire_log)
+    net.advance(30)
+    assert sum(1 for s, _, _ in net.wire_log[before:] if s == a.addr) >= 5
+
+
+def test_roaming_endpoint_is_learned_from_authenticated_packets() -> None:
+    net = Net()
+    a, b = established(net)
+    del net.nodes[a.addr]
+    a.addr = ("198.18.7.7", 40000)
+    net.nodes[a.addr] = a
+    a.engine.send_frames(b.keys.public, 7, [frame(b"moved")], net.now)
+    net.pump()
+    evs = b.drain_events()
+    assert EndpointChanged(a.keys.public, ("198.18.1.1", 51820), a.addr) in evs
+    b.engine.send_frames(a.keys.public, 7, [frame(b"reply")], net.now)
+    net.pump()
+    assert received(a) == [frame(b"reply")]
+    # a forged packet from elsewhere does not move the endpoint
+    b.engine.receive_datagram(b"\x04" + bytes(40), ("198.18.6.6", 1), net.now)
+    assert b.engine.status(a.keys.public, net.now).endpoint == a.addr
+
+
+def test_handshake_flood_is_bounded_by_cookies() -> None:
+    cfg = TunnelConfig(handshake_load_threshold=10)
+    net = Net(cfg)
+    a, b = net.pair()
+    # an attacker who knows b's public key replays fresh-looking initiations
+    attacker = StaticKeypair.generate()
+    from skylan.tunnel.engine import TunnelEngine
+
+    flood_engine = TunnelEngine(attacker, config=cfg)
+    flood_engine.add_peer(b.keys.public, b.addr)
+    for _ in range(1000):
+        flood_engine.remove_peer(b.keys.public)
+        flood_engine.add_peer(b.keys.public, b.addr)
+        flood_engine.connect(b.keys.public, net.now)
+        for tx in flood_engine.datagrams_to_send():
+            for d in tx.datagrams():
+                b.engine.receive_datagram(d, ("198.18.6.6", 999), net.now)
+    # DH work stopped at the load threshold; the rest got cookie replies
+    assert b.engine.handshakes_processed <= cfg.handshake_load_threshold
+    assert b.engine.drops["cookie_required"] >= 990
+    # a legitimate peer still gets through: cookie reply, then retry with MAC2
+    b.engine.datagrams_to_send()
+    a.engine.send_frames(b.keys.public, 7, [frame(b"legit")], net.now)
+    net.pump()
+    net.advance(6)
+    assert frame(b"legit") in received(b)
