@@ -59,8 +59,10 @@ class Net:
                 for tx in src.engine.datagrams_to_send():
                     for dgram in tx.datagrams():
                         self.wire_log.append((src.addr, tx.addr, dgram))
-                        out = [dgram] if self.filter is None else self.filter(
-                            dgram, src.addr, tx.addr
+                        out = (
+                            [dgram]
+                            if self.filter is None
+                            else self.filter(dgram, src.addr, tx.addr)
                         )
                         for d in out:
                             dst = self.nodes.get(tx.addr)

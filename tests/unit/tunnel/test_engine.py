@@ -212,7 +212,7 @@ def test_reassembly_with_loss_duplicates_and_reordering() -> None:
 def test_flood_of_partial_chunk_sets_is_memory_bounded() -> None:
     net = Net()
     a, b = established(net)
-    peer_session = b.engine._peers[a.keys.public].current  # noqa: SLF001
+    peer_session = b.engine._peers[a.keys.public].current
     assert peer_session is not None
     index = peer_session.local_index
     for counter in range(10, 5000):
@@ -231,7 +231,7 @@ def test_flood_of_partial_chunk_sets_is_memory_bounded() -> None:
 def test_rekey_rotates_keys_without_losing_traffic() -> None:
     net = Net()
     a, b = established(net)
-    first = b.engine._peers[a.keys.public].current  # noqa: SLF001
+    first = b.engine._peers[a.keys.public].current
     sent = got = 0
     for _ in range(300):  # 300 s of traffic, a frame each way per second
         a.engine.send_frames(b.keys.public, 7, [frame(b"x")], net.now)
@@ -240,7 +240,7 @@ def test_rekey_rotates_keys_without_losing_traffic() -> None:
         net.advance(1.0)
         got += len(received(a)) + len(received(b))
     assert got == sent
-    cur = b.engine._peers[a.keys.public].current  # noqa: SLF001
+    cur = b.engine._peers[a.keys.public].current
     assert cur is not first and cur is not None
     # no session ever outlived the two-minute limit
     assert cur.age(net.now) < 120
