@@ -139,7 +139,7 @@ def test_tampered_handshake_messages_are_dropped() -> None:
 
 def test_unknown_static_key_is_refused() -> None:
     net = Net()
-    a, b = net.pair()
+    _a, b = net.pair()
     mallory = net.node("mallory", "198.18.1.66")
     mallory.engine.add_peer(b.keys.public, b.addr)  # knows b's key, b does not know hers
     mallory.engine.send_frames(b.keys.public, 7, [frame(b"let me in")], net.now)

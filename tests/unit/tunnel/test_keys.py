@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ def test_key_file_is_private_and_round_trips(tmp_path: Path) -> None:
 def test_key_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "node.key"
     StaticKeypair.generate().save(path)
-    os.chmod(path, mode)
+    path.chmod(mode)
     with pytest.raises(KeyFileError, match="chmod 600"):
         StaticKeypair.load(path)
 
@@ -28,7 +27,7 @@ def test_key_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
 def test_malformed_key_file(tmp_path: Path) -> None:
     path = tmp_path / "node.key"
     path.write_text("not base64!\n")
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
     with pytest.raises(KeyFileError, match="not a skylan private key"):
         StaticKeypair.load(path)
     with pytest.raises(KeyFileError, match="no such key file"):
