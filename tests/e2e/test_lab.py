@@ -256,3 +256,26 @@ def test_netem_reorder_shows_in_arrival_order(lab: Lab) -> None:
     order = [int(x) for x in out.split()]
     assert sorted(order) == list(range(200))  # nothing lost, only reordered
     assert order != sorted(order)
+
+
+def test_cli_lab_list_and_clean() -> None:
+    from typer.testing import CliRunner
+
+    from skylan.cli.main import app
+
+    script = textwrap.dedent("""
+        from skylan.lab import Lab
+        lab = Lab(reaper=False)
+        lab.add_host("a")
+        print(lab.id, flush=True)
+        import os; os._exit(0)
+    """)
+    orphan = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["lab", "list"])
+    assert listed.exit_code == 0 and orphan in listed.stdout
+    cleaned = runner.invoke(app, ["lab", "clean"])
+    assert cleaned.exit_code == 0 and f"removed lab {orphan}" in cleaned.stdout
+    assert _lab_netns(orphan) == []

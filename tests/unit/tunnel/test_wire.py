@@ -76,3 +76,34 @@ def test_timestamps_order_like_time(t1: float, t2: float) -> None:
         assert timestamp.is_newer(timestamp.encode(t2), timestamp.encode(t1)) or (
             int(t1) == int(t2) and int((t1 - int(t1)) * 1e9) == int((t2 - int(t2)) * 1e9)
         )
+
+
+macs = st.binary(min_size=16, max_size=16)
+
+
+@given(st.integers(0, 2**32 - 1), st.binary(min_size=108, max_size=108), macs, macs)
+def test_initiation_round_trips(sender: int, noise: bytes, mac1: bytes, mac2: bytes) -> None:
+    msg = wire.Initiation(sender, noise, mac1, mac2)
+    assert wire.decode_initiation(msg.encode_without_macs() + mac1 + mac2) == msg
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(min_size=48, max_size=48),
+    macs,
+    macs,
+)
+def test_response_round_trips(s: int, r: int, noise: bytes, mac1: bytes, mac2: bytes) -> None:
+    msg = wire.Response(s, r, noise, mac1, mac2)
+    assert wire.decode_response(msg.encode_without_macs() + mac1 + mac2) == msg
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.binary(min_size=12, max_size=12),
+    st.binary(min_size=32, max_size=32),
+)
+def test_cookie_reply_round_trips(receiver: int, nonce: bytes, sealed: bytes) -> None:
+    msg = wire.CookieReply(receiver, nonce, sealed)
+    assert wire.decode_cookie_reply(msg.encode()) == msg
