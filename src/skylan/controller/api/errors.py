@@ -1,0 +1,61 @@
+"""Every error leaves the API as JSON ``{"error": ..., "detail": ...}`` with a
+4xx status and a sentence a person can act on; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("skylan.controller")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **detail: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def not_found(kind: str, ident: str) -> ApiError:
+    return ApiError(404, f"{kind} {ident!r} not found")
+
+
+def conflict(message: str, **detail: object) -> ApiError:
+    return ApiError(409, message, **detail)
+
+
+def _describe(err: dict[str, object]) -> str:
+    raw_loc = err.get("loc", ())
+    parts = raw_loc if isinstance(raw_loc, (list, tuple)) else ()
+    loc = ".".join(str(p) for p in parts if p not in ("body", "query", "path"))
+    msg = str(err.get("msg", "invalid"))
+    return f"{loc}: {msg}" if loc else msg
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message, "detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_describe(dict(e)) for e in exc.errors()]
+        return JSONResponse(
+            {"error": "; ".join(errors), "detail": {"fields": errors}}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail), "detail": {}}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            {"error": "internal error; see the controller log", "detail": {}}, status_code=500
+        )

@@ -1,0 +1,50 @@
+"""API tokens: the secret is shown once and only its SHA-256 is stored.
+
+Secrets are 256-bit random, so a plain hash (not a slow password hash) is
+enough to make a stolen database useless for logging in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skylan.controller.storage.tables import ApiTokenRow
+
+TOKEN_PREFIX = "skyadm_"
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    READ = "read"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_api_token(db: Session, name: str, scope: Scope, secret: str | None = None) -> str:
+    """Store a token and return its secret (the only time it is available)."""
+    secret = secret or new_secret()
+    db.add(ApiTokenRow(name=name, secret_hash=hash_secret(secret), scope=scope.value))
+    db.commit()
+    return secret
+
+
+def scope_of(db: Session, secret: str) -> Scope | None:
+    row = db.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_hash == hash_secret(secret)))
+    if row is None or row.revoked:
+        return None
+    return Scope(row.scope)
+
+
+def has_tokens(db: Session) -> bool:
+    return db.scalar(select(ApiTokenRow.id).limit(1)) is not None

@@ -1,0 +1,111 @@
+"""/api/v1/networks on SQLite: CRUD, validation, auth, and errors as JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Api
+
+NET = {"name": "prod", "cidr4": "172.16.1.0/24"}
+
+
+def test_create_list_show_update_delete(api: Api) -> None:
+    c = api.client
+    r = c.post("/api/v1/networks", json={**NET, "description": "the VPC"}, headers=api.admin)
+    assert r.status_code == 201, r.text
+    net = r.json()
+    assert net["mtu"] == 1420 and net["encrypted"] is True and net["cloaked"] is False
+    assert [n["name"] for n in c.get("/api/v1/networks", headers=api.read).json()] == ["prod"]
+    assert c.get(f"/api/v1/networks/{net['id']}", headers=api.read).json()["name"] == "prod"
+    assert c.get("/api/v1/networks/prod", headers=api.read).json()["id"] == net["id"]
+    r = c.patch("/api/v1/networks/prod", json={"cloaked": True, "mtu": 1380}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["cloaked"] is True and r.json()["mtu"] == 1380
+    assert c.delete("/api/v1/networks/prod", headers=api.admin).status_code == 204
+    r = c.get("/api/v1/networks/prod", headers=api.read)
+    assert r.status_code == 404 and r.json()["error"] == "network 'prod' not found"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "x", "cidr4": "10.0.0.0/33"}, "cidr4"),
+        ({"name": "x", "cidr4": "172.16.1.5/24"}, "host bits set"),
+        ({"name": "x", "cidr4": "banana"}, "not an IPv4 network"),
+        ({"name": "x", "cidr4": "172.16.1.0/31"}, "/30 or shorter"),
+        ({"name": "x", "cidr4": "fd00::/64"}, "not an IPv4 network"),
+        ({"name": "bad name!", "cidr4": "172.16.1.0/24"}, "letters, digits"),
+        ({"name": "x", "cidr4": "172.16.1.0/24", "mtu": 100}, "mtu"),
+        ({"name": "x", "cidr4": "172.16.1.0/24", "cidr6": "fd00::/64", "mtu": 1000}, "1280"),
+        ({"name": "x", "cidr4": "172.16.1.0/24", "cidr6": "nope"}, "not an IPv6 network"),
+        ({"name": "x", "cidr4": "172.16.1.0/24", "colour": "red"}, "colour"),
+        ({"cidr4": "172.16.1.0/24"}, "name"),
+    ],
+)
+def test_bad_input_is_a_clear_422(api: Api, body: dict[str, object], message: str) -> None:
+    r = api.client.post("/api/v1/networks", json=body, headers=api.admin)
+    assert r.status_code == 422, r.text
+    assert message in r.json()["error"]
+    assert api.client.get("/api/v1/networks", headers=api.read).json() == []  # nothing made
+
+
+def test_malformed_json_is_a_4xx(api: Api) -> None:
+    r = api.client.post(
+        "/api/v1/networks",
+        content=b"{not json",
+        headers={**api.admin, "content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert "error" in r.json()
+
+
+def test_duplicate_name_is_a_409(api: Api) -> None:
+    assert api.client.post("/api/v1/networks", json=NET, headers=api.admin).status_code == 201
+    r = api.client.post("/api/v1/networks", json=NET, headers=api.admin)
+    assert r.status_code == 409
+    assert "already exists" in r.json()["error"]
+    other = {"name": "other", "cidr4": "172.16.2.0/24"}
+    assert api.client.post("/api/v1/networks", json=other, headers=api.admin).status_code == 201
+    r = api.client.patch("/api/v1/networks/other", json={"name": "prod"}, headers=api.admin)
+    assert r.status_code == 409
+
+
+def test_update_validation(api: Api) -> None:
+    api.client.post("/api/v1/networks", json=NET, headers=api.admin)
+    r = api.client.patch(
+        "/api/v1/networks/prod", json={"cidr6": "fd00::/64", "mtu": 1000}, headers=api.admin
+    )
+    assert r.status_code == 422 and "1280" in r.json()["error"]
+    r = api.client.patch("/api/v1/networks/prod", json={"name": None}, headers=api.admin)
+    assert r.status_code == 422
+    assert api.client.get("/api/v1/networks/prod", headers=api.read).json()["mtu"] == 1420
+
+
+def test_auth_is_required_and_scoped(api: Api) -> None:
+    c = api.client
+    r = c.get("/api/v1/networks")
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]
+    r = c.get("/api/v1/networks", headers={"Authorization": "Bearer skyadm_wrong"})
+    assert r.status_code == 401 and "invalid" in r.json()["error"]
+    r = c.post("/api/v1/networks", json=NET, headers=api.read)
+    assert r.status_code == 403 and "read-only" in r.json()["error"]
+    assert c.delete("/api/v1/networks/prod", headers=api.read).status_code == 403
+
+
+def test_openapi_and_health(api: Api) -> None:
+    spec = api.client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/networks" in spec["paths"]
+    assert api.client.get("/api/v1/health").json()["status"] == "ok"
+    r = api.client.get("/api/v1/nope")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def test_migrations_match_the_models(api: Api) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from skylan.controller.storage.tables import Base
+
+    engine = api.client.app.state.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
