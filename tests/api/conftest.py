@@ -28,8 +28,8 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     app = create_app(ControllerSettings(data_dir=tmp_path))
     with app.state.sessions() as db:
-        admin = create_api_token(db, "test-admin", Scope.ADMIN)
-        read = create_api_token(db, "test-read", Scope.READ)
+        _, admin = create_api_token(db, "test-admin", Scope.ADMIN)
+        _, read = create_api_token(db, "test-read", Scope.READ)
     with TestClient(app) as client:
         yield Api(
             client,

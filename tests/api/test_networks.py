@@ -64,6 +64,10 @@ def test_duplicate_name_is_a_409(api: Api) -> None:
     assert r.status_code == 409
     assert "already exists" in r.json()["error"]
     other = {"name": "other", "cidr4": "172.16.2.0/24"}
+    r = api.client.post(
+        "/api/v1/networks", json={**other, "cidr4": "172.16.0.0/16"}, headers=api.admin
+    )
+    assert r.status_code == 409 and "overlaps network 'prod'" in r.json()["error"]
     assert api.client.post("/api/v1/networks", json=other, headers=api.admin).status_code == 201
     r = api.client.patch("/api/v1/networks/other", json={"name": "prod"}, headers=api.admin)
     assert r.status_code == 409

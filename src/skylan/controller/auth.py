@@ -31,12 +31,15 @@ def new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def create_api_token(db: Session, name: str, scope: Scope, secret: str | None = None) -> str:
-    """Store a token and return its secret (the only time it is available)."""
+def create_api_token(
+    db: Session, name: str, scope: Scope, secret: str | None = None
+) -> tuple[ApiTokenRow, str]:
+    """Store a token; returns it with its secret (the only time that is available)."""
     secret = secret or new_secret()
-    db.add(ApiTokenRow(name=name, secret_hash=hash_secret(secret), scope=scope.value))
+    row = ApiTokenRow(name=name, secret_hash=hash_secret(secret), scope=scope.value)
+    db.add(row)
     db.commit()
-    return secret
+    return row, secret
 
 
 def scope_of(db: Session, secret: str) -> Scope | None:

@@ -20,7 +20,7 @@ def db_session(request: Request) -> Iterator[Session]:
 Db = Annotated[Session, Depends(db_session)]
 
 
-def _bearer(request: Request) -> str:
+def bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     kind, _, secret = header.partition(" ")
     if kind.lower() != "bearer" or not secret:
@@ -29,7 +29,7 @@ def _bearer(request: Request) -> str:
 
 
 def reader(request: Request, db: Db) -> Scope:
-    scope = scope_of(db, _bearer(request))
+    scope = scope_of(db, bearer(request))
     if scope is None:
         raise ApiError(401, "invalid or revoked API token")
     return scope

@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import datetime
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from skylan.controller.api import lookup, validators
 from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
-from skylan.controller.api.errors import ApiError, conflict, not_found
-from skylan.controller.storage.tables import NetworkRow
+from skylan.controller.api.errors import ApiError, conflict
+from skylan.controller.changes import record_change
+from skylan.controller.storage.tables import NetworkRow, PortRow
 
 router = APIRouter(prefix="/networks", tags=["networks"])
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(
-            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return value
-
-
-def _check_cidr4(value: str) -> str:
-    try:
-        net = ipaddress.IPv4Network(value, strict=True)
-    except ipaddress.AddressValueError:
-        raise ValueError(f"{value!r} is not an IPv4 network like 172.16.1.0/24") from None
-    except ValueError as exc:
-        raise ValueError(f"{value!r}: {exc}") from None
-    if net.prefixlen > 30:
-        raise ValueError("an IPv4 network needs a prefix of /30 or shorter (room for hosts)")
-    return str(net)
-
-
-def _check_cidr6(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        net = ipaddress.IPv6Network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv6 network: {exc}") from None
-    if net.prefixlen > 120:
-        raise ValueError("an IPv6 network needs a prefix of /120 or shorter")
-    return str(net)
 
 
 class NetworkCreate(BaseModel):
@@ -64,9 +31,9 @@ class NetworkCreate(BaseModel):
     cloaked: bool = False
     storm_pps: int = Field(1000, ge=0, le=10_000_000, description="0 disables storm control")
 
-    _name = field_validator("name")(_check_name)
-    _cidr4 = field_validator("cidr4")(_check_cidr4)
-    _cidr6 = field_validator("cidr6")(_check_cidr6)
+    _name = field_validator("name")(validators.name)
+    _cidr4 = field_validator("cidr4")(validators.cidr4)
+    _cidr6 = field_validator("cidr6")(validators.cidr6)
 
     @model_validator(mode="after")
     def _ipv6_mtu(self) -> NetworkCreate:
@@ -76,6 +43,8 @@ class NetworkCreate(BaseModel):
 
 
 class NetworkUpdate(BaseModel):
+    """Everything but the IPv4 CIDR can change (addresses are bound to it)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
@@ -86,8 +55,8 @@ class NetworkUpdate(BaseModel):
     cloaked: bool | None = None
     storm_pps: int | None = Field(None, ge=0, le=10_000_000)
 
-    _name = field_validator("name")(lambda v: None if v is None else _check_name(v))
-    _cidr6 = field_validator("cidr6")(_check_cidr6)
+    _name = field_validator("name")(validators.optional_name)
+    _cidr6 = field_validator("cidr6")(validators.cidr6)
 
 
 class NetworkOut(BaseModel):
@@ -95,6 +64,7 @@ class NetworkOut(BaseModel):
 
     id: str
     name: str
+    vni: int
     description: str
     cidr4: str
     cidr6: str | None
@@ -104,14 +74,29 @@ class NetworkOut(BaseModel):
     storm_pps: int
     created_at: datetime
     updated_at: datetime
+    members: int = 0
 
 
-def _get(db: Db, ident: str) -> NetworkRow:
-    """Look a network up by id or by name."""
-    row = db.get(NetworkRow, ident) or db.scalar(select(NetworkRow).where(NetworkRow.name == ident))
-    if row is None:
-        raise not_found("network", ident)
-    return row
+def _out(db: Db, row: NetworkRow) -> NetworkOut:
+    out = NetworkOut.model_validate(row)
+    out.members = db.scalar(select(func.count()).where(PortRow.network_id == row.id)) or 0
+    return out
+
+
+def _check_overlap(db: Db, row_id: str | None, cidr4: str, cidr6: str | None) -> None:
+    mine4 = ipaddress.IPv4Network(cidr4)
+    mine6 = ipaddress.IPv6Network(cidr6) if cidr6 else None
+    for other in db.scalars(select(NetworkRow).where(NetworkRow.id != (row_id or ""))):
+        if ipaddress.IPv4Network(other.cidr4).overlaps(mine4):
+            raise conflict(
+                f"{cidr4} overlaps network {other.name!r} ({other.cidr4}); a node in both "
+                "could not route either",
+                field="cidr4",
+            )
+        if mine6 and other.cidr6 and ipaddress.IPv6Network(other.cidr6).overlaps(mine6):
+            raise conflict(
+                f"{cidr6} overlaps network {other.name!r} ({other.cidr6})", field="cidr6"
+            )
 
 
 def _commit(db: Db, name: str) -> None:
@@ -124,40 +109,60 @@ def _commit(db: Db, name: str) -> None:
 
 @router.post("", status_code=201, dependencies=[AdminAccess])
 def create_network(body: NetworkCreate, db: Db) -> NetworkOut:
-    row = NetworkRow(**body.model_dump())
+    if db.scalar(select(NetworkRow.id).where(NetworkRow.name == body.name)):
+        raise conflict(f"a network named {body.name!r} already exists", field="name")
+    _check_overlap(db, None, body.cidr4, body.cidr6)
+    vni = (db.scalar(select(func.max(NetworkRow.vni))) or 0) + 1
+    row = NetworkRow(**body.model_dump(), vni=vni)
     db.add(row)
+    db.flush()
+    record_change(db, networks=[row.id])
     _commit(db, body.name)
-    return NetworkOut.model_validate(row)
+    return _out(db, row)
 
 
 @router.get("", dependencies=[ReadAccess])
 def list_networks(db: Db) -> list[NetworkOut]:
-    rows = db.scalars(select(NetworkRow).order_by(NetworkRow.name))
-    return [NetworkOut.model_validate(r) for r in rows]
+    return [_out(db, r) for r in db.scalars(select(NetworkRow).order_by(NetworkRow.name))]
 
 
 @router.get("/{ident}", dependencies=[ReadAccess])
 def get_network(ident: str, db: Db) -> NetworkOut:
-    return NetworkOut.model_validate(_get(db, ident))
+    return _out(db, lookup.network(db, ident))
 
 
 @router.patch("/{ident}", dependencies=[AdminAccess])
 def update_network(ident: str, body: NetworkUpdate, db: Db) -> NetworkOut:
-    row = _get(db, ident)
+    row = lookup.network(db, ident)
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("name", "") is None:
-        raise ApiError(422, "name: may not be null")
+    for key, value in changes.items():
+        if value is None and key != "cidr6":
+            raise ApiError(422, f"{key}: may not be null")
+    cidr6 = changes.get("cidr6", row.cidr6)
+    mtu = changes.get("mtu") or row.mtu
+    if cidr6 is not None and mtu < 1280:
+        raise ApiError(422, "IPv6 needs an MTU of at least 1280")
+    if "cidr6" in changes:
+        _check_overlap(db, row.id, row.cidr4, cidr6)
     for key, value in changes.items():
         setattr(row, key, value)
-    if row.cidr6 is not None and row.mtu < 1280:
-        db.rollback()
-        raise ApiError(422, "IPv6 needs an MTU of at least 1280")
+    record_change(db, networks=[row.id])
     _commit(db, row.name)
-    return NetworkOut.model_validate(row)
+    return _out(db, row)
 
 
 @router.delete("/{ident}", status_code=204, dependencies=[AdminAccess])
-def delete_network(ident: str, db: Db) -> Response:
-    db.delete(_get(db, ident))
+def delete_network(ident: str, db: Db, force: bool = False) -> Response:
+    row = lookup.network(db, ident)
+    members = db.scalar(select(func.count()).where(PortRow.network_id == row.id)) or 0
+    if members and not force:
+        raise conflict(
+            f"network {row.name!r} still has {members} attached node(s); detach them or "
+            "delete with force=true",
+            members=members,
+        )
+    node_ids = list(db.scalars(select(PortRow.node_id).where(PortRow.network_id == row.id)))
+    db.delete(row)
+    record_change(db, networks=[row.id], nodes=node_ids)
     db.commit()
     return Response(status_code=204)

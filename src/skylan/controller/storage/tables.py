@@ -1,33 +1,48 @@
-"""The controller's tables. Constraints live in the database where they must
-hold under concurrency (unique names, one address per network)."""
+"""The controller's tables. Constraints that must hold under concurrency (one
+address per network, unique keys and names) are enforced by the database."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
-def _uuid() -> str:
+def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
 
 
 class NetworkRow(Base):
     __tablename__ = "networks"
-    __table_args__ = (UniqueConstraint("name", name="uq_networks_name"),)
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_networks_name"),
+        UniqueConstraint("vni", name="uq_networks_vni"),
+    )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(64))
+    vni: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
     cidr4: Mapped[str] = mapped_column(String(18))
     cidr6: Mapped[str | None] = mapped_column(String(43), nullable=True)
@@ -35,18 +50,136 @@ class NetworkRow(Base):
     encrypted: Mapped[bool] = mapped_column(Boolean, default=True)
     cloaked: Mapped[bool] = mapped_column(Boolean, default=False)
     storm_pps: Mapped[int] = mapped_column(Integer, default=1000)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, onupdate=_now
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
 
 class ApiTokenRow(Base):
     __tablename__ = "api_tokens"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(64))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scope: Mapped[str] = mapped_column(String(16))  # "admin" or "read"
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JoinTokenRow(Base):
+    __tablename__ = "join_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    description: Mapped[str] = mapped_column(Text, default="")
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: unlimited
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    network_ids: Mapped[list[Any]] = mapped_column(default=list)
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_nodes_name"),
+        UniqueConstraint("public_key", name="uq_nodes_public_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(44))
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="approved")
+    os: Mapped[str] = mapped_column(String(200), default="")
+    agent_version: Mapped[str] = mapped_column(String(50), default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    interfaces: Mapped[list[Any]] = mapped_column(default=list)
+    endpoints: Mapped[list[Any]] = mapped_column(default=list)
+    token_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    agent_started_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class PortRow(Base):
+    __tablename__ = "ports"
+    __table_args__ = (
+        UniqueConstraint("network_id", "ipv4", name="uq_ports_network_ipv4"),
+        UniqueConstraint("network_id", "node_id", name="uq_ports_network_node"),
+        UniqueConstraint("mac", name="uq_ports_mac"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    mac: Mapped[str] = mapped_column(String(17))
+    ipv4: Mapped[str] = mapped_column(String(15))
+    extra_ips: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RouteRow(Base):
+    __tablename__ = "routes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(43))
+    via_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"))
+    metric: Mapped[int] = mapped_column(Integer, default=100)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CloakRuleRow(Base):
+    __tablename__ = "cloak_rules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    node_id: Mapped[str | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True
+    )
+    protocol: Mapped[str] = mapped_column(String(8))
+    port_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_cidr: Mapped[str] = mapped_column(String(43), default="0.0.0.0/0")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChangeRow(Base):
+    """The change log that drives netmap versions on every controller replica.
+
+    Its id is the netmap version: monotonic, and the same on every replica.
+    """
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    network_ids: Mapped[list[Any]] = mapped_column(default=list)
+    node_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StatsRow(Base):
+    """Traffic counters summed per node, peer ('' = the node's total) and minute."""
+
+    __tablename__ = "stats"
+
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    peer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix time // 60
+    rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    rx_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    tx_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    drops: Mapped[int] = mapped_column(BigInteger, default=0)
+    rtt_ms: Mapped[float | None] = mapped_column(nullable=True)

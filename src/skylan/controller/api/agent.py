@@ -1,0 +1,216 @@
+"""``/api/v1/agent/*``: what node agents call.
+
+Enrollment takes a join token; everything else authenticates with the
+per-node credential returned at enrollment, and a node can only ever read
+its own netmap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from skylan.controller.api import validators
+from skylan.controller.api.deps import Db, bearer
+from skylan.controller.api.errors import ApiError, conflict
+from skylan.controller.api.ports import attach
+from skylan.controller.api.tokens import token_state
+from skylan.controller.auth import hash_secret
+from skylan.controller.changes import record_change
+from skylan.controller.stats import StatsReport, ingest
+from skylan.controller.storage.tables import JoinTokenRow, NetworkRow, NodeRow
+from skylan.model.jointoken import JoinToken, JoinTokenFormatError
+from skylan.tunnel.keys import decode_public
+
+router = APIRouter(prefix="/agent", tags=["agent"])
+
+CREDENTIAL_PREFIX = "skynode_"
+
+
+class InterfaceReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=32)
+    mac: str | None = Field(None, max_length=17)
+    addresses: list[str] = Field(default_factory=list, max_length=64)
+    default_route: bool = False
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        for v in values:
+            try:
+                ipaddress.ip_interface(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an address/prefix like 10.0.0.5/24") from None
+        return values
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(max_length=300)
+    public_key: str
+    hostname: str
+    os: str = Field("", max_length=200)
+    agent_version: str = Field("", max_length=50)
+    interfaces: list[InterfaceReport] = Field(default_factory=list, max_length=64)
+    endpoints: list[str] = Field(default_factory=list, max_length=16)
+
+    _hostname = field_validator("hostname")(validators.name)
+    _endpoints = field_validator("endpoints")(lambda v: [validators.endpoint(e) for e in v])
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        decode_public(value)
+        return value
+
+
+class EnrollResponse(BaseModel):
+    node_id: str
+    name: str
+    status: str
+    credential: str = Field(description="the node's bearer credential; keep it secret")
+
+
+class Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_version: str | None = Field(None, max_length=50)
+    os: str | None = Field(None, max_length=200)
+    uptime_s: float | None = Field(None, ge=0)
+    interfaces: list[InterfaceReport] | None = Field(None, max_length=64)
+    endpoints: list[str] | None = Field(None, max_length=16)
+
+    _endpoints = field_validator("endpoints")(
+        lambda v: None if v is None else [validators.endpoint(e) for e in v]
+    )
+
+
+def node_from_credential(request: Request, db: Db) -> NodeRow:
+    secret = bearer(request)
+    node = db.scalar(select(NodeRow).where(NodeRow.credential_hash == hash_secret(secret)))
+    if node is None:
+        raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
+    return node
+
+
+AgentNode = Annotated[NodeRow, Depends(node_from_credential)]
+
+
+def _unique_name(db: Db, hostname: str) -> str:
+    name, n = hostname, 1
+    while db.scalar(select(NodeRow.id).where(NodeRow.name == name)):
+        n += 1
+        suffix = f"-{n}"
+        name = hostname[: 64 - len(suffix)] + suffix
+    return name
+
+
+@router.post("/enroll", status_code=201)
+def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
+    try:
+        token = JoinToken.parse(body.token)
+    except JoinTokenFormatError as exc:
+        raise ApiError(401, str(exc)) from None
+    row = db.scalar(
+        select(JoinTokenRow).where(JoinTokenRow.secret_hash == hash_secret(token.secret))
+    )
+    if row is None:
+        raise ApiError(401, "unknown join token")
+    state = token_state(row)
+    if state != "active":
+        raise ApiError(401, f"this join token is {state}; create a new one")
+    # take one use atomically: concurrent enrollments cannot overspend a token
+    taken = db.execute(
+        update(JoinTokenRow)
+        .where(JoinTokenRow.id == row.id)
+        .where((JoinTokenRow.max_uses.is_(None)) | (JoinTokenRow.uses < JoinTokenRow.max_uses))
+        .values(uses=JoinTokenRow.uses + 1)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        db.rollback()
+        raise ApiError(401, "this join token is used up; create a new one")
+    if db.scalar(select(NodeRow.id).where(NodeRow.public_key == body.public_key)):
+        db.rollback()
+        raise conflict(
+            "a node with this public key is already enrolled; delete it first "
+            "or keep using its credential"
+        )
+    credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+    node = NodeRow(
+        name=_unique_name(db, body.hostname),
+        public_key=body.public_key,
+        credential_hash=hash_secret(credential),
+        status="pending" if row.needs_approval else "approved",
+        os=body.os,
+        agent_version=body.agent_version,
+        interfaces=[i.model_dump() for i in body.interfaces],
+        endpoints=body.endpoints,
+        token_id=row.id,
+        last_seen=datetime.now(UTC),
+        agent_started_at=datetime.now(UTC),
+    )
+    db.add(node)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise conflict("a node with this public key is already enrolled") from None
+    record_change(db, nodes=[node.id])
+    db.commit()
+    for net_id in row.network_ids:
+        net = db.get(NetworkRow, net_id)
+        if net is not None:
+            attach(db, net, node, None, [])
+    return EnrollResponse(
+        node_id=node.id, name=node.name, status=node.status, credential=credential
+    )
+
+
+@router.get("/netmap", responses={304: {"description": "no newer netmap before the timeout"}})
+async def netmap(
+    request: Request,
+    node: AgentNode,
+    since: Annotated[int, Query(ge=0)] = 0,
+    timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
+) -> Response:
+    """Long-poll: answers at once if a netmap newer than ``since`` exists,
+    otherwise when one appears, or with 304 after ``timeout`` seconds."""
+    body = await request.app.state.feed.wait(node.id, since, timeout)
+    if body is None:
+        return Response(status_code=304)
+    return Response(body, media_type="application/json")
+
+
+@router.post("/heartbeat")
+def heartbeat(body: Heartbeat, node: AgentNode, db: Db) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    node.last_seen = now
+    if body.uptime_s is not None:
+        node.agent_started_at = now - timedelta(seconds=body.uptime_s)
+    if body.agent_version is not None:
+        node.agent_version = body.agent_version
+    if body.os is not None:
+        node.os = body.os
+    if body.interfaces is not None:
+        node.interfaces = [i.model_dump() for i in body.interfaces]
+    if body.endpoints is not None and body.endpoints != list(node.endpoints):
+        node.endpoints = body.endpoints
+        record_change(db, nodes=[node.id])  # peers need the new endpoints
+    db.commit()
+    return {"status": node.status, "server_time": now.isoformat()}
+
+
+@router.post("/stats", status_code=204)
+def stats(body: StatsReport, node: AgentNode, db: Db) -> Response:
+    ingest(db, node.id, body)
+    return Response(status_code=204)

@@ -1,0 +1,51 @@
+"""Traffic history per node and per network (sums of member nodes)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from skylan.controller import stats
+from skylan.controller.api import lookup
+from skylan.controller.api.deps import Db, ReadAccess
+from skylan.controller.storage.tables import PortRow
+
+router = APIRouter(tags=["statistics"], dependencies=[ReadAccess])
+
+Minutes = Annotated[int, Query(ge=1, le=stats.RETENTION_MINUTES)]
+
+
+class NodeStats(BaseModel):
+    node_id: str
+    minutes: int
+    buckets: list[stats.Bucket]
+    peers: dict[str, stats.Bucket]
+
+
+class NetworkStats(BaseModel):
+    network_id: str
+    minutes: int
+    buckets: list[stats.Bucket]
+
+
+@router.get("/nodes/{ident}/stats")
+def node_stats(ident: str, db: Db, minutes: Minutes = 60) -> NodeStats:
+    node = lookup.node(db, ident)
+    return NodeStats(
+        node_id=node.id,
+        minutes=minutes,
+        buckets=stats.history(db, [node.id], minutes),
+        peers=stats.peer_summary(db, node.id, minutes),
+    )
+
+
+@router.get("/networks/{ident}/stats")
+def network_stats(ident: str, db: Db, minutes: Minutes = 60) -> NetworkStats:
+    net = lookup.network(db, ident)
+    members = list(db.scalars(select(PortRow.node_id).where(PortRow.network_id == net.id)))
+    return NetworkStats(
+        network_id=net.id, minutes=minutes, buckets=stats.history(db, members, minutes)
+    )

@@ -1,0 +1,69 @@
+"""Field validators shared by the API's request models."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def optional_name(value: str | None) -> str | None:
+    return None if value is None else name(value)
+
+
+def cidr4(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ipaddress.AddressValueError:
+        raise ValueError(f"{value!r} is not an IPv4 network like 172.16.1.0/24") from None
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: {exc}") from None
+    if net.prefixlen > 30:
+        raise ValueError("an IPv4 network needs a prefix of /30 or shorter (room for hosts)")
+    return str(net)
+
+
+def cidr6(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        net = ipaddress.IPv6Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv6 network: {exc}") from None
+    if net.prefixlen > 120:
+        raise ValueError("an IPv6 network needs a prefix of /120 or shorter")
+    return str(net)
+
+
+def any_prefix(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP prefix: {exc}") from None
+
+
+def endpoint(value: str) -> str:
+    """``host:port`` for IPv4, ``[addr]:port`` for IPv6."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not an endpoint like 198.51.100.7:51820")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError(f"{value!r}: {host!r} is not an IP address") from None
+    return value
+
+
+def tag(value: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_.:=-]{1,64}$", value):
+        raise ValueError(f"tag {value!r}: use 1-64 letters, digits and _.:=-")
+    return value
