@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
-packages=(iproute2 nftables iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv)
+packages=(iproute2 nftables iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv
+          postgresql util-linux)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -2,7 +2,9 @@
 
 The change row is written in the same transaction as the change itself, so a
 change is visible to the netmap feed exactly when its data is. On PostgreSQL
-a NOTIFY in that transaction wakes the other controller replicas at commit.
+a NOTIFY in that transaction wakes the other controller replicas at commit,
+and an advisory lock held to commit makes change ids increase in commit order
+(the feed reads "ids above the last one seen", which needs exactly that).
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ from sqlalchemy.orm import Session
 from skylan.controller.storage.tables import ChangeRow
 
 NOTIFY_CHANNEL = "skylan_changes"
+CHANGE_LOCK = 0x736B796C  # "skyl": the advisory lock that orders change ids
 
 
 def record_change(db: Session, *, networks: Iterable[str] = (), nodes: Iterable[str] = ()) -> None:
+    if db.get_bind().dialect.name == "postgresql":
+        # no autoflush: constraint errors must surface at the caller's commit
+        with db.no_autoflush:
+            # Serialise change ids with commit order: without this a change
+            # could commit after a higher id was already read and be skipped.
+            db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOCK})
+            db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     db.add(ChangeRow(network_ids=sorted(set(networks)), node_ids=sorted(set(nodes))))
     db.info["skylan_changed"] = True  # the feed kicks itself after commit
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

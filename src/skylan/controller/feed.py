@@ -161,6 +161,7 @@ class NetmapFeed:
 
     def _load_everything(self) -> _Update:
         with self._sessions() as db:
+            self._snapshot(db)
             last = db.scalar(select(func.max(ChangeRow.id))) or 0
             net_ids = list(db.scalars(select(NetworkRow.id)))
             node_ids = list(db.scalars(select(NodeRow.id)))
@@ -172,8 +173,15 @@ class NetmapFeed:
                 affected_nodes=set(node_ids),
             )
 
+    def _snapshot(self, db: Session) -> None:
+        """Read change rows and data from one snapshot, so a version names
+        exactly the data it was built from (PostgreSQL; SQLite serialises)."""
+        if db.get_bind().dialect.name == "postgresql":
+            db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
     def _read_changes(self, after: int) -> _Update | None:
         with self._sessions() as db:
+            self._snapshot(db)
             rows = list(
                 db.scalars(select(ChangeRow).where(ChangeRow.id > after).order_by(ChangeRow.id))
             )

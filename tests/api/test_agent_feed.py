@@ -1,0 +1,139 @@
+"""The netmap feed as agents see it: content, long-poll, coalescing, scoping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from skylan.model.netmap import NetMap
+
+from .conftest import Api
+from .helpers import enrolled, netmap_until, network
+
+
+def poll(api: Api, node: dict[str, Any], since: int, timeout: float) -> Any:
+    return api.client.get(
+        "/api/v1/agent/netmap", headers=node["auth"], params={"since": since, "timeout": timeout}
+    )
+
+
+def test_netmap_content(api: Api) -> None:
+    network(api, cidr6="fd00:1::/64", storm_pps=500)
+    a = enrolled(api, "a", networks=["prod"])
+    b = enrolled(api, "b", networks=["prod"])
+    raw = netmap_until(api, a, lambda m: m["networks"] and len(m["networks"][0]["peers"]) == 2)
+    nm = NetMap.model_validate(raw)
+    assert nm.node.node_id == a["node_id"] and nm.node.name == "a"
+    (net,) = nm.networks
+    assert (net.name, net.cidr6, net.storm_pps, net.encrypted) == ("prod", "fd00:1::/64", 500, True)
+    assert {p.name for p in net.peers} == {"a", "b"}
+    own = nm.own_port(net)
+    assert own is not None and own.ipv4 == "172.16.1.1" and own.prefixlen == 24
+    peer_b = next(p for p in net.peers if p.node_id == b["node_id"])
+    assert peer_b.endpoints == ["198.18.1.1:51820"] and len(peer_b.public_key) == 44
+
+
+def test_long_poll_answers_now_blocks_then_wakes_and_times_out(api: Api) -> None:
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    first = netmap_until(api, a, lambda m: m["networks"])
+    v = first["version"]
+    t0 = time.monotonic()
+    r = poll(api, a, v, 0.5)
+    assert r.status_code == 304 and 0.4 < time.monotonic() - t0 < 3
+    result: dict[str, Any] = {}
+
+    def waiter() -> None:
+        t = time.monotonic()
+        resp = poll(api, a, v, 20)
+        result["elapsed"] = time.monotonic() - t
+        result["resp"] = resp
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.5)
+    changed = time.monotonic()
+    api.ok(api.patch("/api/v1/networks/prod", {"mtu": 1300}))
+    thread.join(20)
+    assert result["resp"].status_code == 200
+    assert result["resp"].json()["networks"][0]["mtu"] == 1300
+    assert result["resp"].json()["version"] > v
+    assert time.monotonic() - changed < 1.5  # the change reached the long-poll quickly
+    # a poll with an old version answers at once
+    t0 = time.monotonic()
+    assert poll(api, a, v, 20).status_code == 200 and time.monotonic() - t0 < 1
+
+
+def test_bursts_are_coalesced(api: Api) -> None:
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    v = netmap_until(api, a, lambda m: m["networks"])["version"]
+    versions = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        since = v
+        while not stop.is_set():
+            r = poll(api, a, since, 2)
+            if r.status_code == 200:
+                since = r.json()["version"]
+                versions.append(since)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    for i in range(20):
+        api.ok(api.patch("/api/v1/networks/prod", {"description": f"edit {i}"}))
+    netmap_until(api, a, lambda m: m["networks"][0]["name"] == "prod" and m["version"] >= v + 20)
+    stop.set()
+    thread.join(10)
+    assert 1 <= len(versions) < 20  # 20 changes, far fewer wake-ups
+
+
+def test_unaffected_nodes_are_not_woken(api: Api) -> None:
+    network(api, "x", "172.16.1.0/24")
+    network(api, "y", "172.16.2.0/24")
+    a = enrolled(api, "a", networks=["x"])
+    b = enrolled(api, "b", networks=["y"])
+    netmap_until(api, a, lambda m: m["networks"])
+    netmap_until(api, b, lambda m: m["networks"])
+    va = poll(api, a, 0, 1).json()["version"]  # a's settled version
+    api.ok(api.patch("/api/v1/networks/y", {"mtu": 1300}))
+    netmap_until(api, b, lambda m: m["networks"][0]["mtu"] == 1300)
+    late = poll(api, a, va, 0.5)
+    assert late.status_code == 304, (va, late.json())
+
+
+def test_endpoint_changes_reach_peers(api: Api) -> None:
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    b = enrolled(api, "b", networks=["prod"])
+    api.ok(
+        api.client.post(
+            "/api/v1/agent/heartbeat", json={"endpoints": ["198.18.2.7:4000"]}, headers=a["auth"]
+        )
+    )
+    nm = netmap_until(
+        api,
+        b,
+        lambda m: any(
+            p["node_id"] == a["node_id"] and p["endpoints"] == ["198.18.2.7:4000"]
+            for n in m["networks"]
+            for p in n["peers"]
+        ),
+    )
+    assert nm["node"]["name"] == "b"
+
+
+def test_agent_endpoints_need_a_node_credential(api: Api) -> None:
+    r = api.client.get("/api/v1/agent/netmap", params={"timeout": 0})
+    assert r.status_code == 401
+    r = api.client.get("/api/v1/agent/netmap", headers=api.admin, params={"timeout": 0})
+    assert r.status_code == 401 and "node credential" in r.json()["error"]
+    a = enrolled(api, "a")
+    r = poll(api, a, -1, 0)
+    assert r.status_code == 422
+    r = poll(api, a, 0, 1000)
+    assert r.status_code == 422
+    r = api.client.post("/api/v1/agent/heartbeat", json={"uptime_s": "long"}, headers=a["auth"])
+    assert r.status_code == 422

@@ -1,0 +1,80 @@
+"""Statistics ingest and history, Prometheus metrics, health and OpenAPI."""
+
+from __future__ import annotations
+
+import time
+
+from .conftest import Api
+from .helpers import enrolled, network
+
+
+def test_stats_ingest_and_history(api: Api) -> None:
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    b = enrolled(api, "b", networks=["prod"])
+    report = {
+        "total": {
+            "rx_bytes": 1000,
+            "tx_bytes": 2000,
+            "rx_packets": 10,
+            "tx_packets": 20,
+            "drops": 1,
+        },
+        "peers": [{"peer_id": b["node_id"], "rx_bytes": 1000, "tx_bytes": 2000, "rtt_ms": 0.4}],
+        "drops_by_reason": {"replay": 1},
+    }
+    for _ in range(3):
+        r = api.client.post("/api/v1/agent/stats", json=report, headers=a["auth"])
+        assert r.status_code == 204, r.text
+    out = api.ok(api.get("/api/v1/nodes/a/stats", params={"minutes": 5}))
+    assert out["buckets"][-1]["rx_bytes"] == 3000 and out["buckets"][-1]["drops"] == 3
+    assert out["peers"][b["node_id"]]["tx_bytes"] == 6000
+    assert out["peers"][b["node_id"]]["rtt_ms"] == 0.4
+    api.client.post("/api/v1/agent/stats", json={"total": {"rx_bytes": 5}}, headers=b["auth"])
+    net = api.ok(api.get("/api/v1/networks/prod/stats"))
+    assert net["buckets"][-1]["rx_bytes"] == 3005
+    # samples outside the 24 h window are ignored, not stored
+    old = {"at": time.time() - 3 * 86400, "total": {"rx_bytes": 99}}
+    assert api.client.post("/api/v1/agent/stats", json=old, headers=a["auth"]).status_code == 204
+    assert api.ok(api.get("/api/v1/nodes/a/stats"))["buckets"][-1]["rx_bytes"] == 3000
+
+
+def test_stats_validation(api: Api) -> None:
+    a = enrolled(api, "a")
+    for body in [{"total": {"rx_bytes": -1}}, {"total": {"rx_bytes": "lots"}}, {"bogus": 1}]:
+        r = api.client.post("/api/v1/agent/stats", json=body, headers=a["auth"])
+        assert r.status_code == 422 and r.json()["error"]
+    assert api.get("/api/v1/nodes/a/stats", params={"minutes": 0}).status_code == 422
+    assert api.get("/api/v1/nodes/a/stats", params={"minutes": 99999}).status_code == 422
+    assert api.get("/api/v1/nodes/ghost/stats").status_code == 404
+
+
+def test_prometheus_metrics(api: Api) -> None:
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    api.client.post("/api/v1/agent/stats", json={"total": {"rx_bytes": 42}}, headers=a["auth"])
+    text = api.client.get("/metrics").text
+    assert "skylan_networks 1.0" in text
+    assert 'skylan_nodes{status="approved"} 1.0' in text
+    assert "skylan_nodes_online 1.0" in text
+    assert 'skylan_node_traffic_bytes_total{direction="rx",node="a"} 42.0' in text
+    assert "skylan_netmap_longpolls" in text
+
+
+def test_openapi_covers_every_router(api: Api) -> None:
+    paths = api.client.get("/api/v1/openapi.json").json()["paths"]
+    for path in [
+        "/api/v1/networks",
+        "/api/v1/tokens",
+        "/api/v1/nodes",
+        "/api/v1/networks/{network}/ports",
+        "/api/v1/networks/{network}/routes",
+        "/api/v1/networks/{network}/cloak-rules",
+        "/api/v1/agent/enroll",
+        "/api/v1/agent/netmap",
+        "/api/v1/agent/heartbeat",
+        "/api/v1/agent/stats",
+        "/api/v1/nodes/{ident}/stats",
+        "/api/v1/api-tokens",
+    ]:
+        assert path in paths, path
