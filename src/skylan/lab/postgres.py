@@ -7,7 +7,6 @@ root, and is stopped and deleted on ``close()``.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from skylan.lab.errors import LabError
 
 
 def _bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
         raise LabError("PostgreSQL is not installed (Debian package 'postgresql')")
     return Path(found[-1]).parent
