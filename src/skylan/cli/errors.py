@@ -11,11 +11,19 @@ import sys
 import typer
 from rich.console import Console
 
+from skylan.cli.context import NotLoggedIn
+from skylan.client.errors import SkylanError
 from skylan.lab.errors import LabError
 
 _stderr = Console(stderr=True, highlight=False)
 
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (LabError, PermissionError, FileNotFoundError)
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    LabError,
+    SkylanError,
+    NotLoggedIn,
+    PermissionError,
+    FileNotFoundError,
+)
 
 
 def fail(message: str, code: int = 1) -> None:

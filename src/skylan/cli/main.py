@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from skylan import __version__
-from skylan.cli import demo_cmd, lab_cmd
+from skylan.cli import admin_cmd, controller_cmd, demo_cmd, lab_cmd
 from skylan.cli.errors import run_app
 
 app = typer.Typer(
@@ -16,6 +16,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(controller_cmd.app, name="controller")
+app.command("login")(admin_cmd.login)
+app.add_typer(admin_cmd.net_app, name="net")
+app.add_typer(admin_cmd.node_app, name="node")
+app.add_typer(admin_cmd.token_app, name="token")
+app.add_typer(admin_cmd.port_app, name="port")
 app.add_typer(lab_cmd.app, name="lab")
 app.command("demo")(demo_cmd.demo)
 

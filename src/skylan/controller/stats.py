@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from skylan.controller.storage.tables import StatsRow
+from skylan.model.api import Bucket
 
 RETENTION_MINUTES = 24 * 60
 TOTAL = ""  # peer_id of a node's own totals
@@ -41,16 +42,6 @@ class StatsReport(BaseModel):
     total: Counters = Field(default_factory=Counters)
     peers: list[PeerCounters] = Field(default_factory=list, max_length=10_000)
     drops_by_reason: dict[str, int] = Field(default_factory=dict, max_length=100)
-
-
-class Bucket(BaseModel):
-    minute: int  # unix time // 60
-    rx_bytes: int
-    tx_bytes: int
-    rx_packets: int
-    tx_packets: int
-    drops: int
-    rtt_ms: float | None = None
 
 
 _FIELDS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "drops")

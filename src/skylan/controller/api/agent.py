@@ -26,6 +26,7 @@ from skylan.controller.auth import hash_secret
 from skylan.controller.changes import record_change
 from skylan.controller.stats import StatsReport, ingest
 from skylan.controller.storage.tables import JoinTokenRow, NetworkRow, NodeRow
+from skylan.model.api import EnrollResponse
 from skylan.model.jointoken import JoinToken, JoinTokenFormatError
 from skylan.tunnel.keys import decode_public
 
@@ -72,13 +73,6 @@ class EnrollRequest(BaseModel):
     def _key(cls, value: str) -> str:
         decode_public(value)
         return value
-
-
-class EnrollResponse(BaseModel):
-    node_id: str
-    name: str
-    status: str
-    credential: str = Field(description="the node's bearer credential; keep it secret")
 
 
 class Heartbeat(BaseModel):

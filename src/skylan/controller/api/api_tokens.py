@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import select
 
 from skylan.controller.api import validators
@@ -13,6 +11,7 @@ from skylan.controller.api.deps import AdminAccess, Db
 from skylan.controller.api.errors import not_found
 from skylan.controller.auth import Scope, create_api_token
 from skylan.controller.storage.tables import ApiTokenRow
+from skylan.model.api import ApiTokenCreated, ApiTokenOut
 
 router = APIRouter(prefix="/api-tokens", tags=["api tokens"], dependencies=[AdminAccess])
 
@@ -24,18 +23,6 @@ class ApiTokenCreate(BaseModel):
     scope: Scope = Scope.READ
 
     _name = field_validator("name")(validators.name)
-
-
-class ApiTokenOut(BaseModel):
-    id: str
-    name: str
-    scope: str
-    created_at: datetime
-    revoked: bool
-
-
-class ApiTokenCreated(ApiTokenOut):
-    secret: str = Field(description="shown only once")
 
 
 def _out(r: ApiTokenRow) -> ApiTokenOut:

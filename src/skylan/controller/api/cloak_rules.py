@@ -6,7 +6,6 @@ on one member node, or on every member when ``node`` is omitted.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Response
@@ -18,6 +17,7 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, not_found
 from skylan.controller.changes import record_change
 from skylan.controller.storage.tables import CloakRuleRow, PortRow
+from skylan.model.api import CloakRuleOut
 
 router = APIRouter(prefix="/networks/{network}/cloak-rules", tags=["cloaking"])
 
@@ -45,18 +45,6 @@ class CloakRuleCreate(BaseModel):
         elif self.port_from is not None or self.port_to is not None:
             raise ValueError(f"{self.protocol} rules take no ports")
         return self
-
-
-class CloakRuleOut(BaseModel):
-    id: str
-    network_id: str
-    node_id: str | None
-    protocol: str
-    port_from: int | None
-    port_to: int | None
-    source_cidr: str
-    description: str
-    created_at: datetime
 
 
 def _out(r: CloakRuleRow) -> CloakRuleOut:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +14,7 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.changes import record_change
 from skylan.controller.storage.tables import NetworkRow, PortRow
+from skylan.model.api import NetworkOut
 
 router = APIRouter(prefix="/networks", tags=["networks"])
 
@@ -57,24 +57,6 @@ class NetworkUpdate(BaseModel):
 
     _name = field_validator("name")(validators.optional_name)
     _cidr6 = field_validator("cidr6")(validators.cidr6)
-
-
-class NetworkOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    name: str
-    vni: int
-    description: str
-    cidr4: str
-    cidr6: str | None
-    mtu: int
-    encrypted: bool
-    cloaked: bool
-    storm_pps: int
-    created_at: datetime
-    updated_at: datetime
-    members: int = 0
 
 
 def _out(db: Db, row: NetworkRow) -> NetworkOut:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -15,36 +14,11 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.changes import record_change
 from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow
+from skylan.model.api import Membership, NodeOut
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 
 ONLINE_WINDOW = timedelta(seconds=45)  # three missed 15-second heartbeats
-
-
-class Membership(BaseModel):
-    network_id: str
-    network: str
-    port_id: str
-    mac: str
-    ipv4: str
-    extra_ips: list[str]
-
-
-class NodeOut(BaseModel):
-    id: str
-    name: str
-    public_key: str
-    status: str
-    online: bool
-    last_seen: datetime | None
-    uptime_s: int | None
-    agent_version: str
-    os: str
-    tags: list[str]
-    endpoints: list[str]
-    interfaces: list[dict[str, Any]]
-    enrolled_at: datetime
-    networks: list[Membership]
 
 
 class NodeUpdate(BaseModel):

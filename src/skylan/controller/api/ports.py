@@ -8,8 +8,6 @@ to the next free address, or gets a 409 if it asked for that address.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -22,6 +20,7 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.changes import record_change
 from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow, new_id
+from skylan.model.api import PortOut
 
 router = APIRouter(prefix="/networks/{network}/ports", tags=["ports"])
 
@@ -54,17 +53,6 @@ class PortUpdate(BaseModel):
     extra_ips: list[str] | None = Field(None, max_length=64)
 
     _extra = field_validator("extra_ips")(_extra)
-
-
-class PortOut(BaseModel):
-    id: str
-    network_id: str
-    node_id: str
-    node: str
-    mac: str
-    ipv4: str
-    extra_ips: list[str]
-    created_at: datetime
 
 
 def _out(db: Session, port: PortRow) -> PortOut:

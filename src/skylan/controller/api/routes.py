@@ -7,7 +7,6 @@ address of the port ``via``; the agents install it (gateway issue).
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,6 +17,7 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, not_found
 from skylan.controller.changes import record_change
 from skylan.controller.storage.tables import RouteRow
+from skylan.model.api import RouteOut
 
 router = APIRouter(prefix="/networks/{network}/routes", tags=["routes"])
 
@@ -30,15 +30,6 @@ class RouteCreate(BaseModel):
     metric: int = Field(100, ge=0, le=65535, description="lower wins")
 
     _prefix = field_validator("prefix")(validators.any_prefix)
-
-
-class RouteOut(BaseModel):
-    id: str
-    network_id: str
-    prefix: str
-    via_port_id: str
-    metric: int
-    created_at: datetime
 
 
 def _out(r: RouteRow) -> RouteOut:

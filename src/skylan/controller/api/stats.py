@@ -5,30 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from skylan.controller import stats
 from skylan.controller.api import lookup
 from skylan.controller.api.deps import Db, ReadAccess
 from skylan.controller.storage.tables import PortRow
+from skylan.model.api import NetworkStats, NodeStats
 
 router = APIRouter(tags=["statistics"], dependencies=[ReadAccess])
 
 Minutes = Annotated[int, Query(ge=1, le=stats.RETENTION_MINUTES)]
-
-
-class NodeStats(BaseModel):
-    node_id: str
-    minutes: int
-    buckets: list[stats.Bucket]
-    peers: dict[str, stats.Bucket]
-
-
-class NetworkStats(BaseModel):
-    network_id: str
-    minutes: int
-    buckets: list[stats.Bucket]
 
 
 @router.get("/nodes/{ident}/stats")

@@ -18,6 +18,7 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import not_found
 from skylan.controller.auth import hash_secret
 from skylan.controller.storage.tables import JoinTokenRow
+from skylan.model.api import TokenCreated, TokenOut
 from skylan.model.jointoken import JoinToken
 
 router = APIRouter(prefix="/tokens", tags=["join tokens"])
@@ -33,24 +34,6 @@ class TokenCreate(BaseModel):
     )
     networks: list[str] = Field(default_factory=list, description="ids or names to auto-join")
     needs_approval: bool = False
-
-
-class TokenOut(BaseModel):
-    id: str
-    description: str
-    max_uses: int | None
-    uses: int
-    expires_at: datetime | None
-    networks: list[str]
-    needs_approval: bool
-    revoked: bool
-    created_at: datetime
-    state: str  # active, used up, expired, revoked
-
-
-class TokenCreated(TokenOut):
-    token: str = Field(description="shown only once: give it to `skylan agent join`")
-    join_command: str
 
 
 def token_state(row: JoinTokenRow, now: datetime | None = None) -> str:

@@ -1,0 +1,308 @@
+"""``skylan login`` and the resource groups: net, node, token, port."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from skylan.cli.context import CliConfig, client
+from skylan.cli.output import JsonFlag, console, detail, emit
+from skylan.client import Skylan
+
+net_app = typer.Typer(help="Virtual networks.", no_args_is_help=True)
+node_app = typer.Typer(help="Enrolled nodes.", no_args_is_help=True)
+token_app = typer.Typer(help="Join tokens for enrolling agents.", no_args_is_help=True)
+port_app = typer.Typer(help="Attach nodes to networks.", no_args_is_help=True)
+
+
+def login(
+    url: str,
+    token: Annotated[str, typer.Option(help="An API token (skyadm_...).")],
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(help="SHA-256 of the controller certificate (skylan controller fingerprint)."),
+    ] = None,
+) -> None:
+    """Check the credentials against the controller and remember them."""
+    with Skylan(url, token, fingerprint=fingerprint) as sky:
+        sky.networks()  # proves URL, pin and token together
+    path = CliConfig(url, token, fingerprint).save()
+    console.print(f"logged in to {url}; settings saved in {path}")
+
+
+# -- networks -------------------------------------------------------------------
+
+NET_COLUMNS = [
+    ("name", lambda n: n.name),
+    ("cidr4", lambda n: n.cidr4),
+    ("cidr6", lambda n: n.cidr6),
+    ("mtu", lambda n: n.mtu),
+    ("encrypted", lambda n: n.encrypted),
+    ("cloaked", lambda n: n.cloaked),
+    ("members", lambda n: n.members),
+    ("id", lambda n: n.id),
+]
+
+
+@net_app.command("list")
+def net_list(as_json: JsonFlag = False) -> None:
+    """List networks."""
+    with client() as sky:
+        emit(sky.networks(), as_json, NET_COLUMNS)
+
+
+@net_app.command("show")
+def net_show(network: str, as_json: JsonFlag = False) -> None:
+    """Show one network (by name or id)."""
+    with client() as sky:
+        detail(sky.network(network), as_json)
+
+
+@net_app.command("create")
+def net_create(
+    name: str,
+    cidr4: Annotated[str, typer.Option("--cidr", help="IPv4 network, e.g. 172.16.1.0/24")],
+    cidr6: Annotated[str | None, typer.Option("--cidr6")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    mtu: Annotated[int | None, typer.Option()] = None,
+    encrypted: Annotated[bool, typer.Option("--encrypted/--unencrypted")] = True,
+    cloaked: Annotated[bool, typer.Option("--cloaked/--visible")] = False,
+    storm_pps: Annotated[int | None, typer.Option(help="Broadcast pps limit per port.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a network."""
+    with client() as sky:
+        detail(
+            sky.create_network(
+                name,
+                cidr4,
+                cidr6=cidr6,
+                description=description,
+                mtu=mtu,
+                encrypted=encrypted,
+                cloaked=cloaked,
+                storm_pps=storm_pps,
+            ),
+            as_json,
+        )
+
+
+@net_app.command("update")
+def net_update(
+    network: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    mtu: Annotated[int | None, typer.Option()] = None,
+    cloaked: Annotated[bool | None, typer.Option("--cloaked/--visible")] = None,
+    encrypted: Annotated[bool | None, typer.Option("--encrypted/--unencrypted")] = None,
+    storm_pps: Annotated[int | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a network's settings."""
+    changes = {
+        k: v
+        for k, v in {
+            "name": name,
+            "description": description,
+            "mtu": mtu,
+            "cloaked": cloaked,
+            "encrypted": encrypted,
+            "storm_pps": storm_pps,
+        }.items()
+        if v is not None
+    }
+    if not changes:
+        raise typer.BadParameter("nothing to change; see --help")
+    with client() as sky:
+        detail(sky.update_network(network, **changes), as_json)
+
+
+@net_app.command("delete")
+def net_delete(
+    network: str, force: Annotated[bool, typer.Option(help="Also detach every node.")] = False
+) -> None:
+    """Delete a network."""
+    with client() as sky:
+        sky.delete_network(network, force=force)
+    console.print(f"deleted network {network}")
+
+
+# -- nodes ------------------------------------------------------------------------
+
+NODE_COLUMNS = [
+    ("name", lambda n: n.name),
+    ("status", lambda n: n.status),
+    ("online", lambda n: n.online),
+    ("networks", lambda n: [f"{m.network}={m.ipv4}" for m in n.networks]),
+    ("endpoints", lambda n: n.endpoints),
+    ("version", lambda n: n.agent_version),
+    ("tags", lambda n: n.tags),
+    ("id", lambda n: n.id),
+]
+
+
+@node_app.command("list")
+def node_list(
+    status: Annotated[str | None, typer.Option(help="pending, approved or denied")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List nodes."""
+    with client() as sky:
+        emit(sky.nodes(status), as_json, NODE_COLUMNS)
+
+
+@node_app.command("show")
+def node_show(node: str, as_json: JsonFlag = False) -> None:
+    """Show one node (by name or id)."""
+    with client() as sky:
+        detail(sky.node(node), as_json)
+
+
+@node_app.command("approve")
+def node_approve(node: str) -> None:
+    """Let a pending node into its networks."""
+    with client() as sky:
+        console.print(f"approved {sky.approve_node(node).name}")
+
+
+@node_app.command("deny")
+def node_deny(node: str) -> None:
+    """Keep a node out of every network."""
+    with client() as sky:
+        console.print(f"denied {sky.deny_node(node).name}")
+
+
+@node_app.command("rename")
+def node_rename(node: str, new_name: str) -> None:
+    """Rename a node."""
+    with client() as sky:
+        console.print(f"renamed to {sky.update_node(node, name=new_name).name}")
+
+
+@node_app.command("tag")
+def node_tag(node: str, tags: list[str]) -> None:
+    """Replace a node's tags."""
+    with client() as sky:
+        console.print(f"tags: {', '.join(sky.update_node(node, tags=tags).tags)}")
+
+
+@node_app.command("delete")
+def node_delete(node: str) -> None:
+    """Delete a node; its credential stops working at once."""
+    with client() as sky:
+        sky.delete_node(node)
+    console.print(f"deleted node {node}")
+
+
+# -- join tokens ------------------------------------------------------------------
+
+TOKEN_COLUMNS = [
+    ("id", lambda t: t.id),
+    ("state", lambda t: t.state),
+    ("uses", lambda t: f"{t.uses}/{t.max_uses if t.max_uses else '∞'}"),
+    ("expires", lambda t: t.expires_at),
+    ("networks", lambda t: t.networks),
+    ("approval", lambda t: t.needs_approval),
+    ("description", lambda t: t.description),
+]
+
+
+@token_app.command("create")
+def token_create(
+    network: Annotated[
+        list[str] | None,
+        typer.Option("--network", help="Join this network on enrollment (repeatable)."),
+    ] = None,
+    uses: Annotated[int | None, typer.Option(help="How many enrollments (default 1).")] = 1,
+    unlimited: Annotated[bool, typer.Option(help="Any number of enrollments.")] = False,
+    expires_in: Annotated[int, typer.Option(help="Seconds until it expires.")] = 86_400,
+    approval: Annotated[bool, typer.Option(help="Nodes wait for approval.")] = False,
+    description: Annotated[str, typer.Option()] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a join token; prints the `skylan agent join` command once."""
+    with client() as sky:
+        tok = sky.create_token(
+            description=description,
+            max_uses=None if unlimited else uses,
+            expires_in_s=expires_in,
+            networks=network or [],
+            needs_approval=approval,
+        )
+    if as_json:
+        emit(tok, True)
+        return
+    console.print("Run this on each machine to join (the token is not shown again):")
+    console.print(f"  [bold]{tok.join_command}[/]", soft_wrap=True)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonFlag = False) -> None:
+    """List join tokens (their secrets are never shown again)."""
+    with client() as sky:
+        emit(sky.tokens(), as_json, TOKEN_COLUMNS)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str) -> None:
+    """Revoke a join token."""
+    with client() as sky:
+        sky.revoke_token(token_id)
+    console.print(f"revoked {token_id}")
+
+
+# -- ports ------------------------------------------------------------------------
+
+PORT_COLUMNS = [
+    ("node", lambda p: p.node),
+    ("ipv4", lambda p: p.ipv4),
+    ("mac", lambda p: p.mac),
+    ("extra ips", lambda p: p.extra_ips),
+    ("id", lambda p: p.id),
+]
+
+
+@port_app.command("list")
+def port_list(network: str, as_json: JsonFlag = False) -> None:
+    """List a network's ports."""
+    with client() as sky:
+        emit(sky.ports(network), as_json, PORT_COLUMNS)
+
+
+@port_app.command("attach")
+def port_attach(
+    network: str,
+    node: str,
+    ip: Annotated[str | None, typer.Option(help="Static IPv4; default from the pool.")] = None,
+    extra_ip: Annotated[
+        list[str] | None, typer.Option(help="Floating address (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Attach a node to a network."""
+    with client() as sky:
+        emit(sky.attach(network, node, ipv4=ip, extra_ips=extra_ip), as_json, PORT_COLUMNS)
+
+
+@port_app.command("set")
+def port_set(
+    network: str,
+    port: str,
+    ip: Annotated[str | None, typer.Option(help="New static IPv4.")] = None,
+    extra_ip: Annotated[
+        list[str] | None, typer.Option(help="Replace the floating addresses (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a port's address or floating addresses (port id or node name)."""
+    with client() as sky:
+        emit(sky.update_port(network, port, ipv4=ip, extra_ips=extra_ip), as_json, PORT_COLUMNS)
+
+
+@port_app.command("detach")
+def port_detach(network: str, port: str) -> None:
+    """Detach a node from a network (port id or node name)."""
+    with client() as sky:
+        sky.detach(network, port)
+    console.print(f"detached {port} from {network}")

@@ -1,0 +1,148 @@
+"""The REST API's response types, shared by the controller and the SDK.
+
+Plain pydantic models: the SDK returns them, the controller builds them, and
+neither needs the other's dependencies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NetworkOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    vni: int
+    description: str
+    cidr4: str
+    cidr6: str | None
+    mtu: int
+    encrypted: bool
+    cloaked: bool
+    storm_pps: int
+    created_at: datetime
+    updated_at: datetime
+    members: int = 0
+
+
+class TokenOut(BaseModel):
+    id: str
+    description: str
+    max_uses: int | None
+    uses: int
+    expires_at: datetime | None
+    networks: list[str]
+    needs_approval: bool
+    revoked: bool
+    created_at: datetime
+    state: str  # active, used up, expired, revoked
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown only once: give it to `skylan agent join`")
+    join_command: str
+
+
+class Membership(BaseModel):
+    network_id: str
+    network: str
+    port_id: str
+    mac: str
+    ipv4: str
+    extra_ips: list[str]
+
+
+class NodeOut(BaseModel):
+    id: str
+    name: str
+    public_key: str
+    status: str
+    online: bool
+    last_seen: datetime | None
+    uptime_s: int | None
+    agent_version: str
+    os: str
+    tags: list[str]
+    endpoints: list[str]
+    interfaces: list[dict[str, Any]]
+    enrolled_at: datetime
+    networks: list[Membership]
+
+
+class PortOut(BaseModel):
+    id: str
+    network_id: str
+    node_id: str
+    node: str
+    mac: str
+    ipv4: str
+    extra_ips: list[str]
+    created_at: datetime
+
+
+class RouteOut(BaseModel):
+    id: str
+    network_id: str
+    prefix: str
+    via_port_id: str
+    metric: int
+    created_at: datetime
+
+
+class CloakRuleOut(BaseModel):
+    id: str
+    network_id: str
+    node_id: str | None
+    protocol: str
+    port_from: int | None
+    port_to: int | None
+    source_cidr: str
+    description: str
+    created_at: datetime
+
+
+class ApiTokenOut(BaseModel):
+    id: str
+    name: str
+    scope: str
+    created_at: datetime
+    revoked: bool
+
+
+class ApiTokenCreated(ApiTokenOut):
+    secret: str = Field(description="shown only once")
+
+
+class EnrollResponse(BaseModel):
+    node_id: str
+    name: str
+    status: str
+    credential: str = Field(description="the node's bearer credential; keep it secret")
+
+
+class Bucket(BaseModel):
+    minute: int  # unix time // 60
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+    drops: int
+    rtt_ms: float | None = None
+
+
+class NodeStats(BaseModel):
+    node_id: str
+    minutes: int
+    buckets: list[Bucket]
+    peers: dict[str, Bucket]
+
+
+class NetworkStats(BaseModel):
+    network_id: str
+    minutes: int
+    buckets: list[Bucket]
