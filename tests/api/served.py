@@ -47,6 +47,7 @@ def serve(
     database_url: str | None = None,
     port: int | None = None,
     log: Path | None = None,
+    extra: list[str] | None = None,
 ) -> Served:
     port = port or free_port()
     env = {**os.environ, "SKYLAN_ADMIN_TOKEN": token, "SKYLAN_LOG": "warning"}
@@ -63,7 +64,8 @@ def serve(
     ]
     if database_url:
         cmd += ["--database-url", database_url]
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    cmd += extra or []
+    out = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -33,6 +33,7 @@ def _settings(
     public_url: str | None = None,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    poll_interval: float = 2.0,
 ) -> ControllerSettings:
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
@@ -42,6 +43,7 @@ def _settings(
         public_url=public_url,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        poll_interval_s=poll_interval,
     )
 
 
@@ -80,6 +82,14 @@ def serve(
     ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key.")] = None,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds between fallback reads of the change log "
+            "(changes from other replicas normally arrive by NOTIFY).",
+        ),
+    ] = 2.0,
 ) -> None:
     """Serve the API over HTTPS (self-signed certificate unless one is given)."""
     import uvicorn
@@ -89,7 +99,7 @@ def serve(
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise typer.BadParameter(f"--listen {listen!r}: expected host:port")
-    settings = _settings(data_dir, database_url, public_url, tls_cert, tls_key)
+    settings = _settings(data_dir, database_url, public_url, tls_cert, tls_key, poll_interval)
     app = create_app(settings)
     secret = bootstrap_admin(app)
     shown_host = "localhost" if host in ("0.0.0.0", "::") else host
