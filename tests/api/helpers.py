@@ -42,9 +42,12 @@ def netmap_until(api: Api, node: dict[str, Any], pred: Any, timeout: float = 10)
     """Follow the node's long-poll until ``pred(netmap)`` holds."""
     import time
 
+    from skylan.model.netmap import NetMap
+
     deadline = time.monotonic() + timeout
     since = 0
     last = None
+    held: NetMap | None = None
     while time.monotonic() < deadline:
         r = api.client.get(
             "/api/v1/agent/netmap",
@@ -54,7 +57,8 @@ def netmap_until(api: Api, node: dict[str, Any], pred: Any, timeout: float = 10)
         if r.status_code == 304:
             break
         assert r.status_code == 200, r.text
-        last = r.json()
+        held = NetMap.model_validate(r.json()).merged_with(held)  # as an agent does
+        last = held.model_dump(mode="json")
         if pred(last):
             return last
         since = last["version"]

@@ -45,6 +45,7 @@ def serve(
     data_dir: Path,
     token: str,
     database_url: str | None = None,
+    *,
     port: int | None = None,
     log: Path | None = None,
     extra: list[str] | None = None,

@@ -137,3 +137,30 @@ def test_agent_endpoints_need_a_node_credential(api: Api) -> None:
     assert r.status_code == 422
     r = api.client.post("/api/v1/agent/heartbeat", json={"uptime_s": "long"}, headers=a["auth"])
     assert r.status_code == 422
+
+
+def test_unchanged_peer_lists_are_not_resent(api: Api) -> None:
+    from skylan.model.netmap import NetMap
+
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    full = netmap_until(api, a, lambda m: m["networks"] and m["networks"][0]["peers"])
+    v = full["version"]
+    api.ok(api.patch("/api/v1/networks/prod", {"mtu": 1300}))
+    r = poll(api, a, v, 10)
+    delta = r.json()
+    assert delta["networks"][0]["mtu"] == 1300 and delta["networks"][0]["peers"] is None
+    merged = NetMap.model_validate(delta).merged_with(NetMap.model_validate(full))
+    assert [p.name for p in merged.networks[0].peers or []] == ["a"]
+    # a fresh agent (since=0) always gets everything
+    assert poll(api, a, 0, 1).json()["networks"][0]["peers"]
+    # a member joining changes the list: it is sent again
+    enrolled(api, "b", networks=["prod"])
+    r = poll(api, a, delta["version"], 10)
+    assert [p["name"] for p in r.json()["networks"][0]["peers"]] == ["a", "b"]
+    try:
+        NetMap.model_validate(delta).merged_with(None)
+    except ValueError as exc:
+        assert "omits the peers" in str(exc)
+    else:
+        raise AssertionError("merging a delta without a base must fail")

@@ -104,12 +104,13 @@ class NetmapFeed:
     def version(self, node_id: str) -> int:
         return self._versions.get(node_id, 0)
 
-    def netmap(self, node_id: str) -> bytes | None:
+    def netmap(self, node_id: str, since: int = 0) -> bytes | None:
+        """The node's netmap; peer lists it already has (per ``since``) are null."""
         header = self._headers.get(node_id)
         if header is None:
             return None
         sections = [
-            self._sections[n].json
+            self._sections[n].render(since)
             for n in sorted(self._node_networks.get(node_id, ()))
             if n in self._sections
         ]
@@ -118,7 +119,7 @@ class NetmapFeed:
     async def wait(self, node_id: str, since: int, timeout: float) -> bytes | None:
         """The node's netmap once its version exceeds ``since``; None on timeout."""
         if self.version(node_id) > since and node_id in self._headers:
-            return self.netmap(node_id)
+            return self.netmap(node_id, since)
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
         self._waiters[node_id].append(fut)
@@ -134,7 +135,7 @@ class NetmapFeed:
                 if not waiters:
                     del self._waiters[node_id]
         if self.version(node_id) > since:
-            return self.netmap(node_id)
+            return self.netmap(node_id, since)
         return None
 
     @property
@@ -212,8 +213,13 @@ class NetmapFeed:
         for net_id, section in update.sections.items():
             if section is None:
                 self._sections.pop(net_id, None)
+                continue
+            old = self._sections.get(net_id)
+            if old is not None and old.peers == section.peers:
+                section.peers_version = old.peers_version
             else:
-                self._sections[net_id] = section
+                section.peers_version = update.last_change
+            self._sections[net_id] = section
         for node_id, header in update.headers.items():
             if header is None:
                 self._headers.pop(node_id, None)

@@ -35,8 +35,22 @@ from skylan.model.netmap import (
 
 @dataclass
 class NetworkSection:
-    json: bytes
+    """A network's part of every member's netmap, serialised once.
+
+    ``settings`` is the section's JSON without its closing brace and without
+    ``peers``; the peer list is kept apart so that an agent that already holds
+    the current list (it asked ``since`` a version at or after
+    ``peers_version``) gets ``"peers": null`` instead of N entries again.
+    """
+
+    settings: bytes
+    peers: bytes
     members: set[str]  # every node with a port, approved or not
+    peers_version: int = 0
+
+    def render(self, since: int) -> bytes:
+        unchanged = 0 < self.peers_version <= since
+        return self.settings + b',"peers":' + (b"null" if unchanged else self.peers) + b"}"
 
 
 @dataclass
@@ -81,6 +95,17 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
         prefixlen = ipaddress.IPv4Network(net.cidr4).prefixlen
         members = ports_by_net[net_id]
         port_ip = {p.id: p.ipv4 for p, _ in members}
+        peer_list = [
+            PeerInfo(
+                node_id=node.id,
+                name=node.name,
+                public_key=node.public_key,
+                endpoints=list(node.endpoints),
+                port=port_info(port, prefixlen),
+            )
+            for port, node in members
+            if node.status == "approved"
+        ]
         section = NetworkMap(
             id=net.id,
             name=net.name,
@@ -91,17 +116,7 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
             encrypted=net.encrypted,
             cloaked=net.cloaked,
             storm_pps=net.storm_pps,
-            peers=[
-                PeerInfo(
-                    node_id=node.id,
-                    name=node.name,
-                    public_key=node.public_key,
-                    endpoints=list(node.endpoints),
-                    port=port_info(port, prefixlen),
-                )
-                for port, node in members
-                if node.status == "approved"
-            ],
+            peers=None,
             routes=[
                 RouteInfo(
                     id=r.id,
@@ -124,9 +139,9 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
                 for c in sorted(rules_by_net[net_id], key=lambda c: c.created_at)
             ],
         )
-        out[net_id] = NetworkSection(
-            section.model_dump_json().encode(), {node.id for _, node in members}
-        )
+        settings = section.model_dump_json(exclude={"peers"}).encode()
+        peers = b"[" + b",".join(p.model_dump_json().encode() for p in peer_list) + b"]"
+        out[net_id] = NetworkSection(settings[:-1], peers, {node.id for _, node in members})
     return out
 
 

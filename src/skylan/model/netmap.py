@@ -4,6 +4,11 @@ The controller computes it, the agent reconciles it. ``peers`` of a network
 lists every approved member *including the receiving node itself* (agents skip
 their own ``node_id``): that lets the controller serialise a network's member
 list once and share it between all members' netmaps.
+
+Peer lists are the bulk of a netmap (N entries for each of N members), so a
+long-poll that names the version it holds gets ``"peers": null`` for every
+network whose member list has not changed since; :meth:`NetMap.merged_with`
+restores them from the previous netmap.
 """
 
 from __future__ import annotations
@@ -56,9 +61,9 @@ class NetworkMap(BaseModel):
     encrypted: bool
     cloaked: bool
     storm_pps: int
-    peers: list[PeerInfo]
     routes: list[RouteInfo]
     cloak_rules: list[CloakRuleInfo]
+    peers: list[PeerInfo] | None  # None: unchanged since the version the agent sent
 
 
 class SelfInfo(BaseModel):
@@ -73,7 +78,23 @@ class NetMap(BaseModel):
     networks: list[NetworkMap]
 
     def own_port(self, network: NetworkMap) -> PortInfo | None:
-        for peer in network.peers:
+        for peer in network.peers or ():
             if peer.node_id == self.node.node_id:
                 return peer.port
         return None
+
+    def merged_with(self, previous: NetMap | None) -> NetMap:
+        """Fill peer lists the controller left out (``null``: unchanged) from
+        the netmap this one follows. Raises ValueError if one is missing,
+        in which case the agent asks again with ``since=0``."""
+        known = {n.id: n.peers for n in previous.networks} if previous else {}
+        networks = []
+        for net in self.networks:
+            if net.peers is not None:
+                networks.append(net)
+                continue
+            peers = known.get(net.id)
+            if peers is None:
+                raise ValueError(f"netmap omits the peers of {net.name}, and none are known")
+            networks.append(net.model_copy(update={"peers": peers}))
+        return self.model_copy(update={"networks": networks})
