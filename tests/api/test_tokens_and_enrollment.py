@@ -129,3 +129,12 @@ def test_approval_queue(api: Api) -> None:
     assert nm.json()["node"]["status"] == "denied" and nm.json()["networks"] == []
     r = api.get("/api/v1/nodes", params={"status": "weird"})
     assert r.status_code == 422
+
+
+def test_concurrent_enrollments_with_one_hostname_all_succeed(api: Api) -> None:
+    tok = join_token(api, max_uses=None)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: enroll(api, tok["token"], "autoscaled"), range(8)))
+    assert [r.status_code for r in results] == [201] * 8, [r.text for r in results]
+    names = {r.json()["name"] for r in results}
+    assert len(names) == 8 and "autoscaled" in names

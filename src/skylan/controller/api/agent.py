@@ -7,6 +7,7 @@ its own netmap.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -153,12 +154,21 @@ def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
         last_seen=datetime.now(UTC),
         agent_started_at=datetime.now(UTC),
     )
-    db.add(node)
-    try:
-        db.flush()
-    except IntegrityError:
-        db.rollback()
-        raise conflict("a node with this public key is already enrolled") from None
+    for attempt in range(8):
+        try:
+            with db.begin_nested():
+                db.add(node)
+            break
+        except IntegrityError:
+            if db.scalar(select(NodeRow.id).where(NodeRow.public_key == body.public_key)):
+                db.rollback()
+                raise conflict("a node with this public key is already enrolled") from None
+            # another machine with the same hostname enrolled at this moment
+            suffix = f"-{secrets.token_hex(2)}"
+            node.name = _unique_name(db, body.hostname[: 64 - len(suffix)] + suffix)
+            if attempt == 7:
+                db.rollback()
+                raise conflict("could not find a free node name; retry") from None
     record_change(db, nodes=[node.id])
     db.commit()
     for net_id in row.network_ids:
@@ -170,16 +180,32 @@ def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
     )
 
 
+def _node_id_from_db(sessions: Any, credential_hash: str) -> str | None:
+    with sessions() as db:
+        node_id: str | None = db.scalar(
+            select(NodeRow.id).where(NodeRow.credential_hash == credential_hash)
+        )
+        return node_id
+
+
 @router.get("/netmap", responses={304: {"description": "no newer netmap before the timeout"}})
 async def netmap(
     request: Request,
-    node: AgentNode,
     since: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
 ) -> Response:
     """Long-poll: answers at once if a netmap newer than ``since`` exists,
     otherwise when one appears, or with 304 after ``timeout`` seconds."""
-    body = await request.app.state.feed.wait(node.id, since, timeout)
+    feed = request.app.state.feed
+    credential_hash = hash_secret(bearer(request))
+    node_id = feed.node_for_credential(credential_hash)
+    if node_id is None:  # enrolled a moment ago: the feed has not caught up yet
+        node_id = await asyncio.to_thread(
+            _node_id_from_db, request.app.state.sessions, credential_hash
+        )
+    if node_id is None:
+        raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
+    body = await feed.wait(node_id, since, timeout)
     if body is None:
         return Response(status_code=304)
     return Response(body, media_type="application/json")

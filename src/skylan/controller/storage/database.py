@@ -26,6 +26,16 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # Let SQLAlchemy, not the driver, decide where transactions begin,
+            # so SAVEPOINTs (used by IPAM retries) behave.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front: a transaction that read
+            # and then writes can never hit SQLITE_BUSY_SNAPSHOT half-way, and
+            # every transaction sees one consistent snapshot.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
