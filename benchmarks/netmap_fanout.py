@@ -25,9 +25,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skylan.lab.postgres import PostgresCluster  # noqa: E402
-from skylan.tunnel.keys import StaticKeypair  # noqa: E402
-from tests.api.served import Served, serve  # noqa: E402
+from tests.api.served import Served, serve
+
+from skylan.lab.postgres import PostgresCluster
+from skylan.tunnel.keys import StaticKeypair
 
 ADMIN = "skyadm_benchmark-admin-token-0123456789abcdef"
 
@@ -85,18 +86,22 @@ async def waiting_polls(admin: httpx.AsyncClient) -> int:
 
 async def fan_out(ctl: Served, nodes: list[dict[str, Any]], mtu: int) -> dict[str, float]:
     """Park one long-poll per node, make one change, time every answer."""
-    limits = httpx.Limits(max_connections=len(nodes) + 10, max_keepalive_connections=0)
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    async with (
-        httpx.AsyncClient(base_url=ctl.url, verify=False, timeout=120, limits=limits) as http,
-        httpx.AsyncClient(base_url=ctl.url, verify=False, timeout=60, headers=headers) as admin,
-    ):
-        since = await settled_version(admin, len(nodes) if len(nodes) > 1 else 1)
+    # Many small connection pools: one pool of thousands of connections makes
+    # httpx itself the bottleneck (it scans the whole pool on every response).
+    clients = [
+        httpx.AsyncClient(base_url=ctl.url, verify=False, timeout=120)
+        for _ in range(0, len(nodes), 50)
+    ]
+    async with httpx.AsyncClient(
+        base_url=ctl.url, verify=False, timeout=60, headers=headers
+    ) as admin:
+        since = await settled_version(admin, len(nodes))
         arrivals: list[float] = []
         sizes: list[int] = []
 
-        async def hold(node: dict[str, Any]) -> None:
-            r = await http.get(
+        async def hold(i: int, node: dict[str, Any]) -> None:
+            r = await clients[i // 50].get(
                 "/api/v1/agent/netmap",
                 params={"since": since, "timeout": 100},
                 headers={"Authorization": f"Bearer {node['credential']}"},
@@ -106,7 +111,7 @@ async def fan_out(ctl: Served, nodes: list[dict[str, Any]], mtu: int) -> dict[st
             if r.status_code != 200:
                 raise RuntimeError(f"long-poll answered {r.status_code}")
 
-        tasks = [asyncio.create_task(hold(n)) for n in nodes]
+        tasks = [asyncio.create_task(hold(i, n)) for i, n in enumerate(nodes)]
         deadline = time.monotonic() + 120
         while await waiting_polls(admin) < len(nodes):
             if time.monotonic() > deadline:
@@ -116,6 +121,8 @@ async def fan_out(ctl: Served, nodes: list[dict[str, Any]], mtu: int) -> dict[st
         r = await admin.patch("/api/v1/networks/bench", json={"mtu": mtu})
         r.raise_for_status()
         await asyncio.gather(*tasks)
+    for client in clients:
+        await client.aclose()
     lat = sorted(a - t0 for a in arrivals)
     return {"all": lat[-1], "p50": statistics.median(lat), "bytes": statistics.mean(sizes)}
 
@@ -124,7 +131,7 @@ async def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="skylan-bench-"))
     cluster = PostgresCluster() if args.postgres else None
     url = cluster.create_database("bench") if cluster else None
-    ctl = serve(tmp / "ctl", ADMIN, url)
+    ctl = serve(tmp / "ctl", ADMIN, url, log=tmp / "controller.log")
     try:
         headers = {"Authorization": f"Bearer {ADMIN}"}
         async with httpx.AsyncClient(base_url=ctl.url, verify=False, headers=headers) as admin:
