@@ -1,0 +1,36 @@
+"""The benchmark scripts keep working (tiny sizes; the numbers are not judged)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_tunnel_crypto_benchmark() -> None:
+    out = run("tunnel_crypto.py", "--seconds", "0.2")
+    assert "64 KB super-frame" in out and "1400 B packet" in out
+
+
+@pytest.mark.slow
+def test_netmap_fanout_benchmark() -> None:
+    out = run("netmap_fanout.py", "--nodes", "30")
+    assert "change -> all long-polls answered (ms)" in out
+    assert "controller memory per node (KiB)" in out
