@@ -11,9 +11,13 @@ import sys
 import typer
 from rich.console import Console
 
+from skylan.agent.controlplane import ControlPlaneError
+from skylan.agent.state import NotEnrolled
 from skylan.cli.context import NotLoggedIn
 from skylan.client.errors import SkylanError
 from skylan.lab.errors import LabError
+from skylan.model.jointoken import JoinTokenFormatError
+from skylan.tunnel.keys import KeyFileError
 
 _stderr = Console(stderr=True, highlight=False)
 
@@ -21,6 +25,10 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     LabError,
     SkylanError,
     NotLoggedIn,
+    ControlPlaneError,
+    NotEnrolled,
+    JoinTokenFormatError,
+    KeyFileError,
     PermissionError,
     FileNotFoundError,
 )

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from skylan import __version__
-from skylan.cli import admin_cmd, controller_cmd, demo_cmd, lab_cmd
+from skylan.cli import admin_cmd, agent_cmd, controller_cmd, demo_cmd, lab_cmd
 from skylan.cli.errors import run_app
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(controller_cmd.app, name="controller")
+app.add_typer(agent_cmd.app, name="agent")
+app.command("status")(agent_cmd.status)
 app.command("login")(admin_cmd.login)
 app.add_typer(admin_cmd.net_app, name="net")
 app.add_typer(admin_cmd.node_app, name="node")

@@ -55,7 +55,6 @@ class NetmapFeed:
         self.last_change = 0
         self._versions: dict[str, int] = {}
         self._headers: dict[str, netmaps.NodeHeader] = {}
-        self._credentials: dict[str, str] = {}  # credential hash -> node id
         self._sections: dict[str, netmaps.NetworkSection] = {}
         self._node_networks: dict[str, set[str]] = defaultdict(set)
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
@@ -101,11 +100,6 @@ class NetmapFeed:
             self.kick()
 
     # -- reading --------------------------------------------------------------
-
-    def node_for_credential(self, credential_hash: str) -> str | None:
-        """In-memory agent authentication for long-polls: no database
-        connection is held while thousands of agents wait."""
-        return self._credentials.get(credential_hash)
 
     def version(self, node_id: str) -> int:
         return self._versions.get(node_id, 0)
@@ -227,16 +221,12 @@ class NetmapFeed:
                 section.peers_version = update.last_change
             self._sections[net_id] = section
         for node_id, header in update.headers.items():
-            old_header = self._headers.get(node_id)
-            if old_header is not None:
-                self._credentials.pop(old_header.credential_hash, None)
             if header is None:
                 self._headers.pop(node_id, None)
                 self._node_networks.pop(node_id, None)
                 self._versions.pop(node_id, None)
             else:
                 self._headers[node_id] = header
-                self._credentials[header.credential_hash] = node_id
         for node_id, nets in update.memberships.items():
             if node_id in self._headers:
                 self._node_networks[node_id] = nets

@@ -57,7 +57,6 @@ class NetworkSection:
 class NodeHeader:
     json: bytes
     approved: bool
-    credential_hash: str
 
 
 def port_info(port: PortRow, prefixlen: int) -> PortInfo:
@@ -153,9 +152,7 @@ def build_headers(db: Session, node_ids: Iterable[str]) -> dict[str, NodeHeader 
         return out
     for node in db.scalars(select(NodeRow).where(NodeRow.id.in_(ids))):
         info = SelfInfo(node_id=node.id, name=node.name, status=node.status)
-        out[node.id] = NodeHeader(
-            info.model_dump_json().encode(), node.status == "approved", node.credential_hash
-        )
+        out[node.id] = NodeHeader(info.model_dump_json().encode(), node.status == "approved")
     return out
 
 

@@ -197,12 +197,12 @@ async def netmap(
     """Long-poll: answers at once if a netmap newer than ``since`` exists,
     otherwise when one appears, or with 304 after ``timeout`` seconds."""
     feed = request.app.state.feed
-    credential_hash = hash_secret(bearer(request))
-    node_id = feed.node_for_credential(credential_hash)
-    if node_id is None:  # enrolled a moment ago: the feed has not caught up yet
-        node_id = await asyncio.to_thread(
-            _node_id_from_db, request.app.state.sessions, credential_hash
-        )
+    # Checked in the database on every poll, so deleting a node locks it out at
+    # once on every replica; the session is closed before the wait begins, so
+    # parked long-polls hold no database connection.
+    node_id = await asyncio.to_thread(
+        _node_id_from_db, request.app.state.sessions, hash_secret(bearer(request))
+    )
     if node_id is None:
         raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
     body = await feed.wait(node_id, since, timeout)

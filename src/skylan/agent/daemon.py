@@ -1,0 +1,173 @@
+"""The agent daemon: follows the netmap, heartbeats, and keeps status.
+
+Control-plane trouble never stops the node: the last netmap is kept on disk
+and stays in force while the controller is unreachable; the long-poll simply
+retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+
+from skylan import __version__
+from skylan.agent.controlplane import ControlPlane, ControlPlaneError
+from skylan.agent.state import StateDir
+from skylan.hostnet.interfaces import endpoints, physical_interfaces
+from skylan.model.netmap import NetMap
+
+log = logging.getLogger("skylan.agent")
+
+HEARTBEAT_INTERVAL = 15.0
+POLL_WAIT = 30.0
+
+NetmapListener = Callable[[NetMap], None]
+
+
+class Agent:
+    def __init__(
+        self,
+        state: StateDir,
+        *,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        poll_wait: float = POLL_WAIT,
+    ) -> None:
+        self.state = state
+        self.enrollment = state.enrollment()
+        self.key = state.key()
+        self.heartbeat_interval = heartbeat_interval
+        self.poll_wait = poll_wait
+        self.netmap: NetMap | None = state.netmap()
+        self.started = time.monotonic()
+        self.last_contact: float | None = None  # wall time of the last answer
+        self.last_error: str | None = None
+        self.listeners: list[NetmapListener] = []
+        self._cp = ControlPlane(
+            self.enrollment.controller_url, self.enrollment.fingerprint, self.enrollment.credential
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.netmap is not None:
+            self._apply(self.netmap)  # resume on the last netmap before any contact
+        tasks = [
+            asyncio.create_task(self._follow_netmap(), name="netmap"),
+            asyncio.create_task(self._heartbeats(), name="heartbeat"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._cp.aclose()
+
+    # -- netmap ---------------------------------------------------------------
+
+    async def _follow_netmap(self) -> None:
+        backoff = 1.0
+        while True:
+            since = self.netmap.version if self.netmap is not None else 0
+            try:
+                fresh = await self._cp.netmap(since, self.poll_wait)
+            except ControlPlaneError as exc:
+                self._trouble(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self._contact()
+            backoff = 1.0
+            if fresh is None:
+                continue
+            try:
+                merged = fresh.merged_with(self.netmap)
+            except ValueError:
+                self.netmap = None  # we lost track: ask for everything
+                continue
+            self.netmap = merged
+            self.state.save_netmap(merged)
+            self._apply(merged)
+
+    def _apply(self, netmap: NetMap) -> None:
+        for listener in self.listeners:
+            listener(netmap)
+        self.write_status()
+
+    # -- heartbeats -----------------------------------------------------------
+
+    def heartbeat_body(self) -> dict[str, object]:
+        interfaces = physical_interfaces()
+        return {
+            "agent_version": __version__,
+            "os": f"{platform.system()} {platform.release()}",
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "interfaces": [i.as_report() for i in interfaces],
+            "endpoints": endpoints(interfaces, self.enrollment.listen_port)[:16],
+        }
+
+    async def _heartbeats(self) -> None:
+        while True:
+            try:
+                await self._cp.heartbeat(self.heartbeat_body())
+                self._contact()
+            except ControlPlaneError as exc:
+                self._trouble(exc)
+            self.write_status()
+            await asyncio.sleep(self.heartbeat_interval)
+
+    # -- status ---------------------------------------------------------------
+
+    def _contact(self) -> None:
+        self.last_contact = time.time()
+        self.last_error = None
+
+    def _trouble(self, exc: ControlPlaneError) -> None:
+        if str(exc) != self.last_error:
+            log.warning("controller: %s", exc)
+        self.last_error = str(exc)
+
+    def write_status(self) -> None:
+        """What ``skylan status`` shows, written atomically."""
+        nm = self.netmap
+        networks = []
+        for net in nm.networks if nm else []:
+            own = nm.own_port(net) if nm else None
+            networks.append(
+                {
+                    "name": net.name,
+                    "cidr4": net.cidr4,
+                    "mtu": net.mtu,
+                    "encrypted": net.encrypted,
+                    "cloaked": net.cloaked,
+                    "ipv4": own.ipv4 if own else None,
+                    "mac": own.mac if own else None,
+                    "peers": [
+                        {
+                            "name": p.name,
+                            "node_id": p.node_id,
+                            "ipv4": p.port.ipv4,
+                            "mac": p.port.mac,
+                            "endpoints": p.endpoints,
+                        }
+                        for p in net.peers or []
+                        if p.node_id != self.enrollment.node_id
+                    ],
+                }
+            )
+        status = {
+            "node": self.enrollment.name,
+            "node_id": self.enrollment.node_id,
+            "controller": self.enrollment.controller_url,
+            "node_status": nm.node.status if nm else "unknown",
+            "netmap_version": nm.version if nm else None,
+            "last_contact": self.last_contact,
+            "last_error": self.last_error,
+            "written_at": time.time(),
+            "networks": networks,
+        }
+        tmp = self.state.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status, indent=2))
+        tmp.replace(self.state.status_path)

@@ -1,0 +1,113 @@
+"""``skylan agent``: join a controller and run the node daemon; ``skylan status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from skylan.agent.state import DEFAULT_STATE_DIR, StateDir
+from skylan.cli.output import JsonFlag, console
+
+app = typer.Typer(help="The node agent.", no_args_is_help=True)
+
+StateOpt = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir", envvar="SKYLAN_STATE_DIR", help="Where the agent keeps its key and state."
+    ),
+]
+
+
+def _run_daemon(state: StateDir) -> None:
+    from skylan.agent.daemon import Agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def main() -> None:
+        agent = Agent(state)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print(
+            f"agent {agent.enrollment.name} running; controller {agent.enrollment.controller_url}"
+        )
+        await agent.run(stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def join(
+    url: Annotated[str, typer.Argument(help="The controller, e.g. https://ctl:8443")],
+    token: Annotated[str, typer.Argument(help="The join token (sky1.…)")],
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+    hostname: Annotated[str | None, typer.Option(help="Node name; default: hostname.")] = None,
+    listen_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="UDP port for tunnels.")
+    ] = 51820,
+    run: Annotated[bool, typer.Option("--run/--no-run", help="Start the daemon after.")] = True,
+) -> None:
+    """Enroll this machine with a join token, then run the agent."""
+    from skylan.agent.join import join as do_join
+    from skylan.model.jointoken import JoinToken
+
+    JoinToken.parse(token)  # a clear error before any network traffic
+    state = StateDir(state_dir)
+    enrollment = asyncio.run(do_join(url, token, state, hostname=hostname, listen_port=listen_port))
+    console.print(f"enrolled as [bold]{enrollment.name}[/] ({enrollment.node_id})")
+    if run:
+        _run_daemon(state)
+
+
+@app.command("run")
+def run_cmd(state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Run the agent from its state directory (what the systemd unit does)."""
+    state = StateDir(state_dir)
+    state.enrollment()  # fail fast with a clear message when not enrolled
+    _run_daemon(state)
+
+
+def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -> None:
+    """Show this node's networks and peers, as the running agent sees them."""
+    path = StateDir(state_dir).status_path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no agent status; is `skylan agent run` running?")
+    data = json.loads(path.read_text())
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    age = time.time() - data["written_at"]
+    contact = data["last_contact"]
+    seen = f"{time.time() - contact:.0f}s ago" if contact else "never"
+    console.print(
+        f"[bold]{data['node']}[/] ({data['node_status']}) — controller "
+        f"{data['controller']}, last contact {seen}, netmap v{data['netmap_version']}"
+    )
+    if data["last_error"]:
+        console.print(f"[yellow]controller trouble:[/] {data['last_error']}")
+    if age > 60:
+        console.print(f"[yellow]status is {age:.0f}s old: the agent may not be running[/]")
+    for net in data["networks"]:
+        table = Table(
+            "peer",
+            "overlay ip",
+            "mac",
+            "endpoints",
+            title=f"{net['name']} {net['cidr4']} — this node {net['ipv4']} "
+            f"({'encrypted' if net['encrypted'] else 'unencrypted'}"
+            f"{', cloaked' if net['cloaked'] else ''})",
+        )
+        for peer in net["peers"]:
+            table.add_row(peer["name"], peer["ipv4"], peer["mac"], ", ".join(peer["endpoints"]))
+        console.print(table)
+    if not data["networks"]:
+        console.print("in no network yet")
