@@ -98,8 +98,9 @@ class Agent:
 
     # -- heartbeats -----------------------------------------------------------
 
-    def heartbeat_body(self) -> dict[str, object]:
-        interfaces = physical_interfaces()
+    async def heartbeat_body(self) -> dict[str, object]:
+        # pyroute2's synchronous API runs its own loop: keep it off ours
+        interfaces = await asyncio.to_thread(physical_interfaces)
         return {
             "agent_version": __version__,
             "os": f"{platform.system()} {platform.release()}",
@@ -111,7 +112,7 @@ class Agent:
     async def _heartbeats(self) -> None:
         while True:
             try:
-                await self._cp.heartbeat(self.heartbeat_body())
+                await self._cp.heartbeat(await self.heartbeat_body())
                 self._contact()
             except ControlPlaneError as exc:
                 self._trouble(exc)

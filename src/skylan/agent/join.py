@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import socket
 
@@ -33,7 +34,8 @@ async def join(
     in the token, and store the result in ``state``."""
     token = JoinToken.parse(token_text)
     key = state.key()
-    interfaces = physical_interfaces()
+    # pyroute2's synchronous API runs its own loop: keep it off ours
+    interfaces = await asyncio.to_thread(physical_interfaces)
     cp = ControlPlane(url, token.fingerprint)
     try:
         answer = await cp.enroll(
