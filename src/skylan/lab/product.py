@@ -1,0 +1,130 @@
+"""Running skylan itself inside a lab: a controller on one host, agents on
+others, and the ``skylan`` CLI wherever it is needed.
+
+Shared by ``skylan demo``, the end-to-end tests and the benchmarks, so they
+all exercise the product the way a user would: through its commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from skylan.controller.tls import fingerprint_of_pem
+from skylan.lab.errors import LabError
+from skylan.lab.host import Host
+
+CONTROLLER_PORT = 8443
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (LabError, ValueError, KeyError) as exc:
+            last = exc
+        time.sleep(0.3)
+    raise LabError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class Deployment:
+    """A controller and agents in a lab, with state under ``workdir``."""
+
+    def __init__(self, workdir: Path, admin_token: str | None = None) -> None:
+        self.workdir = workdir
+        self.admin_token = admin_token or "skyadm_" + secrets.token_urlsafe(24)
+        self.controller_host: Host | None = None
+        self.url = ""
+
+    @property
+    def controller_data(self) -> Path:
+        return self.workdir / "controller"
+
+    def start_controller(self, host: Host) -> subprocess.Popen[bytes]:
+        log = (self.workdir / "controller.log").open("ab")
+        proc = host.spawn(
+            [
+                sys.executable,
+                "-m",
+                "skylan",
+                "controller",
+                "serve",
+                "--data-dir",
+                str(self.controller_data),
+                "--listen",
+                f"{host.underlay_ip}:{CONTROLLER_PORT}",
+                "--poll-interval",
+                "0.5",
+            ],
+            env={**os.environ, "SKYLAN_ADMIN_TOKEN": self.admin_token, "SKYLAN_LOG": "warning"},
+            stdout=log,
+            stderr=log,
+        )
+        self.controller_host = host
+        self.url = f"https://{host.underlay_ip}:{CONTROLLER_PORT}"
+        probe = f"import httpx; httpx.get('{self.url}/api/v1/health', verify=False)"
+        wait_for("the controller to answer", lambda: host.run([sys.executable, "-c", probe]).ok)
+        return proc
+
+    def admin_env(self) -> dict[str, str]:
+        return {
+            "SKYLAN_URL": self.url,
+            "SKYLAN_TOKEN": self.admin_token,
+            "SKYLAN_FINGERPRINT": fingerprint_of_pem(
+                (self.controller_data / "tls.crt").read_bytes()
+            ),
+            "SKYLAN_CONFIG": str(self.workdir / "cli.json"),
+        }
+
+    def skylan(self, host: Host, *args: str, admin: bool = False) -> Any:
+        """Run the ``skylan`` CLI on ``host``; parsed JSON when ``--json`` is given."""
+        env = {**os.environ, "COLUMNS": "160", **(self.admin_env() if admin else {})}
+        res = host.run([sys.executable, "-m", "skylan", *args], env=env, timeout=60)
+        if not res.ok:
+            raise LabError(f"skylan {' '.join(args)} on {host.name}: {res.stderr.strip()}")
+        return json.loads(res.stdout) if "--json" in args else res.stdout
+
+    def admin(self, *args: str) -> Any:
+        """The CLI as the administrator, run on the controller's host."""
+        if self.controller_host is None:
+            raise LabError("start the controller first")
+        return self.skylan(self.controller_host, *args, admin=True)
+
+    def state_dir(self, host: Host) -> Path:
+        return self.workdir / "agents" / host.name
+
+    def join(self, host: Host, token: str) -> subprocess.Popen[bytes]:
+        """`skylan agent join` on ``host``; the agent keeps running."""
+        log = (self.workdir / f"agent-{host.name}.log").open("ab")
+        return host.spawn(
+            [
+                sys.executable,
+                "-m",
+                "skylan",
+                "agent",
+                "join",
+                self.url,
+                token,
+                "--state-dir",
+                str(self.state_dir(host)),
+                "--hostname",
+                host.name,
+            ],
+            stdout=log,
+            stderr=log,
+        )
+
+    def status(self, host: Host) -> Any:
+        return self.skylan(host, "status", "--json", "--state-dir", str(self.state_dir(host)))
