@@ -27,7 +27,7 @@ def demo() -> None:
         sky.start_controller(ctl)
         _out.print(f"controller running on {sky.url} (SQLite)")
         _out.rule("skylan net create demo --cidr 172.16.1.0/24")
-        _out.print(sky.admin("net", "create", "demo", "--cidr", "172.16.1.0/24"))
+        _out.print(sky.admin("net", "create", "demo", "--cidr", "172.16.1.0/24"), soft_wrap=True)
         token = sky.admin("token", "create", "--network", "demo", "--uses", "3", "--json")
         _out.rule("on a, b and c: skylan agent join URL TOKEN")
         _out.print(f"skylan agent join {sky.url} {token['token']}", soft_wrap=True)
@@ -41,9 +41,10 @@ def demo() -> None:
         wait_for("the three agents to come online", all_online, timeout=60)
         wait_for("a's netmap", lambda: len(sky.status(nodes[0])["networks"][0]["peers"]) == 2)
         _out.rule("skylan node list (on the controller)")
-        _out.print(sky.admin("node", "list"))
+        _out.print(sky.admin("node", "list"), soft_wrap=True)
         _out.rule("skylan status (on a)")
-        _out.print(sky.skylan(nodes[0], "status", "--state-dir", str(sky.state_dir(nodes[0]))))
+        a_status = sky.skylan(nodes[0], "status", "--state-dir", str(sky.state_dir(nodes[0])))
+        _out.print(a_status, soft_wrap=True)
         _out.print(
             "The agents follow their netmaps over the lab's underlay; the encrypted "
             "data plane (TAP devices and tunnels) is the next milestone."
