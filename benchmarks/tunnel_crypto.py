@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from skylan.model.counters import DropCounters
 from skylan.tunnel import wire
-from skylan.tunnel.counters import DropCounters
 from skylan.tunnel.session import Session
 
 

@@ -19,6 +19,7 @@ import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from skylan.model.counters import DropCounters
 from skylan.tunnel import timestamp, wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.cookie import (
@@ -28,7 +29,6 @@ from skylan.tunnel.cookie import (
     compute_mac2,
     open_cookie_reply,
 )
-from skylan.tunnel.counters import DropCounters
 from skylan.tunnel.events import (
     Address,
     EndpointChanged,

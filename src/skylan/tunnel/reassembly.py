@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from skylan.tunnel.counters import DropCounters
+from skylan.model.counters import DropCounters
 
 
 @dataclass

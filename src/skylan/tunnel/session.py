@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from skylan.tunnel.counters import DropCounters
+from skylan.model.counters import DropCounters
 from skylan.tunnel.noise import TAGLEN, aesgcm_nonce
 from skylan.tunnel.reassembly import Reassembler
 from skylan.tunnel.replay import ReplayWindow

@@ -5,7 +5,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skylan.tunnel.counters import DropCounters
+from skylan.model.counters import DropCounters
 from skylan.tunnel.reassembly import Reassembler
 
 
