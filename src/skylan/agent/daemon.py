@@ -13,10 +13,12 @@ import logging
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 from skylan import __version__
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
 from skylan.agent.state import StateDir
+from skylan.dataplane.node import Dataplane
 from skylan.hostnet.interfaces import endpoints, physical_interfaces
 from skylan.model.netmap import NetMap
 
@@ -24,6 +26,7 @@ log = logging.getLogger("skylan.agent")
 
 HEARTBEAT_INTERVAL = 15.0
 POLL_WAIT = 30.0
+STATUS_INTERVAL = 2.0
 
 NetmapListener = Callable[[NetMap], None]
 
@@ -35,6 +38,7 @@ class Agent:
         *,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         poll_wait: float = POLL_WAIT,
+        dataplane: bool = True,
     ) -> None:
         self.state = state
         self.enrollment = state.enrollment()
@@ -49,13 +53,20 @@ class Agent:
         self._cp = ControlPlane(
             self.enrollment.controller_url, self.enrollment.fingerprint, self.enrollment.credential
         )
+        self.dataplane: Dataplane | None = None
+        self._want_dataplane = dataplane
+        self.apply_error: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self._want_dataplane:
+            self.dataplane = Dataplane(self.key, self.enrollment.listen_port)
+            self.dataplane.start()
         if self.netmap is not None:
-            self._apply(self.netmap)  # resume on the last netmap before any contact
+            await self._apply(self.netmap)  # resume on the last netmap before any contact
         tasks = [
             asyncio.create_task(self._follow_netmap(), name="netmap"),
             asyncio.create_task(self._heartbeats(), name="heartbeat"),
+            asyncio.create_task(self._status_writer(), name="status"),
         ]
         try:
             await stop.wait()
@@ -64,6 +75,8 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._cp.aclose()
+            if self.dataplane is not None:
+                self.dataplane.close()
 
     # -- netmap ---------------------------------------------------------------
 
@@ -89,9 +102,17 @@ class Agent:
                 continue
             self.netmap = merged
             self.state.save_netmap(merged)
-            self._apply(merged)
+            await self._apply(merged)
 
-    def _apply(self, netmap: NetMap) -> None:
+    async def _apply(self, netmap: NetMap) -> None:
+        if self.dataplane is not None:
+            try:
+                await self.dataplane.apply(netmap)
+                self.apply_error = None
+            except Exception as exc:
+                # keep running on whatever applied; the next netmap retries
+                log.exception("applying netmap %d failed", netmap.version)
+                self.apply_error = f"netmap {netmap.version}: {exc}"
         for listener in self.listeners:
             listener(netmap)
         self.write_status()
@@ -116,8 +137,15 @@ class Agent:
                 self._contact()
             except ControlPlaneError as exc:
                 self._trouble(exc)
-            self.write_status()
             await asyncio.sleep(self.heartbeat_interval)
+
+    async def _status_writer(self) -> None:
+        while True:
+            try:
+                self.write_status()
+            except Exception:  # a status glitch must never stop the agent
+                log.exception("writing status failed")
+            await asyncio.sleep(STATUS_INTERVAL)
 
     # -- status ---------------------------------------------------------------
 
@@ -133,9 +161,22 @@ class Agent:
     def write_status(self) -> None:
         """What ``skylan status`` shows, written atomically."""
         nm = self.netmap
-        networks = []
+        tunnel = self.dataplane.status() if self.dataplane is not None else None
+        networks: list[dict[str, Any]] = []
         for net in nm.networks if nm else []:
             own = nm.own_port(net) if nm else None
+            peers = [
+                {
+                    "name": p.name,
+                    "node_id": p.node_id,
+                    "ipv4": p.port.ipv4,
+                    "mac": p.port.mac,
+                    "endpoints": p.endpoints,
+                    "tunnel": tunnel["peers"].get(p.node_id) if tunnel else None,
+                }
+                for p in net.peers or []
+                if p.node_id != self.enrollment.node_id
+            ]
             networks.append(
                 {
                     "name": net.name,
@@ -145,17 +186,7 @@ class Agent:
                     "cloaked": net.cloaked,
                     "ipv4": own.ipv4 if own else None,
                     "mac": own.mac if own else None,
-                    "peers": [
-                        {
-                            "name": p.name,
-                            "node_id": p.node_id,
-                            "ipv4": p.port.ipv4,
-                            "mac": p.port.mac,
-                            "endpoints": p.endpoints,
-                        }
-                        for p in net.peers or []
-                        if p.node_id != self.enrollment.node_id
-                    ],
+                    "peers": peers,
                 }
             )
         status = {
@@ -166,6 +197,8 @@ class Agent:
             "netmap_version": nm.version if nm else None,
             "last_contact": self.last_contact,
             "last_error": self.last_error,
+            "apply_error": self.apply_error,
+            "dataplane": tunnel,
             "written_at": time.time(),
             "networks": networks,
         }

@@ -30,6 +30,7 @@ def _run_daemon(state: StateDir) -> None:
     from skylan.agent.daemon import Agent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
         agent = Agent(state)

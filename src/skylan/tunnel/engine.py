@@ -429,6 +429,7 @@ class TunnelEngine:
         peer.stats.rx_bytes += len(plaintext) + wire.DATA_HDR_LEN * header.chunk_count
         if session is peer.next:
             peer.next = None
+            peer.rtt = now - session.created  # our response, then their first packet
             self._install(peer, session, now)
             self._flush_queue(peer, session, now, confirm=False)
         self._authenticated_from(peer, addr, now)
@@ -489,12 +490,7 @@ class TunnelEngine:
                 pk = cfg.persistent_keepalive
                 if pk is not None and now - peer.last_sent >= pk:
                     self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
-            elif (
-                cfg.persistent_keepalive is not None
-                and peer.pending is None
-                and not peer.dead
-                and peer.endpoint is not None
-            ):
+            elif cfg.persistent_keepalive is not None and self._may_initiate(peer, now):
                 self._initiate(peer, now)
 
     def _deadlines(self, peer: Peer) -> list[float]:
@@ -521,9 +517,21 @@ class TunnelEngine:
             out.append(peer.keepalive_due)
         pk = cfg.persistent_keepalive
         if pk is not None and not peer.dead and peer.endpoint is not None and peer.pending is None:
-            established = peer.current is not None and peer.current.confirmed
-            out.append(peer.last_sent + pk if established else 0.0)
+            if peer.current is not None and peer.current.confirmed:
+                out.append(peer.last_sent + pk)
+            elif peer.next is not None:
+                out.append(peer.next.created + cfg.rekey_timeout)  # give it time to confirm
+            else:
+                out.append(peer.last_sent)  # bring a session up now
         return out
+
+    def _may_initiate(self, peer: Peer, now: float) -> bool:
+        """Whether a handshake for keeping the peer up may start now: none in
+        flight, and none we just answered (its confirmation is on its way)."""
+        fresh_next = peer.next is not None and peer.next.age(now) < self.config.rekey_timeout
+        return (
+            peer.pending is None and not fresh_next and not peer.dead and peer.endpoint is not None
+        )
 
     def _drop_session(self, peer: Peer, session: Session) -> None:
         self._index.pop(session.local_index, None)

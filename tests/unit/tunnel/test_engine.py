@@ -56,6 +56,7 @@ def test_handshake_and_data_both_directions() -> None:
     assert received(c) == [frame(b"d->c")]
     assert a.engine.status(b.keys.public, net.now).established
     assert a.engine.status(b.keys.public, net.now).rtt is not None
+    assert b.engine.status(a.keys.public, net.now).rtt is not None  # the responder too
 
 
 def test_superframe_is_one_aead_over_many_chunks() -> None:
@@ -338,3 +339,17 @@ def test_handshake_flood_is_bounded_by_cookies() -> None:
     net.pump()
     net.advance(6)
     assert frame(b"legit") in received(b)
+
+
+def test_responder_waits_for_confirmation_instead_of_initiating() -> None:
+    net = Net(TunnelConfig(persistent_keepalive=25))
+    a, b = net.pair()
+    a.engine.connect(b.keys.public, net.now)
+    (init,) = a.engine.datagrams_to_send()[0].datagrams()
+    b.engine.receive_datagram(init, a.addr, net.now)
+    assert len(b.engine.datagrams_to_send()) == 1  # the response, held back from a
+    # b's timer fires before a's confirming keepalive arrives: no new handshake
+    for step in range(1, 5):
+        b.engine.handle_timer(net.now + step * 0.5)
+    assert b.engine.datagrams_to_send() == []
+    assert (b.engine.get_timer() or 0) >= net.now + 4.9

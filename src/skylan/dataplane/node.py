@@ -1,0 +1,312 @@
+"""The encrypted data plane of one node: TAP devices, the UDP socket, the
+tunnel engine and one switch per network, driven by an asyncio loop.
+
+This is the thin I/O adapter around the sans-I/O layers: it reads frames
+from TAPs and datagrams from the socket, hands them to the switch and the
+tunnel engine with the loop's monotonic ``now``, writes out what they decide,
+and keeps the engine's timer armed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from skylan.dataplane.tap import VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
+from skylan.dataplane.udp import UdpSocket
+from skylan.hostnet import links
+from skylan.model.counters import DropCounters
+from skylan.model.netmap import NetMap, NetworkMap
+from skylan.switch import Member, Switch
+from skylan.switch.frames import mac_bytes
+from skylan.tunnel.config import TunnelConfig
+from skylan.tunnel.engine import TunnelEngine
+from skylan.tunnel.events import (
+    EndpointChanged,
+    FramesReceived,
+    HandshakeCompleted,
+    PeerDead,
+    SuperFrameReceived,
+)
+from skylan.tunnel.keys import StaticKeypair
+
+log = logging.getLogger("skylan.dataplane")
+
+TAP_PREFIX = "sky"
+READ_BATCH = 64
+
+
+@dataclass
+class Port:
+    """One network this node is in: its TAP and its switch."""
+
+    network_id: str
+    name: str
+    vni: int
+    tap: TapDevice
+    switch: Switch
+
+
+def parse_endpoint(text: str) -> tuple[str, int] | None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or host.startswith("["):
+        return None  # IPv6 underlays are not used by this data plane yet
+    return host, int(port)
+
+
+class Dataplane:
+    def __init__(
+        self, key: StaticKeypair, listen_port: int, config: TunnelConfig | None = None
+    ) -> None:
+        self.key = key
+        self.engine = TunnelEngine(
+            key,
+            config=config or TunnelConfig(persistent_keepalive=25),
+            wall_clock_offset=time.time() - time.monotonic(),
+        )
+        self.udp = UdpSocket(listen_port)
+        self.ports: dict[str, Port] = {}  # network id -> port
+        self.by_vni: dict[int, Port] = {}
+        self.node_of_key: dict[bytes, str] = {}
+        self.key_of_node: dict[str, bytes] = {}
+        self.names: dict[bytes, str] = {}
+        self.drops = DropCounters()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.errors: list[str] = []
+
+    # -- lifetime -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.udp.fileno(), self._on_udp)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._loop is not None:
+            self._loop.remove_reader(self.udp.fileno())
+            for port in self.ports.values():
+                self._loop.remove_reader(port.tap.fd)
+        for port in self.ports.values():
+            port.tap.close()
+        self.ports.clear()
+        self.udp.close()
+
+    @property
+    def now(self) -> float:
+        return self._loop.time() if self._loop is not None else time.monotonic()
+
+    # -- desired state --------------------------------------------------------
+
+    async def apply(self, netmap: NetMap) -> None:
+        """Reconcile TAPs, switches and peers with ``netmap`` (idempotent)."""
+        now = self.now
+        own_id = netmap.node.node_id
+        wanted = {n.id: n for n in netmap.networks if netmap.own_port(n) is not None}
+        for net_id in list(self.ports):
+            if net_id not in wanted:
+                self._remove_port(net_id)
+        peers: dict[bytes, tuple[str, str, list[str]]] = {}
+        for net in wanted.values():
+            port = self.ports.get(net.id) or self._add_port(net)
+            await self._configure(port, net, netmap)
+            members = []
+            for peer in net.peers or []:
+                if peer.node_id == own_id:
+                    continue
+                public = base64.b64decode(peer.public_key)
+                peers[public] = (peer.node_id, peer.name, peer.endpoints)
+                members.append(
+                    Member(peer.node_id, mac_bytes(peer.port.mac), _ipv4_bytes(peer.port.ipv4))
+                )
+            port.switch.set_members(members, now)
+            if port.switch.storm_pps != net.storm_pps:
+                port.switch.set_storm_limit(net.storm_pps, now)
+        for public in list(self.node_of_key):
+            if public not in peers:
+                self.engine.remove_peer(public)
+                node = self.node_of_key.pop(public)
+                self.key_of_node.pop(node, None)
+                self.names.pop(public, None)
+        for public, (node_id, name, endpoints) in peers.items():
+            endpoint = next((e for e in map(parse_endpoint, endpoints) if e), None)
+            known = public in self.node_of_key
+            status_endpoint = self.engine.status(public, now).endpoint if known else None
+            # once a peer has been heard from, its authenticated address wins
+            self.engine.add_peer(public, None if status_endpoint else endpoint)
+            self.node_of_key[public] = node_id
+            self.key_of_node[node_id] = public
+            self.names[public] = name
+            if not known:
+                self.engine.connect(public, now)
+        self._flush()
+
+    def _add_port(self, net: NetworkMap) -> Port:
+        used = {p.name for p in self.ports.values()}
+        name = next(f"{TAP_PREFIX}{i}" for i in range(256) if f"{TAP_PREFIX}{i}" not in used)
+        tap = TapDevice.open(name)
+        if tap.fallback:
+            self.errors.append(f"{name}: {tap.fallback}")
+        own_mac = b"\x00" * 6
+        port = Port(
+            net.id,
+            name,
+            net.vni,
+            tap,
+            Switch(local_mac=own_mac, storm_pps=net.storm_pps, now=self.now),
+        )
+        self.ports[net.id] = port
+        self.by_vni[net.vni] = port
+        if self._loop is not None:
+            self._loop.add_reader(tap.fd, self._on_tap, port)
+        return port
+
+    async def _configure(self, port: Port, net: NetworkMap, netmap: NetMap) -> None:
+        own = netmap.own_port(net)
+        assert own is not None
+        # pyroute2's synchronous API runs its own event loop: keep it off ours
+        await asyncio.to_thread(
+            links.configure,
+            port.name,
+            mac=own.mac,
+            mtu=net.mtu,
+            addresses=[f"{own.ipv4}/{own.prefixlen}"],
+        )
+        port.switch.local_mac = mac_bytes(own.mac)
+        if port.vni != net.vni:
+            self.by_vni.pop(port.vni, None)
+            port.vni = net.vni
+            self.by_vni[net.vni] = port
+
+    def _remove_port(self, net_id: str) -> None:
+        port = self.ports.pop(net_id)
+        self.by_vni.pop(port.vni, None)
+        if self._loop is not None:
+            self._loop.remove_reader(port.tap.fd)
+        port.tap.close()  # a non-persistent TAP disappears with its last fd
+
+    # -- the fast path --------------------------------------------------------
+
+    def _on_tap(self, port: Port) -> None:
+        now = self.now
+        for _ in range(READ_BATCH):
+            packet = port.tap.read()
+            if packet is None:
+                break
+            vnet, frame = packet[:VNET_HDR_LEN], packet[VNET_HDR_LEN:]
+            decision = port.switch.from_local(frame, now)
+            if decision.reply is not None:
+                port.tap.write(ZERO_VNET_HDR, decision.reply)
+            for node in decision.peers:
+                public = self.key_of_node.get(node)
+                if public is None:
+                    self.drops.add("no_peer_key")
+                    continue
+                self.engine.send_superframe(public, port.vni, vnet, frame, now)
+            self._flush()
+        self._arm_timer()
+
+    def _on_udp(self) -> None:
+        now = self.now
+        for datagram, addr in self.udp.receive():
+            self.engine.receive_datagram(datagram, addr, now)
+            self._deliver_events()
+        self._flush()
+        self._arm_timer()
+
+    def _deliver_events(self) -> None:
+        now = self.now
+        while (event := self.engine.next_event()) is not None:
+            if isinstance(event, SuperFrameReceived):
+                self._to_tap(event.peer, event.network_id, event.vnet_hdr, event.frame, now)
+            elif isinstance(event, FramesReceived):
+                for frame in event.frames:
+                    self._to_tap(event.peer, event.network_id, ZERO_VNET_HDR, frame, now)
+            elif isinstance(event, HandshakeCompleted):
+                log.info("tunnel to %s up via %s", self.names.get(event.peer), event.endpoint)
+            elif isinstance(event, PeerDead):
+                log.warning("peer %s unreachable", self.names.get(event.peer))
+            elif isinstance(event, EndpointChanged):
+                log.info("peer %s now at %s", self.names.get(event.peer), event.new)
+
+    def _to_tap(self, public: bytes, vni: int, vnet: bytes, frame: bytes, now: float) -> None:
+        port = self.by_vni.get(vni)
+        node = self.node_of_key.get(public)
+        if port is None or node is None:
+            self.drops.add("unknown_network")
+            return
+        if port.switch.from_peer(node, frame, now) and not port.tap.write(vnet, frame):
+            self.drops.add("tap_full")
+
+    def _flush(self) -> None:
+        for tx in self.engine.datagrams_to_send():
+            self.udp.send(tx.buffers, tx.segment_size, tx.count, tx.addr)
+
+    def _arm_timer(self) -> None:
+        if self._loop is None:
+            return
+        due = self.engine.get_timer()
+        if self._timer is not None:
+            if due is not None and abs(self._timer.when() - due) < 1e-3:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if due is not None:
+            self._timer = self._loop.call_at(max(due, self._loop.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.engine.handle_timer(self.now)
+        self._deliver_events()
+        self._flush()
+        self._arm_timer()
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.now
+        peers = {}
+        for public, node in self.node_of_key.items():
+            st = self.engine.status(public, now)
+            peers[node] = {
+                "established": st.established,
+                "endpoint": f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
+                "handshake_age_s": round(st.last_handshake_age, 1)
+                if st.last_handshake_age is not None
+                else None,
+                "rtt_ms": round(st.rtt * 1000, 2) if st.rtt is not None else None,
+                "tx_bytes": st.tx_bytes,
+                "rx_bytes": st.rx_bytes,
+                "tx_packets": st.tx_packets,
+                "rx_packets": st.rx_packets,
+                "dead": st.dead,
+            }
+        drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
+        for port in self.ports.values():
+            for reason, n in port.switch.drops.by_reason.items():
+                drops[f"{port.name}:{reason}"] = n
+        return {
+            "listen_port": self.udp.port,
+            "interfaces": {
+                p.name: {"network_id": p.network_id, "offloads": p.tap.offloads}
+                for p in self.ports.values()
+            },
+            "gso": self.udp.gso,
+            "gro": self.udp.gro,
+            "fallbacks": self.errors,
+            "peers": peers,
+            "drops": drops,
+        }
+
+
+def _ipv4_bytes(text: str) -> bytes | None:
+    try:
+        return ipaddress.IPv4Address(text).packed
+    except ValueError:
+        return None
