@@ -46,6 +46,17 @@ def _run_daemon(state: StateDir) -> None:
     asyncio.run(main())
 
 
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
 @app.command()
 def join(
     url: Annotated[str, typer.Argument(help="The controller, e.g. https://ctl:8443")],
@@ -101,14 +112,43 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
         table = Table(
             "peer",
             "overlay ip",
-            "mac",
-            "endpoints",
+            "endpoint",
+            "handshake",
+            "rtt",
+            "tx",
+            "rx",
             title=f"{net['name']} {net['cidr4']} — this node {net['ipv4']} "
             f"({'encrypted' if net['encrypted'] else 'unencrypted'}"
             f"{', cloaked' if net['cloaked'] else ''})",
         )
         for peer in net["peers"]:
-            table.add_row(peer["name"], peer["ipv4"], peer["mac"], ", ".join(peer["endpoints"]))
+            tun = peer.get("tunnel") or {}
+            age = tun.get("handshake_age_s")
+            rtt = tun.get("rtt_ms")
+            table.add_row(
+                peer["name"],
+                peer["ipv4"],
+                tun.get("endpoint") or ", ".join(peer["endpoints"]),
+                "dead" if tun.get("dead") else (f"{age:.0f}s ago" if age is not None else "-"),
+                f"{rtt:.2f} ms" if rtt is not None else "-",
+                _bytes(tun.get("tx_bytes")),
+                _bytes(tun.get("rx_bytes")),
+            )
         console.print(table)
+    dp = data.get("dataplane")
+    if dp:
+        offload = ", ".join(
+            f"{name}: {'+'.join(i['offloads']) or 'none'}" for name, i in dp["interfaces"].items()
+        )
+        console.print(
+            f"data plane: udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
+            f"GRO {'on' if dp['gro'] else 'off'}; offloads {offload or '-'}"
+        )
+        for note in dp["fallbacks"]:
+            console.print(f"[yellow]fallback:[/] {note}")
+        if dp["drops"]:
+            console.print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(dp["drops"].items())))
+    if data.get("apply_error"):
+        console.print(f"[red]could not apply the netmap:[/] {data['apply_error']}")
     if not data["networks"]:
         console.print("in no network yet")
