@@ -27,6 +27,8 @@ log = logging.getLogger("skylan.agent")
 HEARTBEAT_INTERVAL = 15.0
 POLL_WAIT = 30.0
 STATUS_INTERVAL = 2.0
+STATS_INTERVAL = 10.0
+_COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
 
 NetmapListener = Callable[[NetMap], None]
 
@@ -39,12 +41,14 @@ class Agent:
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         poll_wait: float = POLL_WAIT,
         dataplane: bool = True,
+        stats_interval: float = STATS_INTERVAL,
     ) -> None:
         self.state = state
         self.enrollment = state.enrollment()
         self.key = state.key()
         self.heartbeat_interval = heartbeat_interval
         self.poll_wait = poll_wait
+        self.stats_interval = stats_interval
         self.netmap: NetMap | None = state.netmap()
         self.started = time.monotonic()
         self.last_contact: float | None = None  # wall time of the last answer
@@ -67,6 +71,7 @@ class Agent:
             asyncio.create_task(self._follow_netmap(), name="netmap"),
             asyncio.create_task(self._heartbeats(), name="heartbeat"),
             asyncio.create_task(self._status_writer(), name="status"),
+            asyncio.create_task(self._stats_reporter(), name="stats"),
         ]
         try:
             await stop.wait()
@@ -138,6 +143,43 @@ class Agent:
             except ControlPlaneError as exc:
                 self._trouble(exc)
             await asyncio.sleep(self.heartbeat_interval)
+
+    def stats_report(self, previous: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Counter deltas since ``previous`` (a snapshot), and the new snapshot."""
+        snapshot: dict[str, Any] = {"peers": {}, "drops": {}}
+        report: dict[str, Any] = {"peers": [], "drops_by_reason": {}}
+        totals = dict.fromkeys(_COUNTERS, 0)
+        if self.dataplane is None:
+            return report | {"total": totals}, snapshot
+        status = self.dataplane.status()
+        for node_id, peer in status["peers"].items():
+            now = {k: int(peer[k]) for k in _COUNTERS}
+            before = previous.get("peers", {}).get(node_id, dict.fromkeys(_COUNTERS, 0))
+            delta = {k: max(now[k] - before.get(k, 0), 0) for k in _COUNTERS}
+            snapshot["peers"][node_id] = now
+            for k in _COUNTERS:
+                totals[k] += delta[k]
+            report["peers"].append({"peer_id": node_id, **delta, "rtt_ms": peer["rtt_ms"]})
+        drops_total = 0
+        for reason, count in status["drops"].items():
+            delta_drops = max(count - previous.get("drops", {}).get(reason, 0), 0)
+            snapshot["drops"][reason] = count
+            if delta_drops:
+                report["drops_by_reason"][reason[:60]] = delta_drops
+                drops_total += delta_drops
+        report["total"] = totals | {"drops": drops_total}
+        return report, snapshot
+
+    async def _stats_reporter(self) -> None:
+        snapshot: dict[str, Any] = {}
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            report, fresh = self.stats_report(snapshot)
+            try:
+                await self._cp.stats(report)
+                snapshot = fresh  # only what the controller accepted counts as sent
+            except ControlPlaneError as exc:
+                self._trouble(exc)
 
     async def _status_writer(self) -> None:
         while True:

@@ -159,6 +159,33 @@ def node_show(node: str, as_json: JsonFlag = False) -> None:
         detail(sky.node(node), as_json)
 
 
+@node_app.command("stats")
+def node_stats(
+    node: str,
+    minutes: Annotated[int, typer.Option(min=1, max=1440)] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Traffic per minute and per peer, as reported by the node's agent."""
+    with client() as sky:
+        data = sky.node_stats(node, minutes)
+    if as_json:
+        emit(data, True)
+        return
+    emit(
+        data.buckets,
+        False,
+        [
+            ("minute", lambda b: b.minute),
+            ("tx bytes", lambda b: b.tx_bytes),
+            ("rx bytes", lambda b: b.rx_bytes),
+            ("tx pkts", lambda b: b.tx_packets),
+            ("rx pkts", lambda b: b.rx_packets),
+            ("drops", lambda b: b.drops),
+        ],
+        title=f"{node}: last {minutes} min",
+    )
+
+
 @node_app.command("approve")
 def node_approve(node: str) -> None:
     """Let a pending node into its networks."""
