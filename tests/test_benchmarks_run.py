@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,12 @@ def test_netmap_fanout_benchmark() -> None:
     out = run("netmap_fanout.py", "--nodes", "30")
     assert "change -> all long-polls answered (ms)" in out
     assert "controller memory per node (KiB)" in out
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_throughput_benchmark() -> None:
+    out = run("throughput.py", "--seconds", "1", "--runs", "1", "--json")
+    medians = json.loads(out)["medians_gbps"]
+    assert set(medians) == {"native veth", "kernel VXLAN", "skylan (AES-256-GCM)"}
+    assert all(v > 0 for v in medians.values())
