@@ -9,7 +9,7 @@ from .helpers import enrolled, network
 
 
 def test_stats_ingest_and_history(api: Api) -> None:
-    network(api)
+    net_id = network(api)["id"]
     a = enrolled(api, "a", networks=["prod"])
     b = enrolled(api, "b", networks=["prod"])
     report = {
@@ -22,6 +22,7 @@ def test_stats_ingest_and_history(api: Api) -> None:
         },
         "peers": [{"peer_id": b["node_id"], "rx_bytes": 1000, "tx_bytes": 2000, "rtt_ms": 0.4}],
         "drops_by_reason": {"replay": 1},
+        "ports": [{"network_id": net_id, "rx_bytes": 900, "tx_bytes": 1900}],
     }
     for _ in range(3):
         r = api.client.post("/api/v1/agent/stats", json=report, headers=a["auth"])
@@ -30,9 +31,11 @@ def test_stats_ingest_and_history(api: Api) -> None:
     assert out["buckets"][-1]["rx_bytes"] == 3000 and out["buckets"][-1]["drops"] == 3
     assert out["peers"][b["node_id"]]["tx_bytes"] == 6000
     assert out["peers"][b["node_id"]]["rtt_ms"] == 0.4
-    api.client.post("/api/v1/agent/stats", json={"total": {"rx_bytes": 5}}, headers=b["auth"])
+    assert set(out["peers"]) == {b["node_id"]}  # per-network rows are not peers
+    b_report = {"total": {"rx_bytes": 5}, "ports": [{"network_id": net_id, "rx_bytes": 5}]}
+    api.client.post("/api/v1/agent/stats", json=b_report, headers=b["auth"])
     net = api.ok(api.get("/api/v1/networks/prod/stats"))
-    assert net["buckets"][-1]["rx_bytes"] == 3005
+    assert net["buckets"][-1]["rx_bytes"] == 3 * 900 + 5  # each member's count in this network
     # samples outside the 24 h window are ignored, not stored
     old = {"at": time.time() - 3 * 86400, "total": {"rx_bytes": 99}}
     assert api.client.post("/api/v1/agent/stats", json=old, headers=a["auth"]).status_code == 204

@@ -160,6 +160,14 @@ class Agent:
             for k in _COUNTERS:
                 totals[k] += delta[k]
             report["peers"].append({"peer_id": node_id, **delta, "rtt_ms": peer["rtt_ms"]})
+        for port in status["interfaces"].values():
+            now = {k: int(port[k]) for k in _COUNTERS}
+            key = port["network_id"]
+            before = previous.get("ports", {}).get(key, dict.fromkeys(_COUNTERS, 0))
+            snapshot.setdefault("ports", {})[key] = now
+            report.setdefault("ports", []).append(
+                {"network_id": key, **{k: max(now[k] - before.get(k, 0), 0) for k in _COUNTERS}}
+            )
         drops_total = 0
         for reason, count in status["drops"].items():
             delta_drops = max(count - previous.get("drops", {}).get(reason, 0), 0)

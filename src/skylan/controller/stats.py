@@ -16,6 +16,11 @@ from skylan.model.api import Bucket
 
 RETENTION_MINUTES = 24 * 60
 TOTAL = ""  # peer_id of a node's own totals
+PORT_PREFIX = "port:"  # peer_id of a node's traffic in one network
+
+
+def port_key(network_id: str) -> str:
+    return PORT_PREFIX + network_id
 
 
 class Counters(BaseModel):
@@ -33,6 +38,12 @@ class PeerCounters(Counters):
     rtt_ms: float | None = Field(None, ge=0)
 
 
+class PortCounters(Counters):
+    """A node's traffic in one network: what crossed its TAP for that network."""
+
+    network_id: str = Field(max_length=36)
+
+
 class StatsReport(BaseModel):
     """Deltas since the agent's previous report."""
 
@@ -41,6 +52,7 @@ class StatsReport(BaseModel):
     at: float | None = Field(None, description="unix time of the sample; default: now")
     total: Counters = Field(default_factory=Counters)
     peers: list[PeerCounters] = Field(default_factory=list, max_length=10_000)
+    ports: list[PortCounters] = Field(default_factory=list, max_length=1_000)
     drops_by_reason: dict[str, int] = Field(default_factory=dict, max_length=100)
 
 
@@ -54,6 +66,7 @@ def ingest(db: Session, node_id: str, report: StatsReport) -> None:
         return  # outside the window we keep: nothing to add it to
     rows: list[tuple[str, Counters, float | None]] = [(TOTAL, report.total, None)]
     rows += [(p.peer_id, p, p.rtt_ms) for p in report.peers]
+    rows += [(port_key(p.network_id), p, None) for p in report.ports]
     for attempt in range(3):
         try:
             for peer_id, counters, rtt in rows:
@@ -109,7 +122,12 @@ def peer_summary(db: Session, node_id: str, minutes: int) -> dict[str, Bucket]:
     out: dict[str, Bucket] = {}
     for row in db.scalars(
         select(StatsRow)
-        .where(StatsRow.node_id == node_id, StatsRow.peer_id != TOTAL, StatsRow.minute > since)
+        .where(
+            StatsRow.node_id == node_id,
+            StatsRow.peer_id != TOTAL,
+            StatsRow.peer_id.not_like(PORT_PREFIX + "%"),
+            StatsRow.minute > since,
+        )
         .order_by(StatsRow.minute)
     ):
         prev = out.get(row.peer_id)

@@ -14,7 +14,7 @@ import base64
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from skylan.dataplane.tap import VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
@@ -43,13 +43,18 @@ READ_BATCH = 64
 
 @dataclass
 class Port:
-    """One network this node is in: its TAP and its switch."""
+    """One network this node is in: its TAP, its switch and its traffic."""
 
     network_id: str
     name: str
     vni: int
     tap: TapDevice
     switch: Switch
+    counters: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets"), 0
+        )
+    )
 
 
 def parse_endpoint(text: str) -> tuple[str, int] | None:
@@ -200,6 +205,8 @@ class Dataplane:
             if packet is None:
                 break
             vnet, frame = packet[:VNET_HDR_LEN], packet[VNET_HDR_LEN:]
+            port.counters["tx_bytes"] += len(frame)
+            port.counters["tx_packets"] += 1
             decision = port.switch.from_local(frame, now)
             if decision.reply is not None:
                 port.tap.write(ZERO_VNET_HDR, decision.reply)
@@ -241,7 +248,12 @@ class Dataplane:
         if port is None or node is None:
             self.drops.add("unknown_network")
             return
-        if port.switch.from_peer(node, frame, now) and not port.tap.write(vnet, frame):
+        if not port.switch.from_peer(node, frame, now):
+            return
+        if port.tap.write(vnet, frame):
+            port.counters["rx_bytes"] += len(frame)
+            port.counters["rx_packets"] += 1
+        else:
             self.drops.add("tap_full")
 
     def _flush(self) -> None:
@@ -294,7 +306,7 @@ class Dataplane:
         return {
             "listen_port": self.udp.port,
             "interfaces": {
-                p.name: {"network_id": p.network_id, "offloads": p.tap.offloads}
+                p.name: {"network_id": p.network_id, "offloads": p.tap.offloads, **p.counters}
                 for p in self.ports.values()
             },
             "gso": self.udp.gso,

@@ -33,6 +33,7 @@ def node_stats(ident: str, db: Db, minutes: Minutes = 60) -> NodeStats:
 def network_stats(ident: str, db: Db, minutes: Minutes = 60) -> NetworkStats:
     net = lookup.network(db, ident)
     members = list(db.scalars(select(PortRow.node_id).where(PortRow.network_id == net.id)))
-    return NetworkStats(
-        network_id=net.id, minutes=minutes, buckets=stats.history(db, members, minutes)
-    )
+    # each member's own count of its traffic in this network (not its node total,
+    # which would count a node's other networks too)
+    buckets = stats.history(db, members, minutes, peer_id=stats.port_key(net.id))
+    return NetworkStats(network_id=net.id, minutes=minutes, buckets=buckets)

@@ -175,7 +175,7 @@ class StatsRow(Base):
     node_id: Mapped[str] = mapped_column(
         ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
     )
-    peer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    peer_id: Mapped[str] = mapped_column(String(48), primary_key=True)  # node id or "port:<net>"
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix time // 60
     rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

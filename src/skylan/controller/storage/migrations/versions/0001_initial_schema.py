@@ -126,7 +126,7 @@ def upgrade() -> None:
     op.create_table(
         "stats",
         sa.Column("node_id", sa.String(length=36), nullable=False),
-        sa.Column("peer_id", sa.String(length=36), nullable=False),
+        sa.Column("peer_id", sa.String(length=48), nullable=False),
         sa.Column("minute", sa.BigInteger(), nullable=False),
         sa.Column("rx_bytes", sa.BigInteger(), nullable=False),
         sa.Column("tx_bytes", sa.BigInteger(), nullable=False),
