@@ -111,3 +111,11 @@ def test_two_networks_two_interfaces_and_isolation(lab: Lab, tmp_path: Path) -> 
     b.run(["ip", "route", "add", "172.16.2.0/24", "dev", "sky0"], check=True)
     assert not b.ping(ips["c"]["blue"], count=3, timeout=1)
     assert not c.ping(ips["b"]["red"], count=2, timeout=1)
+    # leaving a network removes its interface
+    sky.admin("port", "detach", "blue", "a")
+    wait_for(
+        "sky1 to disappear from a",
+        lambda: not a.run(["ip", "link", "show", "dev", "sky1"]).ok,
+        timeout=30,
+    )
+    assert a.ping(ips["b"]["red"], count=1, timeout=2)
