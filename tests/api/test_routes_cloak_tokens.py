@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .conftest import Api
-from .helpers import enrolled, netmap_until, network
+from .helpers import enroll, enrolled, netmap_until, network
 
 
 def test_routes(api: Api) -> None:
@@ -111,3 +111,39 @@ def test_every_write_needs_admin(api: Api) -> None:
         r = api.client.request(method, path, **kwargs)
         assert r.status_code == 401, (method, path, r.text)
     assert api.ok(api.get("/api/v1/networks/prod"))["mtu"] == 1420
+
+
+def test_route_options_and_gateway_candidates(api: Api) -> None:
+    network(api)
+    tok = api.ok(api.post("/api/v1/tokens", {"max_uses": None, "networks": ["prod"]}), 201)
+    office = [
+        {"name": "eth0", "addresses": ["198.18.1.5/16"], "default_route": True},
+        {"name": "eth1", "addresses": ["192.168.10.1/24"]},
+    ]
+    cloud = [{"name": "eth0", "addresses": ["198.18.1.6/16"], "default_route": True}]
+    api.ok(enroll(api, tok["token"], "office-gw", interfaces=office), 201)
+    api.ok(enroll(api, tok["token"], "cloud-1", interfaces=cloud), 201)
+    candidates = api.ok(api.get("/api/v1/networks/prod/gateway-candidates"))
+    assert [(c["node"], c["prefix"], c["interface"]) for c in candidates] == [
+        ("office-gw", "192.168.10.0/24", "eth1")
+    ]  # the shared underlay is not a LAN
+    r = api.post(
+        "/api/v1/networks/prod/routes",
+        {"prefix": "192.168.10.0/24", "via": "office-gw", "masquerade": False},
+    )
+    route = api.ok(r, 201)
+    assert route["via_node"] == "office-gw" and route["masquerade"] is False
+    r = api.post("/api/v1/networks/prod/routes", {"prefix": "192.168.10.0/24", "via": "office-gw"})
+    assert r.status_code == 409 and "already goes via" in r.json()["error"]
+    r = api.post("/api/v1/networks/prod/routes", {"prefix": "0.0.0.0/0", "via": "office-gw"})
+    assert r.status_code == 422 and "default route" in r.json()["error"]
+    backup = api.ok(
+        api.post(
+            "/api/v1/networks/prod/routes",
+            {"prefix": "192.168.10.0/24", "via": "cloud-1", "metric": 200},
+        ),
+        201,
+    )
+    assert [r["metric"] for r in api.ok(api.get("/api/v1/networks/prod/routes"))] == [100, 200]
+    assert backup["masquerade"] is True
+    assert api.get("/api/v1/networks/ghost/gateway-candidates").status_code == 404

@@ -17,6 +17,7 @@ from typing import Any
 
 from skylan import __version__
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
+from skylan.agent.hostconfig import HostConfig
 from skylan.agent.state import StateDir
 from skylan.dataplane.node import Dataplane
 from skylan.hostnet.interfaces import endpoints, physical_interfaces
@@ -59,6 +60,7 @@ class Agent:
         )
         self.dataplane: Dataplane | None = None
         self._want_dataplane = dataplane
+        self.hostconfig = HostConfig(self.enrollment.listen_port, self.enrollment.controller_url)
         self.apply_error: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -113,6 +115,7 @@ class Agent:
         if self.dataplane is not None:
             try:
                 await self.dataplane.apply(netmap)
+                await self._reconcile_host()
                 self.apply_error = None
             except Exception as exc:
                 # keep running on whatever applied; the next netmap retries
@@ -189,8 +192,24 @@ class Agent:
             except ControlPlaneError as exc:
                 self._trouble(exc)
 
+    async def _reconcile_host(self) -> None:
+        """Gateways, routes and cloaking; also re-run periodically, because a
+        gateway's tunnel going down changes which routes should exist."""
+        if self.dataplane is None or self.netmap is None:
+            return
+        status = self.dataplane.status()
+        ifnames = {p.network_id: p.name for p in self.dataplane.ports.values()}
+        dead = {node for node, peer in status["peers"].items() if peer["dead"]}
+        interfaces = await asyncio.to_thread(physical_interfaces)
+        desired = self.hostconfig.desired(self.netmap, ifnames, dead, interfaces)
+        await asyncio.to_thread(self.hostconfig.apply, desired)
+
     async def _status_writer(self) -> None:
         while True:
+            try:
+                await self._reconcile_host()
+            except Exception:
+                log.exception("host configuration failed")
             try:
                 self.write_status()
             except Exception:  # a status glitch must never stop the agent
@@ -249,6 +268,7 @@ class Agent:
             "last_error": self.last_error,
             "apply_error": self.apply_error,
             "dataplane": tunnel,
+            "host": self.hostconfig.status(),
             "written_at": time.time(),
             "networks": networks,
         }

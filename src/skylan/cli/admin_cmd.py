@@ -333,3 +333,133 @@ def port_detach(network: str, port: str) -> None:
     with client() as sky:
         sky.detach(network, port)
     console.print(f"detached {port} from {network}")
+
+
+# -- gateways and cloaking ---------------------------------------------------------
+
+gateway_app = typer.Typer(help="Gateways from a network to physical LANs.", no_args_is_help=True)
+cloak_app = typer.Typer(help="Cloaking exception rules.", no_args_is_help=True)
+
+ROUTE_COLUMNS = [
+    ("prefix", lambda r: r.prefix),
+    ("via", lambda r: r.via_node),
+    ("metric", lambda r: r.metric),
+    ("masquerade", lambda r: r.masquerade),
+    ("id", lambda r: r.id),
+]
+
+
+@gateway_app.command("candidates")
+def gateway_candidates(network: str, as_json: JsonFlag = False) -> None:
+    """Members that reach a LAN the other members do not."""
+    with client() as sky:
+        emit(
+            sky.gateway_candidates(network),
+            as_json,
+            [
+                ("node", lambda c: c.node),
+                ("prefix", lambda c: c.prefix),
+                ("interface", lambda c: c.interface),
+                ("address", lambda c: c.address),
+            ],
+        )
+
+
+@gateway_app.command("list")
+def gateway_list(network: str, as_json: JsonFlag = False) -> None:
+    """The network's gateways (routes to LAN prefixes)."""
+    with client() as sky:
+        emit(sky.routes(network), as_json, ROUTE_COLUMNS)
+
+
+@gateway_app.command("add")
+def gateway_add(
+    network: str,
+    prefix: str,
+    via: Annotated[str, typer.Option(help="The gateway node (name or id).")],
+    metric: Annotated[int, typer.Option(help="Lower wins among live gateways.")] = 100,
+    masquerade: Annotated[
+        bool,
+        typer.Option(
+            "--masquerade/--no-masquerade",
+            help="Hide overlay addresses behind the gateway's LAN address.",
+        ),
+    ] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a node the gateway to a LAN prefix for every other member."""
+    with client() as sky:
+        emit(sky.add_route(network, prefix, via, metric, masquerade), as_json, ROUTE_COLUMNS)
+    if not masquerade and not as_json:
+        console.print(
+            f"Without masquerade the LAN sees overlay addresses: give its router a "
+            f"route to the network's CIDR via {via}'s LAN address."
+        )
+
+
+@gateway_app.command("remove")
+def gateway_remove(network: str, route_id: str) -> None:
+    """Remove a gateway route."""
+    with client() as sky:
+        sky.delete_route(network, route_id)
+    console.print(f"removed {route_id}")
+
+
+CLOAK_COLUMNS = [
+    ("protocol", lambda r: r.protocol),
+    ("ports", lambda r: f"{r.port_from}-{r.port_to}" if r.port_from else "-"),
+    ("source", lambda r: r.source_cidr),
+    ("node", lambda r: r.node_id or "all"),
+    ("description", lambda r: r.description),
+    ("id", lambda r: r.id),
+]
+
+
+@cloak_app.command("list")
+def cloak_list(network: str, as_json: JsonFlag = False) -> None:
+    """What stays reachable on a cloaked network's nodes."""
+    with client() as sky:
+        emit(sky.cloak_rules(network), as_json, CLOAK_COLUMNS)
+
+
+@cloak_app.command("allow")
+def cloak_allow(
+    network: str,
+    protocol: Annotated[str, typer.Argument(help="tcp, udp, icmp or any")],
+    port: Annotated[
+        str | None, typer.Option(help="A port or range, e.g. 443 or 8000-8100.")
+    ] = None,
+    source: Annotated[str, typer.Option(help="Allowed sources (CIDR).")] = "0.0.0.0/0",
+    node: Annotated[str | None, typer.Option(help="Only on this node; default all.")] = None,
+    description: Annotated[str, typer.Option()] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Open a hole in the cloak (e.g. `skylan cloak allow prod tcp --port 22 --source ...`)."""
+    port_from = port_to = None
+    if port is not None:
+        low, _, high = port.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise typer.BadParameter(f"--port {port!r}: expected 443 or 8000-8100")
+        port_from, port_to = int(low), int(high or low)
+    with client() as sky:
+        emit(
+            sky.add_cloak_rule(
+                network,
+                protocol,
+                node=node,
+                port_from=port_from,
+                port_to=port_to,
+                source_cidr=source,
+                description=description,
+            ),
+            as_json,
+            CLOAK_COLUMNS,
+        )
+
+
+@cloak_app.command("remove")
+def cloak_remove(network: str, rule_id: str) -> None:
+    """Remove an exception rule."""
+    with client() as sky:
+        sky.delete_cloak_rule(network, rule_id)
+    console.print(f"removed {rule_id}")

@@ -148,6 +148,25 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             console.print(f"[yellow]fallback:[/] {note}")
         if dp["drops"]:
             console.print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(dp["drops"].items())))
+    host = data.get("host") or {}
+    if host.get("gateway_for"):
+        masq = set(host.get("masquerade", []))
+        console.print(
+            "gateway for: "
+            + ", ".join(f"{p}{' (masquerade)' if p in masq else ''}" for p in host["gateway_for"])
+        )
+    for route in host.get("routes", []):
+        console.print(
+            f"route {route['prefix']} via {route['via']} dev {route['dev']} "
+            f"metric {route['metric']}"
+        )
+    if host.get("cloaked"):
+        openings = host.get("cloak_openings", [])
+        console.print(
+            f"cloaked on {', '.join(host['cloak_interfaces'])}; {len(openings)} exception rule(s)"
+        )
+    if host.get("error"):
+        console.print(f"[red]host configuration failed:[/] {host['error']}")
     if data.get("apply_error"):
         console.print(f"[red]could not apply the netmap:[/] {data['apply_error']}")
     if not data["networks"]:

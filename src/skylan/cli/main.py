@@ -24,6 +24,8 @@ app.add_typer(admin_cmd.net_app, name="net")
 app.add_typer(admin_cmd.node_app, name="node")
 app.add_typer(admin_cmd.token_app, name="token")
 app.add_typer(admin_cmd.port_app, name="port")
+app.add_typer(admin_cmd.gateway_app, name="gateway")
+app.add_typer(admin_cmd.cloak_app, name="cloak")
 app.add_typer(lab_cmd.app, name="lab")
 app.command("demo")(demo_cmd.demo)
 

@@ -20,6 +20,7 @@ from skylan.model.api import (
     ApiTokenCreated,
     ApiTokenOut,
     CloakRuleOut,
+    GatewayCandidate,
     NetworkOut,
     NetworkStats,
     NodeOut,
@@ -221,9 +222,15 @@ class Skylan:
     def routes(self, network: str) -> list[RouteOut]:
         return self._many(RouteOut, f"/networks/{network}/routes")
 
-    def add_route(self, network: str, prefix: str, via: str, metric: int = 100) -> RouteOut:
-        body = {"prefix": prefix, "via": via, "metric": metric}
+    def add_route(
+        self, network: str, prefix: str, via: str, metric: int = 100, masquerade: bool = True
+    ) -> RouteOut:
+        """Make ``via`` the gateway for ``prefix`` in ``network``."""
+        body = {"prefix": prefix, "via": via, "metric": metric, "masquerade": masquerade}
         return self._one(RouteOut, "POST", f"/networks/{network}/routes", body)
+
+    def gateway_candidates(self, network: str) -> list[GatewayCandidate]:
+        return self._many(GatewayCandidate, f"/networks/{network}/gateway-candidates")
 
     def delete_route(self, network: str, route_id: str) -> None:
         self._request("DELETE", f"/networks/{network}/routes/{route_id}")

@@ -95,6 +95,7 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
         prefixlen = ipaddress.IPv4Network(net.cidr4).prefixlen
         members = ports_by_net[net_id]
         port_ip = {p.id: p.ipv4 for p, _ in members}
+        port_node = {p.id: p.node_id for p, _ in members}
         peer_list = [
             PeerInfo(
                 node_id=node.id,
@@ -102,6 +103,7 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
                 public_key=node.public_key,
                 endpoints=list(node.endpoints),
                 port=port_info(port, prefixlen),
+                observed_ip=node.observed_ip,
             )
             for port, node in members
             if node.status == "approved"
@@ -122,8 +124,10 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
                     id=r.id,
                     prefix=r.prefix,
                     via_port_id=r.via_port_id,
+                    via_node_id=port_node.get(r.via_port_id, ""),
                     via_ipv4=port_ip.get(r.via_port_id, ""),
                     metric=r.metric,
+                    masquerade=r.masquerade,
                 )
                 for r in sorted(routes_by_net[net_id], key=lambda r: (r.prefix, r.metric))
             ],

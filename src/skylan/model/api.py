@@ -90,8 +90,20 @@ class RouteOut(BaseModel):
     network_id: str
     prefix: str
     via_port_id: str
+    via_node: str
     metric: int
+    masquerade: bool
     created_at: datetime
+
+
+class GatewayCandidate(BaseModel):
+    """A member that reaches a LAN prefix the other members do not."""
+
+    node_id: str
+    node: str
+    interface: str
+    prefix: str
+    address: str
 
 
 class CloakRuleOut(BaseModel):

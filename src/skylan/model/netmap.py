@@ -32,14 +32,20 @@ class PeerInfo(BaseModel):
     public_key: str
     endpoints: list[str]
     port: PortInfo
+    observed_ip: str | None = None  # where the controller sees it from (NAT's outside)
 
 
 class RouteInfo(BaseModel):
+    """Traffic for ``prefix`` goes to the member ``via_node_id`` (the gateway),
+    which forwards it to its LAN, masquerading it when ``masquerade``."""
+
     id: str
     prefix: str
     via_port_id: str
+    via_node_id: str
     via_ipv4: str
     metric: int = 100
+    masquerade: bool = True
 
 
 class CloakRuleInfo(BaseModel):

@@ -111,7 +111,7 @@ def _unique_name(db: Db, hostname: str) -> str:
 
 
 @router.post("/enroll", status_code=201)
-def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
+def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
     try:
         token = JoinToken.parse(body.token)
     except JoinTokenFormatError as exc:
@@ -153,6 +153,7 @@ def enroll(body: EnrollRequest, db: Db) -> EnrollResponse:
         token_id=row.id,
         last_seen=datetime.now(UTC),
         agent_started_at=datetime.now(UTC),
+        observed_ip=request.client.host if request.client else None,
     )
     for attempt in range(8):
         try:
@@ -212,9 +213,13 @@ async def netmap(
 
 
 @router.post("/heartbeat")
-def heartbeat(body: Heartbeat, node: AgentNode, db: Db) -> dict[str, Any]:
+def heartbeat(body: Heartbeat, node: AgentNode, db: Db, request: Request) -> dict[str, Any]:
     now = datetime.now(UTC)
     node.last_seen = now
+    observed = request.client.host if request.client else None
+    if observed != node.observed_ip:
+        node.observed_ip = observed
+        record_change(db, nodes=[node.id])  # cloaked peers must let it in
     if body.uptime_s is not None:
         node.agent_started_at = now - timedelta(seconds=body.uptime_s)
     if body.agent_version is not None:

@@ -99,6 +99,9 @@ class NodeRow(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)
     interfaces: Mapped[list[Any]] = mapped_column(default=list)
     endpoints: Mapped[list[Any]] = mapped_column(default=list)
+    # the address the controller sees the agent's requests come from (its NAT's
+    # public side, if any): how cloaked peers recognise it before a handshake
+    observed_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
     token_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -132,6 +135,7 @@ class RouteRow(Base):
     prefix: Mapped[str] = mapped_column(String(43))
     via_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"))
     metric: Mapped[int] = mapped_column(Integer, default=100)
+    masquerade: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -1,0 +1,166 @@
+"""The host-side part of a netmap: gateway forwarding and masquerade, routes
+to gateways, and cloaking — computed from the netmap, applied through
+:mod:`skylan.hostnet` only when something changed.
+
+Several gateways for one prefix form a failover group: every member installs
+a route via each gateway whose tunnel is alive, with the route's metric, so
+the kernel uses the lowest; a gateway whose tunnel is dead is left out until
+it comes back.
+
+Cloaking protects the physical interfaces of a node in any cloaked network.
+Emergency switch: ``SKYLAN_NO_CLOAK=1`` in the agent's environment disables it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from skylan.hostnet import nftables, routes
+from skylan.hostnet.interfaces import InterfaceInfo
+from skylan.model.netmap import NetMap
+
+
+@dataclass(frozen=True)
+class Desired:
+    rules: nftables.Ruleset
+    routes: frozenset[routes.Route]
+    forwarding: bool
+
+
+@dataclass
+class HostConfig:
+    listen_port: int
+    controller_url: str
+    applied: Desired | None = None
+    forwarding_before: bool | None = None
+    error: str | None = None
+    controller_ip: str | None = field(default=None)
+
+    def desired(
+        self,
+        netmap: NetMap,
+        ifnames: dict[str, str],
+        dead_peers: set[str],
+        interfaces: list[InterfaceInfo],
+    ) -> Desired:
+        """``ifnames``: network id -> our TAP name; ``dead_peers``: node ids."""
+        own = netmap.node.node_id
+        local_nets = [ipaddress.ip_interface(a).network for i in interfaces for a in i.addresses]
+        local_ips = {str(ipaddress.ip_interface(a).ip) for i in interfaces for a in i.addresses}
+        forwards: list[tuple[str, str]] = []
+        masquerades: list[tuple[str, str]] = []
+        wanted_routes: set[routes.Route] = set()
+        cloaked = False
+        peers: set[str] = set()
+        openings: list[nftables.CloakOpening] = []
+        for net in netmap.networks:
+            ifname = ifnames.get(net.id)
+            if ifname is None:
+                continue
+            for r in net.routes:
+                if r.via_node_id == own:
+                    forwards.append((ifname, r.prefix))
+                    if r.masquerade:
+                        masquerades.append((net.cidr4, r.prefix))
+                    continue
+                prefix = ipaddress.ip_network(r.prefix)
+                if (
+                    r.via_node_id in dead_peers
+                    or not r.via_ipv4
+                    or any(
+                        prefix.version == n.version and prefix.subnet_of(n)  # type: ignore[arg-type]
+                        for n in local_nets
+                    )
+                ):
+                    continue  # gateway down, or we are on that LAN ourselves
+                wanted_routes.add(routes.Route(r.prefix, r.via_ipv4, ifname, r.metric))
+            if net.cloaked:
+                cloaked = True
+                for peer in net.peers or []:
+                    if peer.node_id == own:
+                        continue
+                    for ep in peer.endpoints:
+                        host = ep.rpartition(":")[0].strip("[]")
+                        if host:
+                            peers.add(host)
+                    if peer.observed_ip:
+                        peers.add(peer.observed_ip)
+                for rule in net.cloak_rules:
+                    if rule.node_id in (None, own):
+                        openings.append(
+                            nftables.CloakOpening(
+                                rule.protocol, rule.port_from, rule.port_to, rule.source_cidr
+                            )
+                        )
+        if os.environ.get("SKYLAN_NO_CLOAK") == "1":
+            cloaked = False
+        controller_ip = self._controller_ip()
+        controller_port = urlsplit(self.controller_url).port or 443
+        rules = nftables.Ruleset(
+            forwards=tuple(sorted(set(forwards))),
+            masquerades=tuple(sorted(set(masquerades))),
+            cloak_interfaces=tuple(i.name for i in interfaces) if cloaked else (),
+            tunnel_port=self.listen_port,
+            peer_addresses=tuple(sorted(peers)),
+            exceptions=tuple(dict.fromkeys(openings)),
+            always_allow=(controller_ip,) if cloaked and controller_ip else (),
+            local_tcp_ports=(controller_port,) if cloaked and controller_ip in local_ips else (),
+        )
+        return Desired(rules, frozenset(wanted_routes), bool(forwards))
+
+    def _controller_ip(self) -> str | None:
+        if self.controller_ip is None:
+            host = urlsplit(self.controller_url).hostname or ""
+            try:
+                self.controller_ip = str(ipaddress.ip_address(host))
+            except ValueError:
+                try:
+                    self.controller_ip = socket.gethostbyname(host)
+                except OSError:
+                    return None
+        return self.controller_ip
+
+    def apply(self, desired: Desired) -> None:
+        """Blocking (netlink, nft): run it off the event loop."""
+        if desired == self.applied:
+            return
+        try:
+            if desired.forwarding and self.forwarding_before is None:
+                self.forwarding_before = routes.ip_forwarding()
+                routes.set_ip_forwarding(True)
+            elif not desired.forwarding and self.forwarding_before is not None:
+                routes.set_ip_forwarding(self.forwarding_before)
+                self.forwarding_before = None
+            nftables.apply(desired.rules)
+            routes.sync(set(desired.routes))
+        except (OSError, nftables.NftError) as exc:
+            self.error = str(exc)
+            raise
+        self.error = None
+        self.applied = desired
+
+    def teardown(self) -> None:
+        self.apply(Desired(nftables.Ruleset(), frozenset(), False))
+
+    def status(self) -> dict[str, Any]:
+        d = self.applied
+        if d is None:
+            return {"applied": False, "error": self.error}
+        return {
+            "applied": True,
+            "error": self.error,
+            "gateway_for": [p for _, p in d.rules.forwards],
+            "masquerade": [p for _, p in d.rules.masquerades],
+            "routes": [
+                {"prefix": r.prefix, "via": r.via, "dev": r.dev, "metric": r.metric}
+                for r in sorted(d.routes, key=lambda r: (r.prefix, r.metric))
+            ],
+            "cloaked": bool(d.rules.cloak_interfaces),
+            "cloak_interfaces": list(d.rules.cloak_interfaces),
+            "cloak_openings": [o.__dict__ for o in d.rules.exceptions],
+        }

@@ -1,0 +1,146 @@
+"""skylan's one nftables table, ``inet skylan``: gateway forwarding and
+masquerade, and cloaking. Replaced atomically as a whole (one ``nft -f``
+transaction) and never touching any other table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from dataclasses import dataclass, field
+
+TABLE = "skylan"
+
+
+class NftError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class CloakOpening:
+    """An opening in the cloak: protocol, destination ports, allowed sources."""
+
+    protocol: str  # tcp, udp, icmp, any
+    port_from: int | None = None
+    port_to: int | None = None
+    source_cidr: str = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    # gateway: (overlay interface, LAN prefix) pairs to forward, and masquerades
+    forwards: tuple[tuple[str, str], ...] = ()
+    masquerades: tuple[tuple[str, str], ...] = ()  # (overlay cidr, LAN prefix)
+    # cloaking: which interfaces, who may reach the tunnel port, what else is open
+    cloak_interfaces: tuple[str, ...] = ()
+    tunnel_port: int = 51820
+    peer_addresses: tuple[str, ...] = ()
+    exceptions: tuple[CloakOpening, ...] = ()
+    always_allow: tuple[str, ...] = field(default=())  # e.g. the controller's address
+    local_tcp_ports: tuple[int, ...] = ()  # e.g. a controller running on this node
+
+    @property
+    def empty(self) -> bool:
+        return not (self.forwards or self.masquerades or self.cloak_interfaces)
+
+
+def _family(prefix: str) -> str:
+    return "ip" if ipaddress.ip_network(prefix).version == 4 else "ip6"
+
+
+def _set(items: list[str]) -> str:
+    return "{ " + ", ".join(items) + " }"
+
+
+def render(rules: Ruleset) -> str:
+    """The nft script for ``rules`` (pure, so it is unit-tested as text)."""
+    out = [f"table inet {TABLE} {{"]
+    if rules.forwards:
+        out.append("  chain forward {")
+        out.append("    type filter hook forward priority filter; policy accept;")
+        out.append("    ct state established,related accept")
+        for iface, prefix in rules.forwards:
+            out.append(f'    iifname "{iface}" {_family(prefix)} daddr {prefix} accept')
+        out.append("  }")
+    if rules.masquerades:
+        out.append("  chain postrouting {")
+        out.append("    type nat hook postrouting priority srcnat; policy accept;")
+        for overlay, prefix in rules.masquerades:
+            out.append(
+                f"    {_family(prefix)} saddr {overlay} {_family(prefix)} daddr {prefix} masquerade"
+            )
+        out.append("  }")
+    if rules.cloak_interfaces:
+        ifaces = _set([f'"{i}"' for i in rules.cloak_interfaces])
+        out.append("  chain input {")
+        out.append("    type filter hook input priority filter; policy accept;")
+        out.append(f"    iifname {ifaces} jump cloak")
+        out.append("  }")
+        out.append("  chain cloak {")
+        out.append("    ct state established,related accept")
+        peers4 = [a for a in rules.peer_addresses if ipaddress.ip_address(a).version == 4]
+        peers6 = [a for a in rules.peer_addresses if ipaddress.ip_address(a).version == 6]
+        if peers4:
+            out.append(f"    ip saddr {_set(peers4)} udp dport {rules.tunnel_port} accept")
+        if peers6:
+            out.append(f"    ip6 saddr {_set(peers6)} udp dport {rules.tunnel_port} accept")
+        for addr in rules.always_allow:
+            out.append(f"    {_family(addr)} saddr {addr} accept")
+        for port in rules.local_tcp_ports:
+            out.append(f"    tcp dport {port} accept")
+        for exc in rules.exceptions:
+            out.append("    " + _exception(exc))
+        out.append("    counter drop")
+        out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _exception(exc: CloakOpening) -> str:
+    fam = _family(exc.source_cidr)
+    source = (
+        ""
+        if ipaddress.ip_network(exc.source_cidr).prefixlen == 0
+        else (f"{fam} saddr {exc.source_cidr} ")
+    )
+    if exc.protocol in ("tcp", "udp"):
+        ports = (
+            str(exc.port_from) if exc.port_from == exc.port_to else f"{exc.port_from}-{exc.port_to}"
+        )
+        return f"{source}{exc.protocol} dport {ports} accept"
+    if exc.protocol == "icmp":
+        return f"{source}meta l4proto {{ icmp, ipv6-icmp }} accept"
+    return f"{source}accept"
+
+
+def _nft(script: str) -> None:
+    proc = subprocess.run(
+        ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False, timeout=30
+    )
+    if proc.returncode != 0:
+        raise NftError(proc.stderr.strip() or "nft failed")
+
+
+def apply(rules: Ruleset) -> None:
+    """Replace the table atomically (or remove it when there is nothing to do)."""
+    if rules.empty:
+        remove()
+        return
+    # add-then-delete makes the delete succeed whether or not the table exists,
+    # and the whole script is one transaction: no moment without the rules
+    _nft(f"add table inet {TABLE}\ndelete table inet {TABLE}\n" + render(rules))
+
+
+def remove() -> None:
+    _nft(f"add table inet {TABLE}\ndelete table inet {TABLE}\n")
+
+
+def current() -> str:
+    proc = subprocess.run(
+        ["nft", "list", "table", "inet", TABLE],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return proc.stdout if proc.returncode == 0 else ""
