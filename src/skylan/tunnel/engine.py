@@ -219,8 +219,7 @@ class TunnelEngine:
         noise = hs.write_message_1(self._timestamp(now))
         body = wire.Initiation(index, noise, b"", b"").encode_without_macs()
         mac1 = compute_mac1(peer.public, body)
-        fresh_cookie = peer.cookie is not None and now - peer.cookie_at < COOKIE_VALID_FOR
-        mac2 = compute_mac2(peer.cookie, body + mac1) if fresh_cookie else _ZERO_MAC  # type: ignore[arg-type]
+        mac2 = self._mac2(peer, body + mac1, now)
         if peer.pending is not None:
             self._index.pop(peer.pending.local_index, None)
         peer.pending = PendingHandshake(hs, index, now, mac1)
@@ -255,17 +254,7 @@ class TunnelEngine:
         if payload:
             self.drops.add("handshake_failed")
             return
-        send_key, recv_key = pending.hs.split()
-        session = Session(
-            local_index=pending.local_index,
-            remote_index=resp.sender_index,
-            send_key=send_key,
-            recv_key=recv_key,
-            created=now,
-            initiator=True,
-            drops=self.drops,
-            reassembly_timeout=self.config.reassembly_timeout,
-        )
+        session = self._session(pending.hs, pending.local_index, resp.sender_index, now)
         self._index[pending.local_index] = (peer, session)
         peer.pending = None
         peer.rtt = now - pending.sent_at
@@ -326,19 +315,8 @@ class TunnelEngine:
         noise = hs.write_message_2(b"")
         resp_body = wire.Response(index, init.sender_index, noise, b"", b"").encode_without_macs()
         mac1 = compute_mac1(peer.public, resp_body)
-        fresh_cookie = peer.cookie is not None and now - peer.cookie_at < COOKIE_VALID_FOR
-        mac2 = compute_mac2(peer.cookie, resp_body + mac1) if fresh_cookie else _ZERO_MAC  # type: ignore[arg-type]
-        send_key, recv_key = hs.split()
-        session = Session(
-            local_index=index,
-            remote_index=init.sender_index,
-            send_key=send_key,
-            recv_key=recv_key,
-            created=now,
-            initiator=False,
-            drops=self.drops,
-            reassembly_timeout=self.config.reassembly_timeout,
-        )
+        mac2 = self._mac2(peer, resp_body + mac1, now)
+        session = self._session(hs, index, init.sender_index, now)
         if peer.next is not None:
             self._index.pop(peer.next.local_index, None)
         peer.next = session
@@ -556,6 +534,26 @@ class TunnelEngine:
             self._events.append(PeerDead(peer.public))
 
     # -- helpers --------------------------------------------------------------
+
+    def _session(self, hs: HandshakeIK, local: int, remote: int, now: float) -> Session:
+        send_key, recv_key = hs.split()
+        return Session(
+            local_index=local,
+            remote_index=remote,
+            send_key=send_key,
+            recv_key=recv_key,
+            created=now,
+            initiator=hs.initiator,
+            drops=self.drops,
+            reassembly_timeout=self.config.reassembly_timeout,
+        )
+
+    @staticmethod
+    def _mac2(peer: Peer, msg_with_mac1: bytes, now: float) -> bytes:
+        """MAC2 under the peer's cookie while it is fresh, zeros otherwise."""
+        if peer.cookie is None or now - peer.cookie_at >= COOKIE_VALID_FOR:
+            return _ZERO_MAC
+        return compute_mac2(peer.cookie, msg_with_mac1)
 
     def _peer(self, public: bytes) -> Peer:
         try:
