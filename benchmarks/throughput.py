@@ -61,23 +61,29 @@ def kernel_vxlan(a: Host, b: Host) -> str:
     return f"{VXLAN_NET}.2"
 
 
-def skylan_overlay(lab: Lab, a: Host, b: Host, workdir: Path) -> str:
+def skylan_overlay(lab: Lab, a: Host, b: Host, workdir: Path) -> tuple[str, str]:
+    """One encrypted and one unencrypted (kernel VXLAN) network between a and b;
+    returns b's address in each."""
     sky = Deployment(workdir)
     sky.start_controller(lab.add_host("ctl"))
     sky.admin("net", "create", "bench", "--cidr", "172.16.1.0/24")
-    token = sky.admin("token", "create", "--network", "bench", "--uses", "2", "--json")["token"]
+    sky.admin("net", "create", "plain", "--cidr", "172.16.2.0/24", "--unencrypted")
+    token = sky.admin(
+        "token", "create", "--network", "bench", "--network", "plain", "--uses", "2", "--json"
+    )["token"]
     sky.join(a, token)
     sky.join(b, token)
 
-    def attached() -> dict[str, str] | None:
+    def attached() -> dict[str, dict[str, str]] | None:
         nodes = sky.admin("node", "list", "--json")
-        if len(nodes) != 2 or not all(n["networks"] for n in nodes):
+        if len(nodes) != 2 or not all(len(n["networks"]) == 2 for n in nodes):
             return None
-        return {n["name"]: n["networks"][0]["ipv4"] for n in nodes}
+        return {n["name"]: {m["network"]: m["ipv4"] for m in n["networks"]} for n in nodes}
 
-    b_ip = wait_for("both nodes attached", attached, timeout=60)["b"]
-    wait_for("the tunnel", lambda: a.ping(b_ip, count=1, timeout=1), timeout=30)
-    return str(b_ip)
+    b_ips = wait_for("both nodes attached", attached, timeout=60)["b"]
+    for ip in b_ips.values():
+        wait_for(f"{ip} to answer", lambda i=ip: a.ping(i, count=1, timeout=1), timeout=30)
+    return b_ips["bench"], b_ips["plain"]
 
 
 def main() -> None:
@@ -91,10 +97,12 @@ def main() -> None:
         a, b = lab.add_host("a"), lab.add_host("b")
         b.spawn(["iperf3", "-s", "-p", "5201"])
         time.sleep(0.5)
+        encrypted, plain = skylan_overlay(lab, a, b, Path(tmp))
         targets = {
             "native veth": b.underlay_ip,
             "kernel VXLAN": kernel_vxlan(a, b),
-            "skylan (AES-256-GCM)": skylan_overlay(lab, a, b, Path(tmp)),
+            "skylan (AES-256-GCM)": encrypted,
+            "skylan unencrypted": plain,
         }
         results: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(args.runs):  # interleaved, so drift hits every case alike

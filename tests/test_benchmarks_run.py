@@ -42,5 +42,10 @@ def test_netmap_fanout_benchmark() -> None:
 def test_throughput_benchmark() -> None:
     out = run("throughput.py", "--seconds", "1", "--runs", "1", "--json")
     medians = json.loads(out)["medians_gbps"]
-    assert set(medians) == {"native veth", "kernel VXLAN", "skylan (AES-256-GCM)"}
+    assert set(medians) == {
+        "native veth",
+        "kernel VXLAN",
+        "skylan (AES-256-GCM)",
+        "skylan unencrypted",
+    }
     assert all(v > 0 for v in medians.values())

@@ -199,6 +199,7 @@ class Agent:
             return
         status = self.dataplane.status()
         ifnames = {p.network_id: p.name for p in self.dataplane.ports.values()}
+        ifnames |= {v.network_id: v.name for v in self.dataplane.vxlans.values()}
         dead = {node for node, peer in status["peers"].items() if peer["dead"]}
         interfaces = await asyncio.to_thread(physical_interfaces)
         desired = self.hostconfig.desired(self.netmap, ifnames, dead, interfaces)

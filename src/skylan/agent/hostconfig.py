@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from skylan.dataplane.vxlan import VXLAN_PORT
 from skylan.hostnet import nftables, routes
 from skylan.hostnet.interfaces import InterfaceInfo
 from skylan.model.netmap import NetMap
@@ -105,7 +106,7 @@ class HostConfig:
             forwards=tuple(sorted(set(forwards))),
             masquerades=tuple(sorted(set(masquerades))),
             cloak_interfaces=tuple(i.name for i in interfaces) if cloaked else (),
-            tunnel_port=self.listen_port,
+            tunnel_ports=(self.listen_port, VXLAN_PORT),
             peer_addresses=tuple(sorted(peers)),
             exceptions=tuple(dict.fromkeys(openings)),
             always_allow=(controller_ip,) if cloaked and controller_ip else (),

@@ -79,10 +79,13 @@ class NetmapFeed:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._kicked is not None:
+            self._kicked.set()  # wake the loop so it sees the stop flag
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
+                log.warning("netmap feed did not stop within 5 s; abandoning it")
         for futures in self._waiters.values():
             for fut in futures:
                 if not fut.done():
@@ -124,7 +127,8 @@ class NetmapFeed:
         fut: asyncio.Future[None] = self._loop.create_future()
         self._waiters[node_id].append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             return None
         finally:
@@ -146,9 +150,14 @@ class NetmapFeed:
 
     async def _run(self) -> None:
         assert self._kicked is not None
-        while True:
+        while not self._stop.is_set():
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+            # a cancellation that races with the event, and stop() would hang
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kicked.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._kicked.wait()
+            if self._stop.is_set():
+                return
             if self._kicked.is_set():
                 await asyncio.sleep(self.coalesce)  # let a burst of changes land
             self._kicked.clear()

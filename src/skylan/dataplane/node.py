@@ -19,6 +19,7 @@ from typing import Any
 
 from skylan.dataplane.tap import VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
+from skylan.dataplane.vxlan import VxlanPort
 from skylan.hostnet import links
 from skylan.model.counters import DropCounters
 from skylan.model.netmap import NetMap, NetworkMap
@@ -75,7 +76,8 @@ class Dataplane:
             wall_clock_offset=time.time() - time.monotonic(),
         )
         self.udp = UdpSocket(listen_port)
-        self.ports: dict[str, Port] = {}  # network id -> port
+        self.ports: dict[str, Port] = {}  # network id -> port (encrypted networks)
+        self.vxlans: dict[str, VxlanPort] = {}  # network id -> kernel VXLAN (unencrypted)
         self.by_vni: dict[int, Port] = {}
         self.node_of_key: dict[bytes, str] = {}
         self.key_of_node: dict[str, bytes] = {}
@@ -94,6 +96,9 @@ class Dataplane:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        for vx in self.vxlans.values():
+            vx.delete()  # kernel interfaces outlive us unless removed
+        self.vxlans.clear()
         if self._loop is not None:
             self._loop.remove_reader(self.udp.fileno())
             for port in self.ports.values():
@@ -113,10 +118,12 @@ class Dataplane:
         """Reconcile TAPs, switches and peers with ``netmap`` (idempotent)."""
         now = self.now
         own_id = netmap.node.node_id
-        wanted = {n.id: n for n in netmap.networks if netmap.own_port(n) is not None}
+        joined = {n.id: n for n in netmap.networks if netmap.own_port(n) is not None}
+        wanted = {i: n for i, n in joined.items() if n.encrypted}
         for net_id in list(self.ports):
             if net_id not in wanted:
                 self._remove_port(net_id)
+        await self._apply_vxlans(netmap, {i: n for i, n in joined.items() if not n.encrypted})
         peers: dict[bytes, tuple[str, str, list[str]]] = {}
         for net in wanted.values():
             port = self.ports.get(net.id) or self._add_port(net)
@@ -152,9 +159,38 @@ class Dataplane:
                 self.engine.connect(public, now)
         self._flush()
 
+    def _free_name(self) -> str:
+        used = {p.name for p in self.ports.values()} | {v.name for v in self.vxlans.values()}
+        return next(f"{TAP_PREFIX}{i}" for i in range(256) if f"{TAP_PREFIX}{i}" not in used)
+
+    async def _apply_vxlans(self, netmap: NetMap, wanted: dict[str, NetworkMap]) -> None:
+        """Unencrypted networks: kernel VXLAN interfaces and their FDBs."""
+        for net_id in list(self.vxlans):
+            if net_id not in wanted or self.vxlans[net_id].vni != wanted[net_id].vni:
+                await asyncio.to_thread(self.vxlans.pop(net_id).delete)
+        for net in wanted.values():
+            vx = self.vxlans.get(net.id)
+            if vx is None:
+                vx = self.vxlans[net.id] = VxlanPort(net.id, self._free_name(), net.vni)
+                await asyncio.to_thread(vx.create)
+            own = netmap.own_port(net)
+            assert own is not None
+            await asyncio.to_thread(
+                links.configure,
+                vx.name,
+                mac=own.mac,
+                mtu=net.mtu,
+                addresses=[f"{own.ipv4}/{own.prefixlen}"],
+            )
+            remotes = {}
+            for peer in net.peers or []:
+                address = _underlay_ipv4(peer.endpoints, peer.observed_ip)
+                if peer.node_id != netmap.node.node_id and address is not None:
+                    remotes[peer.port.mac] = address
+            await asyncio.to_thread(vx.program, remotes)
+
     def _add_port(self, net: NetworkMap) -> Port:
-        used = {p.name for p in self.ports.values()}
-        name = next(f"{TAP_PREFIX}{i}" for i in range(256) if f"{TAP_PREFIX}{i}" not in used)
+        name = self._free_name()
         tap = TapDevice.open(name)
         if tap.fallback:
             self.errors.append(f"{name}: {tap.fallback}")
@@ -306,8 +342,22 @@ class Dataplane:
         return {
             "listen_port": self.udp.port,
             "interfaces": {
-                p.name: {"network_id": p.network_id, "offloads": p.tap.offloads, **p.counters}
+                p.name: {
+                    "network_id": p.network_id,
+                    "kind": "tap",
+                    "offloads": p.tap.offloads,
+                    **p.counters,
+                }
                 for p in self.ports.values()
+            },
+            "vxlan": {
+                v.name: {
+                    "network_id": v.network_id,
+                    "kind": "vxlan",
+                    "vni": v.vni,
+                    "remotes": len(set(v.remotes.values())),
+                }
+                for v in self.vxlans.values()
             },
             "gso": self.udp.gso,
             "gro": self.udp.gro,
@@ -315,6 +365,14 @@ class Dataplane:
             "peers": peers,
             "drops": drops,
         }
+
+
+def _underlay_ipv4(endpoints: list[str], observed: str | None) -> str | None:
+    for text in endpoints:
+        parsed = parse_endpoint(text)
+        if parsed is not None:
+            return parsed[0]
+    return observed
 
 
 def _ipv4_bytes(text: str) -> bytes | None:

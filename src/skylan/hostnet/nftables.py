@@ -33,7 +33,7 @@ class Ruleset:
     masquerades: tuple[tuple[str, str], ...] = ()  # (overlay cidr, LAN prefix)
     # cloaking: which interfaces, who may reach the tunnel port, what else is open
     cloak_interfaces: tuple[str, ...] = ()
-    tunnel_port: int = 51820
+    tunnel_ports: tuple[int, ...] = (51820,)  # skylan's UDP, and 4789 for kernel VXLAN
     peer_addresses: tuple[str, ...] = ()
     exceptions: tuple[CloakOpening, ...] = ()
     always_allow: tuple[str, ...] = field(default=())  # e.g. the controller's address
@@ -80,10 +80,11 @@ def render(rules: Ruleset) -> str:
         out.append("    ct state established,related accept")
         peers4 = [a for a in rules.peer_addresses if ipaddress.ip_address(a).version == 4]
         peers6 = [a for a in rules.peer_addresses if ipaddress.ip_address(a).version == 6]
+        ports = _set([str(p) for p in rules.tunnel_ports])
         if peers4:
-            out.append(f"    ip saddr {_set(peers4)} udp dport {rules.tunnel_port} accept")
+            out.append(f"    ip saddr {_set(peers4)} udp dport {ports} accept")
         if peers6:
-            out.append(f"    ip6 saddr {_set(peers6)} udp dport {rules.tunnel_port} accept")
+            out.append(f"    ip6 saddr {_set(peers6)} udp dport {ports} accept")
         for addr in rules.always_allow:
             out.append(f"    {_family(addr)} saddr {addr} accept")
         for port in rules.local_tcp_ports:

@@ -14,7 +14,7 @@ FULL = Ruleset(
     forwards=(("sky0", "192.168.10.0/24"),),
     masquerades=(("172.16.1.0/24", "192.168.10.0/24"),),
     cloak_interfaces=("eth0", "eth1"),
-    tunnel_port=51820,
+    tunnel_ports=(51820, 4789),
     peer_addresses=("198.18.1.2", "198.18.2.1", "2001:db8::7"),
     exceptions=(
         CloakOpening("tcp", 8000, 8000),
@@ -33,8 +33,8 @@ def test_render_contains_every_piece() -> None:
     assert 'iifname "sky0" ip daddr 192.168.10.0/24 accept' in text
     assert "ip saddr 172.16.1.0/24 ip daddr 192.168.10.0/24 masquerade" in text
     assert 'iifname { "eth0", "eth1" } jump cloak' in text
-    assert "ip saddr { 198.18.1.2, 198.18.2.1 } udp dport 51820 accept" in text
-    assert "ip6 saddr { 2001:db8::7 } udp dport 51820 accept" in text
+    assert "ip saddr { 198.18.1.2, 198.18.2.1 } udp dport { 51820, 4789 } accept" in text
+    assert "ip6 saddr { 2001:db8::7 } udp dport { 51820, 4789 } accept" in text
     assert "tcp dport 8000 accept" in text
     assert "ip saddr 203.0.113.0/24 udp dport 5000-5010 accept" in text
     assert "meta l4proto { icmp, ipv6-icmp } accept" in text
