@@ -8,11 +8,11 @@ controller is unreachable.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skylan.model.netmap import NetMap
+from skylan.privatefile import write_private
 from skylan.tunnel.keys import StaticKeypair
 
 DEFAULT_STATE_DIR = Path("/var/lib/skylan/agent")
@@ -32,14 +32,6 @@ class Enrollment:
     listen_port: int
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
-
-
 class StateDir:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -54,7 +46,7 @@ class StateDir:
 
     def save_enrollment(self, enrollment: Enrollment) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(self.root / "node.json", json.dumps(asdict(enrollment), indent=2))
+        write_private(self.root / "node.json", json.dumps(asdict(enrollment), indent=2))
 
     def enrollment(self) -> Enrollment:
         path = self.root / "node.json"
@@ -66,7 +58,7 @@ class StateDir:
             raise NotEnrolled(f"{path} is damaged ({exc}); enroll again") from None
 
     def save_netmap(self, netmap: NetMap) -> None:
-        _write_private(self.root / "netmap.json", netmap.model_dump_json())
+        write_private(self.root / "netmap.json", netmap.model_dump_json())
 
     def netmap(self) -> NetMap | None:
         path = self.root / "netmap.json"

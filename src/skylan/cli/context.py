@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skylan.client import Skylan
+from skylan.privatefile import write_private
 
 
 def config_path() -> Path:
@@ -28,9 +29,7 @@ class CliConfig:
     def save(self) -> Path:
         path = config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self), fh)
+        write_private(path, json.dumps(asdict(self)))
         return path
 
 

@@ -8,7 +8,6 @@ be assumed compromised.
 from __future__ import annotations
 
 import base64
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
+
+from skylan.privatefile import write_private
 
 KEY_LEN = 32
 
@@ -60,14 +61,7 @@ class StaticKeypair:
     def save(self, path: Path) -> None:
         """Write the private key (base64) readable by the owner only."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, base64.b64encode(self.private) + b"\n")
-        finally:
-            os.close(fd)
-        tmp.replace(path)
+        write_private(path, base64.b64encode(self.private) + b"\n")
 
     @classmethod
     def load(cls, path: Path) -> StaticKeypair:
