@@ -17,7 +17,8 @@ class TunnelConfig:
     prologue: bytes = PROLOGUE
     rekey_after_time: float = 90.0
     reject_after_time: float = 120.0
-    rekey_timeout: float = 5.0  # retransmit an unanswered initiation
+    rekey_timeout: float = 5.0  # retransmit an unanswered initiation (at most this late)
+    first_retry: float = 0.5  # …but the first retries come sooner: 0.5, 1, 2, 4, 5, 5 s
     rekey_attempt_time: float = 30.0  # then declare the peer dead
     keepalive_timeout: float = 10.0  # answer received data within this
     persistent_keepalive: float | None = None  # keep NAT mappings open

@@ -220,9 +220,11 @@ class TunnelEngine:
         body = wire.Initiation(index, noise, b"", b"").encode_without_macs()
         mac1 = compute_mac1(peer.public, body)
         mac2 = self._mac2(peer, body + mac1, now)
+        attempt = 0
         if peer.pending is not None:
             self._index.pop(peer.pending.local_index, None)
-        peer.pending = PendingHandshake(hs, index, now, mac1)
+            attempt = peer.pending.attempt + 1
+        peer.pending = PendingHandshake(hs, index, now, mac1, attempt)
         self._index[index] = (peer, peer.pending)
         if peer.handshake_started is None:
             peer.handshake_started = now
@@ -440,7 +442,7 @@ class TunnelEngine:
                 if session.age(now) >= cfg.reject_after_time:
                     self._drop_session(peer, session)
             pending = peer.pending
-            if pending is not None and now >= pending.sent_at + cfg.rekey_timeout:
+            if pending is not None and now >= self._retry_at(pending):
                 started = peer.handshake_started if peer.handshake_started is not None else now
                 if now - started >= cfg.rekey_attempt_time:
                     self._give_up(peer)
@@ -480,7 +482,7 @@ class TunnelEngine:
             if deadline is not None:
                 out.append(deadline)
         if peer.pending is not None:
-            out.append(peer.pending.sent_at + cfg.rekey_timeout)
+            out.append(self._retry_at(peer.pending))
         current = peer.current
         if current is not None and peer.pending is None:
             limit = cfg.rekey_after_time + (0 if current.initiator else 2 * cfg.rekey_timeout)
@@ -547,6 +549,13 @@ class TunnelEngine:
             drops=self.drops,
             reassembly_timeout=self.config.reassembly_timeout,
         )
+
+    def _retry_at(self, pending: PendingHandshake) -> float:
+        """Quick first retries (a peer may learn of us a moment after we of it),
+        then every ``rekey_timeout`` as WireGuard does."""
+        cfg = self.config
+        backoff: float = cfg.first_retry * 2.0**pending.attempt
+        return pending.sent_at + min(cfg.rekey_timeout, backoff)
 
     @staticmethod
     def _mac2(peer: Peer, msg_with_mac1: bytes, now: float) -> bytes:

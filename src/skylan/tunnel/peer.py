@@ -17,6 +17,7 @@ class PendingHandshake:
     local_index: int
     sent_at: float
     mac1: bytes  # of the last initiation sent: authenticates a cookie reply
+    attempt: int = 0  # retransmissions so far in this handshake effort
 
 
 @dataclass

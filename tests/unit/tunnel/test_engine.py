@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from skylan.tunnel import wire
@@ -353,3 +354,25 @@ def test_responder_waits_for_confirmation_instead_of_initiating() -> None:
         b.engine.handle_timer(net.now + step * 0.5)
     assert b.engine.datagrams_to_send() == []
     assert (b.engine.get_timer() or 0) >= net.now + 4.9
+
+
+def test_first_handshake_retries_come_quickly_then_back_off() -> None:
+    net = Net()
+    a, b = net.pair()
+    net.filter = lambda d, s, dst: []  # b hears nothing
+    a.engine.connect(b.keys.public, net.now)
+    start = net.now
+    sent: list[float] = []
+    for _ in range(400):
+        for tx in a.engine.datagrams_to_send():
+            sent.append(round(net.now - start, 2))
+            assert tx.count == 1
+        timer = a.engine.get_timer()
+        assert timer is not None
+        net.now = timer
+        a.engine.handle_timer(net.now)
+        if net.now - start > 20:
+            break
+    gaps = [round(y - x, 2) for x, y in itertools.pairwise(sent)]
+    assert gaps[:5] == [0.5, 1.0, 2.0, 4.0, 5.0]
+    assert set(gaps[5:]) == {5.0}
