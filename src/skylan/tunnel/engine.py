@@ -46,6 +46,7 @@ from skylan.tunnel.session import REKEY_AFTER_MESSAGES, Session, SessionError
 from skylan.tunnel.wire import MsgType, WireError
 
 _ZERO_MAC = bytes(wire.MAC_LEN)
+_DATA = int(MsgType.DATA)
 _MAX_SOURCES = 4096  # rate-limiter entries kept (least recently used dropped)
 
 
@@ -381,10 +382,11 @@ class TunnelEngine:
     def receive_datagram(self, data: bytes | memoryview, addr: Address, now: float) -> None:
         """Process one datagram; anything malformed is dropped and counted."""
         try:
-            kind = wire.message_type(data)
-            if kind is MsgType.DATA:
+            if data and data[0] == _DATA:  # the hot path: skip building the enum
                 self._on_data(data, addr, now)
-            elif kind is MsgType.INITIATION:
+                return
+            kind = wire.message_type(data)
+            if kind is MsgType.INITIATION:
                 self._on_initiation(data, addr, now)
             elif kind is MsgType.RESPONSE:
                 self._on_response(data, addr, now)

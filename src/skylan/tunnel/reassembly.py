@@ -46,9 +46,9 @@ class Reassembler:
         self, key: int, index: int, count: int, chunk: bytes | memoryview, now: float
     ) -> bytes | None:
         """Store one chunk; return the whole message once every chunk is in."""
-        self.expire(now)
         partial = self._sets.get(key)
         if partial is None:
+            self.expire(now)  # only when a set starts: keeps the per-chunk path short
             while len(self._sets) >= self.max_sets:
                 self._evict_oldest("reassembly_evicted")
             partial = self._sets[key] = _Partial(count, now)

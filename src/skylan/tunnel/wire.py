@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from skylan.tunnel.noise import DHLEN, TAGLEN
 
@@ -89,8 +90,9 @@ class CookieReply:
         )
 
 
-@dataclass(frozen=True)
-class DataHeader:
+class DataHeader(NamedTuple):
+    """A NamedTuple, not a dataclass: one is built per received chunk."""
+
     chunk_index: int
     chunk_count: int
     receiver_index: int
