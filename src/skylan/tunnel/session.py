@@ -19,7 +19,7 @@ from skylan.model.counters import DropCounters
 from skylan.tunnel.noise import TAGLEN, aesgcm_nonce
 from skylan.tunnel.reassembly import Reassembler
 from skylan.tunnel.replay import ReplayWindow
-from skylan.tunnel.wire import DATA_HDR_LEN, MAX_CHUNKS, DataHeader
+from skylan.tunnel.wire import DATA_HDR, DATA_HDR_LEN, MAX_CHUNKS, DataHeader, MsgType
 
 REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1
 REKEY_AFTER_MESSAGES = 2**60
@@ -110,8 +110,9 @@ class Session:
         out = memoryview(buf if buf is not None else bytearray(total))[:total]
         self._send.encrypt_into(aesgcm_nonce(counter), plaintext, header.aad(), out)
         buffers: list[bytes | memoryview] = []
-        for i in range(count):
-            buffers.append(DataHeader(i, count, self.remote_index, counter).encode())
+        pack, kind, remote = DATA_HDR.pack, MsgType.DATA.value, self.remote_index
+        for i in range(count):  # the header of DataHeader(i, …).encode(), inlined: hot loop
+            buffers.append(pack(kind, 0, i, count, remote, counter))
             buffers.append(out[i * chunk_size : min((i + 1) * chunk_size, total)])
         return Sealed(buffers, DATA_HDR_LEN + chunk_size, count)
 
