@@ -5,22 +5,31 @@ receiver must hold chunks until a set is complete. An attacker (or a lossy
 path) can send endless partial sets; the bounds here keep memory fixed: a
 few sets per session, a byte budget, and a short timeout, with the oldest set
 evicted first. Every discarded set is counted.
+
+Chunks are copied once, straight to their place in one buffer per set (every
+chunk but the last has the same size, so chunk ``i`` starts at ``i * size``);
+the completed message is handed out as a view of that buffer.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 from skylan.model.counters import DropCounters
 
 
-@dataclass
 class _Partial:
-    count: int
-    created: float
-    chunks: dict[int, bytes] = field(default_factory=dict)
-    size: int = 0
+    __slots__ = ("buf", "count", "created", "last", "last_len", "seen", "size", "stored")
+
+    def __init__(self, count: int, created: float) -> None:
+        self.count = count
+        self.created = created
+        self.size = 0  # length of every chunk but the last; 0 until one arrives
+        self.buf: bytearray | None = None
+        self.last: bytes | None = None  # the last chunk, if it came before the size
+        self.last_len = 0
+        self.seen = 0  # bit i set: chunk i is in
+        self.stored = 0  # bytes received, for the budget
 
 
 class Reassembler:
@@ -44,7 +53,7 @@ class Reassembler:
 
     def add(
         self, key: int, index: int, count: int, chunk: bytes | memoryview, now: float
-    ) -> bytes | None:
+    ) -> memoryview | None:
         """Store one chunk; return the whole message once every chunk is in."""
         partial = self._sets.get(key)
         if partial is None:
@@ -55,25 +64,56 @@ class Reassembler:
         elif partial.count != count:
             self._drops.add("reassembly_mismatch")
             return None
-        if index in partial.chunks:
+        bit = 1 << index
+        if partial.seen & bit:
             self._drops.add("reassembly_duplicate")
             return None
-        while self.bytes_held + len(chunk) > self.max_bytes and len(self._sets) > 1:
+        n = len(chunk)
+        while self.bytes_held + n > self.max_bytes and len(self._sets) > 1:
             self._evict_oldest("reassembly_evicted", keep=key)
-        if self.bytes_held + len(chunk) > self.max_bytes:
+        if self.bytes_held + n > self.max_bytes:
             self._drop(key, "reassembly_evicted")
             return None
-        partial.chunks[index] = bytes(chunk)
-        partial.size += len(chunk)
-        self.bytes_held += len(chunk)
-        if len(partial.chunks) < count:
+        if not self._place(partial, index, chunk):
+            self._drop(key, "reassembly_bad_sizes")
+            return None
+        partial.seen |= bit
+        partial.stored += n
+        self.bytes_held += n
+        if partial.seen != (1 << count) - 1:
             return None
         self._remove(key)
-        parts = [partial.chunks[i] for i in range(count)]
-        if any(len(p) != len(parts[0]) for p in parts[:-1]) or len(parts[-1]) > len(parts[0]):
-            self._drops.add("reassembly_bad_sizes")
-            return None
-        return b"".join(parts)
+        if partial.buf is None:  # a single-chunk "set" (count 1 is never chunked)
+            return memoryview(partial.last or b"")
+        if partial.last is not None:
+            start = (count - 1) * partial.size
+            partial.buf[start : start + partial.last_len] = partial.last
+        total = (count - 1) * partial.size + partial.last_len
+        return memoryview(partial.buf)[:total]
+
+    @staticmethod
+    def _place(partial: _Partial, index: int, chunk: bytes | memoryview) -> bool:
+        n = len(chunk)
+        if index == partial.count - 1:  # the last chunk may be shorter
+            if partial.size and n > partial.size:
+                return False
+            partial.last_len = n
+            if partial.buf is None:
+                partial.last = bytes(chunk)
+            else:
+                start = index * partial.size
+                partial.buf[start : start + n] = chunk
+            return True
+        if not partial.size:
+            if partial.last is not None and partial.last_len > n:
+                return False
+            partial.size = n
+            partial.buf = bytearray(partial.count * n)
+        elif n != partial.size:
+            return False
+        assert partial.buf is not None
+        partial.buf[index * n : index * n + n] = chunk
+        return True
 
     def expire(self, now: float) -> None:
         while self._sets:
@@ -99,4 +139,4 @@ class Reassembler:
 
     def _remove(self, key: int) -> None:
         partial = self._sets.pop(key)
-        self.bytes_held -= partial.size
+        self.bytes_held -= partial.stored
