@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(iproute2 nftables iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv
-          postgresql util-linux)
+          postgresql util-linux curl)
 
 missing=()
 for pkg in "${packages[@]}"; do
