@@ -40,7 +40,7 @@ def test_netmap_fanout_benchmark() -> None:
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_throughput_benchmark() -> None:
-    out = run("throughput.py", "--seconds", "1", "--runs", "1", "--json")
+    out = run("throughput.py", "--seconds", "1", "--runs", "1", "--streams", "1", "--json")
     medians = json.loads(out)["medians_gbps"]
     assert set(medians) == {
         "native veth",
