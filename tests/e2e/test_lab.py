@@ -279,3 +279,36 @@ def test_cli_lab_list_and_clean() -> None:
     cleaned = runner.invoke(app, ["lab", "clean"])
     assert cleaned.exit_code == 0 and f"removed lab {orphan}" in cleaned.stdout
     assert _lab_netns(orphan) == []
+
+
+def test_killed_owner_stops_its_postgres_cluster() -> None:
+    from pathlib import Path
+
+    from skylan.lab import postgres
+
+    if postgres.available() is not None:
+        pytest.skip(str(postgres.available()))
+    script = textwrap.dedent("""
+        import time
+        from skylan.lab.postgres import PostgresCluster
+        cluster = PostgresCluster()
+        print(cluster.root, flush=True)
+        time.sleep(300)
+    """)
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        root = Path(owner.stdout.readline().strip())
+        assert (root / "data" / "postmaster.pid").exists()
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and root.exists():
+            time.sleep(0.2)
+        assert not root.exists()
+        running = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, check=False)
+        assert running.stdout.strip() == b""
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,7 @@ class PostgresCluster:
         self.sockets = self.root / "sock"
         self.port = 5432  # only names the socket file; nothing listens on TCP
         self._started = False
+        self._reaper: subprocess.Popen[bytes] | None = None
         self.root.chmod(0o755)
         self.sockets.mkdir()
         shutil.chown(self.sockets, "postgres", "postgres")
@@ -58,6 +60,21 @@ class PostgresCluster:
                 ]
             )
             self._started = True
+            # stops the cluster even if this process is killed outright
+            self._reaper = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "skylan.lab.reaper",
+                    "postgres",
+                    str(self.root),
+                    str(os.getpid()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except BaseException:
             self.close()
             raise
@@ -102,10 +119,10 @@ class PostgresCluster:
     def close(self) -> None:
         if self._started:
             self._started = False
-            try:
-                self._as_postgres(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
-            except LabError:
-                pass
+            stop_cluster(self.root)
+            if self._reaper is not None:
+                self._reaper.terminate()
+                self._reaper.wait(10)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:
@@ -118,6 +135,31 @@ class PostgresCluster:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def stop_cluster(root: Path) -> None:
+    """Stop the cluster under ``root`` (if running) and delete it."""
+    data = root / "data"
+    if (data / "postmaster.pid").exists():
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(_bindir() / "pg_ctl"),
+                "-D",
+                str(data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def available() -> str | None:
