@@ -22,7 +22,7 @@ from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.vxlan import VxlanPort
 from skylan.hostnet import links
 from skylan.model.counters import DropCounters
-from skylan.model.netmap import NetMap, NetworkMap
+from skylan.model.netmap import NetMap, NetworkMap, PortInfo
 from skylan.switch import Member, Switch
 from skylan.switch.frames import mac_bytes
 from skylan.tunnel.config import TunnelConfig
@@ -173,15 +173,7 @@ class Dataplane:
             if vx is None:
                 vx = self.vxlans[net.id] = VxlanPort(net.id, self._free_name(), net.vni)
                 await asyncio.to_thread(vx.create)
-            own = netmap.own_port(net)
-            assert own is not None
-            await asyncio.to_thread(
-                links.configure,
-                vx.name,
-                mac=own.mac,
-                mtu=net.mtu,
-                addresses=[f"{own.ipv4}/{own.prefixlen}"],
-            )
+            await _configure_link(vx.name, net, netmap)
             remotes = {}
             for peer in net.peers or []:
                 address = _underlay_ipv4(peer.endpoints, peer.observed_ip)
@@ -209,16 +201,7 @@ class Dataplane:
         return port
 
     async def _configure(self, port: Port, net: NetworkMap, netmap: NetMap) -> None:
-        own = netmap.own_port(net)
-        assert own is not None
-        # pyroute2's synchronous API runs its own event loop: keep it off ours
-        await asyncio.to_thread(
-            links.configure,
-            port.name,
-            mac=own.mac,
-            mtu=net.mtu,
-            addresses=[f"{own.ipv4}/{own.prefixlen}"],
-        )
+        own = await _configure_link(port.name, net, netmap)
         port.switch.local_mac = mac_bytes(own.mac)
         if port.vni != net.vni:
             self.by_vni.pop(port.vni, None)
@@ -365,6 +348,21 @@ class Dataplane:
             "peers": peers,
             "drops": drops,
         }
+
+
+async def _configure_link(name: str, net: NetworkMap, netmap: NetMap) -> PortInfo:
+    """Our port's MAC, the network's MTU and our address on ``name``."""
+    own = netmap.own_port(net)
+    assert own is not None
+    # pyroute2's synchronous API runs its own event loop: keep it off ours
+    await asyncio.to_thread(
+        links.configure,
+        name,
+        mac=own.mac,
+        mtu=net.mtu,
+        addresses=[f"{own.ipv4}/{own.prefixlen}"],
+    )
+    return own
 
 
 def _underlay_ipv4(endpoints: list[str], observed: str | None) -> str | None:

@@ -452,7 +452,7 @@ class TunnelEngine:
                     self._initiate(peer, now)
             current = self._usable(peer, now)
             if current is not None and peer.pending is None:
-                limit = cfg.rekey_after_time + (0 if current.initiator else 2 * cfg.rekey_timeout)
+                limit = self._rekey_age(current)
                 active = now - max(peer.last_sent, peer.last_received) < cfg.rekey_after_time
                 if current.age(now) >= limit and active:
                     self._initiate(peer, now)
@@ -487,7 +487,7 @@ class TunnelEngine:
             out.append(self._retry_at(peer.pending))
         current = peer.current
         if current is not None and peer.pending is None:
-            limit = cfg.rekey_after_time + (0 if current.initiator else 2 * cfg.rekey_timeout)
+            limit = self._rekey_age(current)
             if (
                 max(peer.last_sent, peer.last_received)
                 > current.created + limit - cfg.rekey_after_time
@@ -551,6 +551,12 @@ class TunnelEngine:
             drops=self.drops,
             reassembly_timeout=self.config.reassembly_timeout,
         )
+
+    def _rekey_age(self, session: Session) -> float:
+        """Session age at which we start a new handshake: the session's
+        initiator first, the responder a little later if the initiator did not."""
+        cfg = self.config
+        return cfg.rekey_after_time + (0 if session.initiator else 2 * cfg.rekey_timeout)
 
     def _retry_at(self, pending: PendingHandshake) -> float:
         """Quick first retries (a peer may learn of us a moment after we of it),

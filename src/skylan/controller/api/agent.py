@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from skylan.controller.api import validators
 from skylan.controller.api.deps import Db, bearer
@@ -90,9 +91,16 @@ class Heartbeat(BaseModel):
     )
 
 
+def node_by_credential(db: Session, credential_hash: str) -> NodeRow | None:
+    node: NodeRow | None = db.scalar(
+        select(NodeRow).where(NodeRow.credential_hash == credential_hash)
+    )
+    return node
+
+
 def node_from_credential(request: Request, db: Db) -> NodeRow:
     secret = bearer(request)
-    node = db.scalar(select(NodeRow).where(NodeRow.credential_hash == hash_secret(secret)))
+    node = node_by_credential(db, hash_secret(secret))
     if node is None:
         raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
     return node
@@ -183,10 +191,8 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
 
 def _node_id_from_db(sessions: Any, credential_hash: str) -> str | None:
     with sessions() as db:
-        node_id: str | None = db.scalar(
-            select(NodeRow.id).where(NodeRow.credential_hash == credential_hash)
-        )
-        return node_id
+        node = node_by_credential(db, credential_hash)
+        return node.id if node is not None else None
 
 
 @router.get("/netmap", responses={304: {"description": "no newer netmap before the timeout"}})

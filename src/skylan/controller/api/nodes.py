@@ -13,7 +13,7 @@ from skylan.controller.api import lookup, validators
 from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.changes import record_change
-from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow
+from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow, as_utc
 from skylan.model.api import Membership, NodeOut
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
@@ -35,15 +35,11 @@ class NodeUpdate(BaseModel):
         return None if value is None else [validators.tag(t) for t in dict.fromkeys(value)]
 
 
-def _aware(ts: datetime | None) -> datetime | None:
-    return None if ts is None else (ts if ts.tzinfo else ts.replace(tzinfo=UTC))
-
-
 def node_out(db: Db, row: NodeRow) -> NodeOut:
     now = datetime.now(UTC)
-    last_seen = _aware(row.last_seen)
+    last_seen = as_utc(row.last_seen) if row.last_seen else None
     online = last_seen is not None and now - last_seen < ONLINE_WINDOW
-    started = _aware(row.agent_started_at)
+    started = as_utc(row.agent_started_at) if row.agent_started_at else None
     memberships = [
         Membership(
             network_id=net.id,

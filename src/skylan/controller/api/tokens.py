@@ -17,7 +17,7 @@ from skylan.controller.api import lookup
 from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import not_found
 from skylan.controller.auth import hash_secret
-from skylan.controller.storage.tables import JoinTokenRow
+from skylan.controller.storage.tables import JoinTokenRow, as_utc
 from skylan.model.api import TokenCreated, TokenOut
 from skylan.model.jointoken import JoinToken
 
@@ -40,16 +40,11 @@ def token_state(row: JoinTokenRow, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     if row.revoked:
         return "revoked"
-    if row.expires_at is not None and _aware(row.expires_at) <= now:
+    if row.expires_at is not None and as_utc(row.expires_at) <= now:
         return "expired"
     if row.max_uses is not None and row.uses >= row.max_uses:
         return "used up"
     return "active"
-
-
-def _aware(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def _out(row: JoinTokenRow) -> TokenOut:
