@@ -31,6 +31,7 @@ system-deps:
 	./scripts/install-system-deps.sh
 
 venv: $(STAMP)
+	@$(BIN)/python -m skylan.controller.console.vendor  # the console's pinned npm assets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(iproute2 nftables iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv
-          postgresql util-linux curl)
+          postgresql util-linux curl chromium fonts-dejavu-core)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -30,6 +30,7 @@ POLL_WAIT = 30.0
 STATUS_INTERVAL = 2.0
 STATS_INTERVAL = 10.0
 _COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
+PEER_STATUS_FIELDS = ("established", "endpoint", "handshake_age_s", "rtt_ms", "dead")
 
 NetmapListener = Callable[[NetMap], None]
 
@@ -130,13 +131,23 @@ class Agent:
     async def heartbeat_body(self) -> dict[str, object]:
         # pyroute2's synchronous API runs its own loop: keep it off ours
         interfaces = await asyncio.to_thread(physical_interfaces)
-        return {
+        body: dict[str, object] = {
             "agent_version": __version__,
             "os": f"{platform.system()} {platform.release()}",
             "uptime_s": round(time.monotonic() - self.started, 1),
             "interfaces": [i.as_report() for i in interfaces],
             "endpoints": endpoints(interfaces, self.enrollment.listen_port)[:16],
         }
+        if self.dataplane is not None:
+            status = self.dataplane.status()
+            body["peers"] = [
+                {"node_id": node_id, **{k: peer[k] for k in PEER_STATUS_FIELDS}}
+                for node_id, peer in status["peers"].items()
+            ][:1000]
+            body["seen_ips"] = {
+                port["network_id"]: port["announced"][:64] for port in status["interfaces"].values()
+            }
+        return body
 
     async def _heartbeats(self) -> None:
         while True:

@@ -29,6 +29,7 @@ from skylan.model.api import (
     RouteOut,
     TokenCreated,
     TokenOut,
+    TotalStats,
 )
 from skylan.model.netmap import NetMap
 
@@ -127,6 +128,9 @@ class Skylan:
 
     def delete_network(self, ident: str, *, force: bool = False) -> None:
         self._request("DELETE", f"/networks/{ident}", params={"force": str(force).lower()})
+
+    def total_stats(self, minutes: int = 60) -> TotalStats:
+        return self._one(TotalStats, "GET", "/stats", params={"minutes": minutes})
 
     def network_stats(self, ident: str, minutes: int = 60) -> NetworkStats:
         return self._one(

@@ -25,6 +25,7 @@ from skylan.controller.api import (
     tokens,
 )
 from skylan.controller.auth import Scope, create_api_token, has_tokens
+from skylan.controller.console import mount as console
 from skylan.controller.feed import NetmapFeed, listen_url_for
 from skylan.controller.metrics import ControllerCollector
 from skylan.controller.settings import ControllerSettings
@@ -95,6 +96,8 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     errors.install(app)
     for module in (networks, ports, routes, cloak_rules, tokens, nodes, stats, api_tokens, agent):
         app.include_router(module.router, prefix=API_PREFIX)
+
+    console.install(app)
 
     registry = CollectorRegistry()
     registry.register(ControllerCollector(sessions, feed))

@@ -329,6 +329,7 @@ class Dataplane:
                     "network_id": p.network_id,
                     "kind": "tap",
                     "offloads": p.tap.offloads,
+                    "announced": p.switch.announced(now),
                     **p.counters,
                 }
                 for p in self.ports.values()

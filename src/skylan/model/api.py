@@ -55,6 +55,23 @@ class Membership(BaseModel):
     mac: str
     ipv4: str
     extra_ips: list[str]
+    floating_ips: list[str] = Field(
+        default_factory=list,
+        description="addresses the node announced by ARP that the controller did not assign "
+        "(a keepalived VIP, for example)",
+    )
+
+
+class PeerStatus(BaseModel):
+    """A tunnel from this node to another, as its agent last reported it."""
+
+    node_id: str
+    node: str | None
+    established: bool
+    endpoint: str | None
+    handshake_age_s: float | None
+    rtt_ms: float | None
+    dead: bool
 
 
 class NodeOut(BaseModel):
@@ -72,6 +89,7 @@ class NodeOut(BaseModel):
     interfaces: list[dict[str, Any]]
     enrolled_at: datetime
     networks: list[Membership]
+    peers: list[PeerStatus] = Field(default_factory=list)
 
 
 class PortOut(BaseModel):
@@ -157,4 +175,10 @@ class NodeStats(BaseModel):
 class NetworkStats(BaseModel):
     network_id: str
     minutes: int
+    buckets: list[Bucket]
+
+
+class TotalStats(BaseModel):
+    minutes: int
+    nodes: int
     buckets: list[Bucket]

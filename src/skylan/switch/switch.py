@@ -12,15 +12,20 @@ reached through the tunnel. Decisions only — the data plane does the I/O:
   to the TAP? Only if the peer is a member of this network, its source MAC
   is not another node's, and the frame is for us (our MAC, a MAC we
   answer for, or multicast).
+
+The switch also remembers which IPv4 addresses its own machine announced by
+ARP (:meth:`Switch.announced`): a keepalived VIP or any other floating
+address shows up there, so the console can say who holds it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from skylan.model.counters import DropCounters
 from skylan.switch.fdb import LOCAL, Fdb
-from skylan.switch.frames import ETH_HEADER, arp_reply, is_multicast, parse_arp
+from skylan.switch.frames import ETH_HEADER, ETHERTYPE_ARP, arp_reply, is_multicast, parse_arp
 from skylan.switch.storm import StormBucket
 
 
@@ -59,6 +64,7 @@ class Switch:
         self._arp_table: dict[bytes, bytes] = {}
         self._local_storm = StormBucket(storm_pps, now)
         self._peer_storm: dict[str, StormBucket] = {}
+        self._announced: dict[bytes, float] = {}  # sender IPv4 -> last seen
 
     def set_members(self, members: list[Member], now: float) -> None:
         """Apply the netmap: the remote ports and their static MACs."""
@@ -80,12 +86,29 @@ class Switch:
 
     # -- frames from our TAP ----------------------------------------------------
 
+    MAX_ANNOUNCED = 64
+
+    def _note_announcement(self, frame: bytes | memoryview, now: float) -> None:
+        arp = parse_arp(frame)
+        if arp is None or arp.sender_ip == b"\0\0\0\0":  # probes carry no address
+            return
+        if arp.sender_ip not in self._announced and len(self._announced) >= self.MAX_ANNOUNCED:
+            del self._announced[min(self._announced, key=self._announced.__getitem__)]
+        self._announced[arp.sender_ip] = now
+
+    def announced(self, now: float, max_age: float = 300.0) -> list[str]:
+        """IPv4 addresses this machine answered or announced by ARP recently."""
+        fresh = sorted(ip for ip, t in self._announced.items() if now - t <= max_age)
+        return [str(ipaddress.IPv4Address(ip)) for ip in fresh]
+
     def from_local(self, frame: bytes | memoryview, now: float) -> LocalDecision:
         if len(frame) < ETH_HEADER:
             self.drops.add("runt")
             return LocalDecision()
         dst = bytes(frame[0:6])
         src = bytes(frame[6:12])
+        if frame[12] == ETHERTYPE_ARP >> 8 and frame[13] == ETHERTYPE_ARP & 0xFF:
+            self._note_announcement(frame, now)
         if src != self.local_mac and not is_multicast(src):
             self.fdb.learn(src, LOCAL, now)  # e.g. a VRRP virtual MAC we now hold
         if not is_multicast(dst):

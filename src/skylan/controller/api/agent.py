@@ -77,6 +77,28 @@ class EnrollRequest(BaseModel):
         return value
 
 
+class PeerStatusReport(BaseModel):
+    """One tunnel as the agent sees it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str = Field(max_length=36)
+    established: bool = False
+    endpoint: str | None = Field(None, max_length=64)
+    handshake_age_s: float | None = Field(None, ge=0)
+    rtt_ms: float | None = Field(None, ge=0)
+    dead: bool = False
+
+
+def _ipv4_list(values: list[str]) -> list[str]:
+    for v in values:
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 address") from None
+    return values
+
+
 class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,10 +107,25 @@ class Heartbeat(BaseModel):
     uptime_s: float | None = Field(None, ge=0)
     interfaces: list[InterfaceReport] | None = Field(None, max_length=64)
     endpoints: list[str] | None = Field(None, max_length=16)
+    peers: list[PeerStatusReport] | None = Field(None, max_length=10_000)
+    seen_ips: dict[str, list[str]] | None = Field(
+        None, max_length=1_000, description="per network id: IPv4s this node announced by ARP"
+    )
 
     _endpoints = field_validator("endpoints")(
         lambda v: None if v is None else [validators.endpoint(e) for e in v]
     )
+
+    @field_validator("seen_ips")
+    @classmethod
+    def _seen(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if value is None:
+            return None
+        for net_id, ips in value.items():
+            if len(net_id) > 36 or len(ips) > 64:
+                raise ValueError("at most 64 addresses per network id")
+            _ipv4_list(ips)
+        return value
 
 
 def node_by_credential(db: Session, credential_hash: str) -> NodeRow | None:
@@ -234,6 +271,10 @@ def heartbeat(body: Heartbeat, node: AgentNode, db: Db, request: Request) -> dic
         node.os = body.os
     if body.interfaces is not None:
         node.interfaces = [i.model_dump() for i in body.interfaces]
+    if body.peers is not None:
+        node.peer_status = [p.model_dump() for p in body.peers]
+    if body.seen_ips is not None:
+        node.seen_ips = body.seen_ips
     if body.endpoints is not None and body.endpoints != list(node.endpoints):
         node.endpoints = body.endpoints
         record_change(db, nodes=[node.id])  # peers need the new endpoints

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from skylan.controller import logins
 from skylan.controller.api.errors import ApiError
 from skylan.controller.auth import Scope, scope_of
 
@@ -28,7 +29,26 @@ def bearer(request: Request) -> str:
     return secret.strip()
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def reader(request: Request, db: Db) -> Scope:
+    """An API token in the Authorization header, or a console login cookie.
+
+    With the cookie, a change must also carry the session's CSRF token in the
+    ``X-CSRF-Token`` header: another site can make a browser send the cookie,
+    but cannot read the token.
+    """
+    cookie = request.cookies.get(logins.COOKIE)
+    if "authorization" not in request.headers and cookie:
+        login = logins.lookup(db, cookie)
+        if login is None:
+            raise ApiError(401, "the console session has ended; log in again")
+        if request.method not in SAFE_METHODS and not logins.csrf_ok(
+            login, request.headers.get(logins.CSRF_HEADER)
+        ):
+            raise ApiError(403, "missing or wrong X-CSRF-Token for this console session")
+        return login.scope
     scope = scope_of(db, bearer(request))
     if scope is None:
         raise ApiError(401, "invalid or revoked API token")

@@ -14,7 +14,7 @@ from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.changes import record_change
 from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow, as_utc
-from skylan.model.api import Membership, NodeOut
+from skylan.model.api import Membership, NodeOut, PeerStatus
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 
@@ -40,6 +40,7 @@ def node_out(db: Db, row: NodeRow) -> NodeOut:
     last_seen = as_utc(row.last_seen) if row.last_seen else None
     online = last_seen is not None and now - last_seen < ONLINE_WINDOW
     started = as_utc(row.agent_started_at) if row.agent_started_at else None
+    seen: dict[str, list[str]] = dict(row.seen_ips or {})
     memberships = [
         Membership(
             network_id=net.id,
@@ -48,6 +49,11 @@ def node_out(db: Db, row: NodeRow) -> NodeOut:
             mac=port.mac,
             ipv4=port.ipv4,
             extra_ips=list(port.extra_ips),
+            floating_ips=[
+                ip for ip in seen.get(net.id, []) if ip != port.ipv4 and ip not in port.extra_ips
+            ]
+            if online
+            else [],
         )
         for port, net in db.execute(
             select(PortRow, NetworkRow)
@@ -71,6 +77,19 @@ def node_out(db: Db, row: NodeRow) -> NodeOut:
         interfaces=list(row.interfaces),
         enrolled_at=row.enrolled_at,
         networks=memberships,
+        peers=_peers(db, row) if online else [],
+    )
+
+
+def _peers(db: Db, row: NodeRow) -> list[PeerStatus]:
+    reports = list(row.peer_status or [])
+    ids = [p["node_id"] for p in reports]
+    names: dict[str, str] = dict(
+        db.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(ids))).all()
+    )
+    return sorted(
+        (PeerStatus(node=names.get(p["node_id"]), **p) for p in reports),
+        key=lambda p: (p.node or "~", p.node_id),
     )
 
 

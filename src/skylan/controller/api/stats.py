@@ -10,8 +10,8 @@ from sqlalchemy import select
 from skylan.controller import stats
 from skylan.controller.api import lookup
 from skylan.controller.api.deps import Db, ReadAccess
-from skylan.controller.storage.tables import PortRow
-from skylan.model.api import NetworkStats, NodeStats
+from skylan.controller.storage.tables import NodeRow, PortRow
+from skylan.model.api import NetworkStats, NodeStats, TotalStats
 
 router = APIRouter(tags=["statistics"], dependencies=[ReadAccess])
 
@@ -37,3 +37,14 @@ def network_stats(ident: str, db: Db, minutes: Minutes = 60) -> NetworkStats:
     # which would count a node's other networks too)
     buckets = stats.history(db, members, minutes, peer_id=stats.port_key(net.id))
     return NetworkStats(network_id=net.id, minutes=minutes, buckets=buckets)
+
+
+@router.get("/stats")
+def total_stats(db: Db, minutes: Minutes = 60) -> TotalStats:
+    """Every node's own totals summed: what all agents sent and received.
+
+    Traffic between two nodes counts once as one's ``tx`` and once as the
+    other's ``rx``, so ``tx_bytes`` alone is the traffic carried.
+    """
+    nodes = list(db.scalars(select(NodeRow.id)))
+    return TotalStats(minutes=minutes, nodes=len(nodes), buckets=stats.history(db, nodes, minutes))

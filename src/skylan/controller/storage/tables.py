@@ -72,6 +72,24 @@ class ApiTokenRow(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ConsoleSessionRow(Base):
+    """A browser's login: the cookie holds a random secret, the row its hash.
+
+    Tied to the API token used to log in, so revoking that token (or deleting
+    it) ends the session on the next request.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_token_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class JoinTokenRow(Base):
     __tablename__ = "join_tokens"
 
@@ -113,6 +131,10 @@ class NodeRow(Base):
     agent_started_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    # as the agent last reported them: its tunnels (RTT, handshake age) and the
+    # addresses it saw its own machine announce by ARP per network (floating IPs)
+    peer_status: Mapped[list[Any]] = mapped_column(default=list)
+    seen_ips: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class PortRow(Base):

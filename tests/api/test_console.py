@@ -1,0 +1,205 @@
+"""The console's server side without a browser: logins, CSRF, the cookie on the
+REST API, and forms that put the API's refusals next to the right field.
+
+Runs against SQLite and PostgreSQL like the rest of the API suite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from skylan.controller import logins
+
+from .conftest import Api
+from .helpers import enrolled, network
+
+
+def _secret(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def log_in(client: TestClient, token: str) -> str:
+    """Log in like a browser; returns the page's CSRF token."""
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    resp = client.post(
+        "/login", data={"token": token, "csrf": csrf.group(1), "next": "/"}, follow_redirects=False
+    )
+    assert resp.status_code == 303, resp.text
+    home = client.get("/")
+    assert home.status_code == 200
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', home.text)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.fixture
+def browser(api: Api) -> Iterator[TestClient]:
+    """A second client on the same app, over https so Secure cookies flow (not
+    entered as a context manager: the app's lifespan already runs for ``api``)."""
+    client = TestClient(api.client.app, base_url="https://testserver")
+    yield client
+    client.close()
+
+
+def test_pages_need_a_login_and_bad_tokens_are_refused(api: Api, browser: TestClient) -> None:
+    resp = browser.get("/networks/x", follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/login?next=/networks/x"
+    resp = browser.get("/nodes", headers={"HX-Request": "true"})
+    assert resp.headers["HX-Redirect"].startswith("/login")
+
+    page = browser.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    bad = browser.post("/login", data={"token": "skyadm_nope", "csrf": csrf.group(1)})
+    assert bad.status_code == 401 and "not valid or has been revoked" in bad.text
+    forged = browser.post("/login", data={"token": _secret(api.admin), "csrf": "forged"})
+    assert forged.status_code == 401 and "expired" in forged.text
+    assert logins.COOKIE not in browser.cookies
+    # an open redirect is not possible through ?next=
+    log_in(browser, _secret(api.admin))
+    page = browser.get("/login?next=//evil.example/")
+    assert 'name="next" value="/"' in page.text
+
+
+def test_the_cookie_works_on_the_api_and_changes_need_csrf(api: Api, browser: TestClient) -> None:
+    csrf = log_in(browser, _secret(api.admin))
+    assert browser.get("/api/v1/networks").status_code == 200
+    body = {"name": "web", "cidr4": "10.9.0.0/24"}
+    no_csrf = browser.post("/api/v1/networks", json=body)
+    assert no_csrf.status_code == 403 and "CSRF" in no_csrf.json()["error"]
+    wrong = browser.post("/api/v1/networks", json=body, headers={"X-CSRF-Token": "x" * 40})
+    assert wrong.status_code == 403
+    ok = browser.post("/api/v1/networks", json=body, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 201
+
+
+def test_revoking_the_token_ends_the_session(api: Api, browser: TestClient) -> None:
+    created = api.ok(api.post("/api/v1/api-tokens", {"name": "ops", "scope": "admin"}), 201)
+    log_in(browser, created["secret"])
+    assert browser.get("/").status_code == 200
+    api.ok(api.delete(f"/api/v1/api-tokens/{created['id']}"), 204)
+    assert browser.get("/", follow_redirects=False).status_code == 303
+    resp = browser.get("/api/v1/networks")
+    assert resp.status_code == 401 and "log in again" in resp.json()["error"]
+
+
+def test_logout_needs_the_csrf_token(api: Api, browser: TestClient) -> None:
+    csrf = log_in(browser, _secret(api.admin))
+    cookie = browser.cookies[logins.COOKIE]
+    browser.post("/logout", data={"csrf": "wrong"}, follow_redirects=False)
+    # a forged logout only drops this browser's cookie; the session itself lives on
+    browser.cookies.set(logins.COOKIE, cookie, domain="testserver.local")
+    with api.client.app.state.sessions() as db:
+        assert logins.lookup(db, cookie) is not None
+    browser.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    with api.client.app.state.sessions() as db:
+        assert logins.lookup(db, cookie) is None
+
+
+def test_forms_show_api_errors_next_to_the_field(api: Api, browser: TestClient) -> None:
+    csrf = log_in(browser, _secret(api.admin))
+    hx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    bad = browser.post("/networks", data={"name": "x", "cidr4": "10.0.0.0/33"}, headers=hx)
+    assert bad.status_code == 422
+    assert re.search(
+        r'id="net-create-cidr4-error"[^>]*hx-swap-oob="true">[^<]*10\.0\.0\.0/33', bad.text
+    )
+
+    made = browser.post(
+        "/networks", data={"name": "prod", "cidr4": "172.16.1.0/24", "encrypted": "on"}, headers=hx
+    )
+    assert made.status_code == 204 and made.headers["HX-Trigger"] == "changed"
+    net = api.ok(api.get("/api/v1/networks/prod"))
+    assert made.headers["HX-Redirect"] == f"/networks/{net['id']}" and net["encrypted"]
+
+    dup = browser.post("/networks", data={"name": "prod", "cidr4": "172.16.2.0/24"}, headers=hx)
+    assert dup.status_code == 409 and 'id="net-create-name-error"' in dup.text
+
+    a = enrolled(api, "a")
+    b = enrolled(api, "b")
+    base = f"/networks/{net['id']}"
+    assert (
+        browser.post(
+            f"{base}/ports", data={"node": a["node_id"], "ipv4": "172.16.1.10"}, headers=hx
+        ).status_code
+        == 204
+    )
+    taken = browser.post(
+        f"{base}/ports", data={"node": b["node_id"], "ipv4": "172.16.1.10"}, headers=hx
+    )
+    assert taken.status_code == 409
+    assert re.search(r'id="attach-ipv4-error"[^>]*>172\.16\.1\.10 is already taken', taken.text)
+
+    # a button (no form) reports in the page's flash area; no stack trace anywhere
+    gone = browser.post(f"{base}/routes/nope/delete", headers=hx)
+    assert gone.status_code == 404 and 'id="flash"' in gone.text and "Traceback" not in gone.text
+
+
+def test_read_only_logins_can_look_but_not_change(api: Api, browser: TestClient) -> None:
+    network(api)
+    csrf = log_in(browser, _secret(api.read))
+    assert "prod" in browser.get("/").text
+    refused = browser.post(
+        "/networks",
+        data={"name": "x", "cidr4": "10.1.0.0/24"},
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf},
+    )
+    assert refused.status_code == 403 and "admin token" in refused.text
+
+
+def test_every_page_renders_and_parts_refresh(api: Api, browser: TestClient) -> None:
+    net = network(api)
+    node = enrolled(api, "web-1", networks=["prod"])
+    tok = api.ok(api.post("/api/v1/tokens", {"description": "spare"}), 201)
+    log_in(browser, _secret(api.admin))
+    for path, expect in [
+        ("/", "prod"),
+        (f"/networks/{net['id']}", "web-1"),
+        ("/nodes", "web-1"),
+        (f"/nodes/{node['node_id']}", "Tunnels to peers"),
+        ("/approvals", "Nothing is waiting"),
+        ("/tokens", tok["id"][:8]),
+    ]:
+        resp = browser.get(path)
+        assert resp.status_code == 200 and expect in resp.text, path
+    part = browser.get(f"/networks/{net['id']}?part=live_members")
+    assert part.text.lstrip().startswith('<div id="members"') and "<html" not in part.text
+    # a subject that disappears stops its section's polling instead of erroring
+    api.ok(api.delete(f"/api/v1/networks/{net['id']}?force=true"), 204)
+    assert browser.get(f"/networks/{net['id']}?part=live_members").status_code == 286
+    missing = browser.get(f"/networks/{net['id']}")
+    assert missing.status_code == 404 and "not found" in missing.text
+
+
+def test_heartbeat_reports_tunnels_and_floating_ips(api: Api) -> None:
+    net = network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    b = enrolled(api, "b", networks=["prod"])
+    a_ip = api.ok(api.get(f"/api/v1/nodes/{a['node_id']}"))["networks"][0]["ipv4"]
+    beat = {
+        "peers": [
+            {
+                "node_id": b["node_id"],
+                "established": True,
+                "endpoint": "198.18.0.3:51820",
+                "handshake_age_s": 12.5,
+                "rtt_ms": 0.4,
+                "dead": False,
+            }
+        ],
+        "seen_ips": {net["id"]: [a_ip, "172.16.1.200"]},
+    }
+    api.ok(api.client.post("/api/v1/agent/heartbeat", json=beat, headers=a["auth"]))
+    node = api.ok(api.get(f"/api/v1/nodes/{a['node_id']}"))
+    assert node["networks"][0]["floating_ips"] == ["172.16.1.200"]
+    assert node["peers"] == [{**beat["peers"][0], "node": "b"}]
+    bad = api.client.post(
+        "/api/v1/agent/heartbeat", json={"seen_ips": {net["id"]: ["nope"]}}, headers=a["auth"]
+    )
+    assert bad.status_code == 422 and "IPv4" in bad.json()["error"]
