@@ -203,3 +203,24 @@ def test_heartbeat_reports_tunnels_and_floating_ips(api: Api) -> None:
         "/api/v1/agent/heartbeat", json={"seen_ips": {net["id"]: ["nope"]}}, headers=a["auth"]
     )
     assert bad.status_code == 422 and "IPv4" in bad.json()["error"]
+
+
+def test_token_form_shows_a_join_command_for_this_controller(api: Api, browser: TestClient) -> None:
+    network(api)
+    csrf = log_in(browser, _secret(api.admin))
+    hx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    made = browser.post(
+        "/tokens",
+        data={"description": "web", "max_uses": "2", "expires_hours": "1", "networks": "prod"},
+        headers=hx,
+    )
+    assert made.status_code == 200, made.text
+    assert re.search(
+        r'id="join-command"[^>]*>skylan agent join https://testserver sky1\.', made.text
+    )
+    bad = browser.post("/tokens", data={"max_uses": "0", "expires_hours": "soon"}, headers=hx)
+    assert bad.status_code == 422 and 'id="token-expires_hours-error"' in bad.text
+    short = browser.post("/tokens", data={"max_uses": "1", "expires_hours": "0.001"}, headers=hx)
+    assert short.status_code == 422 and 'id="token-expires_hours-error"' in short.text
+    zero = browser.post("/tokens", data={"max_uses": "0", "expires_hours": "1"}, headers=hx)
+    assert zero.status_code == 422 and 'id="token-max_uses-error"' in zero.text

@@ -142,6 +142,22 @@ def test_arp_suppression_answers_known_bindings_only() -> None:
     assert sw.from_local(arp(2, ME, "172.16.1.1", BCAST, "172.16.1.1"), 1.0).flooded
 
 
+def test_addresses_announced_by_our_machine_are_remembered() -> None:
+    """Gratuitous ARP (a keepalived VIP) and ordinary ARP both name the sender;
+    probes (sender 0.0.0.0) do not, and old entries fade out."""
+    sw = switch()
+    sw.from_local(arp(1, ME, "172.16.1.100", bytes(6), "172.16.1.100"), 1.0)  # gratuitous
+    sw.from_local(arp(2, ME, "172.16.1.1", B, "172.16.1.2", dst=B), 2.0)  # a reply
+    sw.from_local(arp(1, ME, "0.0.0.0", bytes(6), "172.16.1.7"), 3.0)  # DAD probe
+    sw.from_local(eth(BCAST, ME), 3.0)  # not ARP
+    assert sw.announced(10.0) == ["172.16.1.1", "172.16.1.100"]
+    assert sw.announced(301.5) == ["172.16.1.1"]
+    for i in range(200):  # bounded, however many addresses a machine claims
+        sw.from_local(arp(1, ME, f"10.0.{i}.1", bytes(6), f"10.0.{i}.1"), 400.0 + i)
+    assert len(sw.announced(600.0)) == Switch.MAX_ANNOUNCED
+    assert "10.0.199.1" in sw.announced(600.0)
+
+
 def test_members_leaving_are_forgotten() -> None:
     sw = switch()
     sw.from_peer("c", eth(ME, VMAC), 1.0)

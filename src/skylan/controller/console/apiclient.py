@@ -17,7 +17,6 @@ from pydantic import BaseModel, TypeAdapter
 from skylan.controller import logins
 
 T = TypeVar("T", bound=BaseModel)
-API_BASE = "http://controller.internal/api/v1"
 FORM = "_form"  # errors that belong to the form as a whole
 
 
@@ -67,7 +66,8 @@ class ConsoleApi:
         cookie = request.cookies.get(logins.COOKIE, "")
         self._http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=request.app),
-            base_url=API_BASE,
+            # the browser's own origin: the API builds URLs (join commands) from it
+            base_url=str(request.base_url).rstrip("/") + "/api/v1",
             headers=headers,
             cookies={logins.COOKIE: cookie},
             timeout=30,
@@ -85,8 +85,8 @@ class ConsoleApi:
                 payload = resp.json()
             except ValueError:
                 payload = {"error": resp.text or resp.reason_phrase}
-            fields = field_errors(payload)
-            raise ApiFailure(resp.status_code, str(payload.get("error", "")), fields)
+            message = payload.get("error", "") if isinstance(payload, dict) else ""
+            raise ApiFailure(resp.status_code, str(message), field_errors(payload))
         return None if resp.status_code == 204 else resp.json()
 
     async def one(self, model: type[T], path: str, params: dict[str, Any] | None = None) -> T:

@@ -74,6 +74,14 @@ function human(value, kind) {
 
 // Per-minute buckets -> per-second rates, with silent minutes as zero; the
 // current minute is still filling, so it is divided by the seconds so far.
+// Axis ticks: short numbers (the unit is in the chart's legend and summary).
+function compact(value) {
+  const suffixes = ["", "k", "M", "G", "T"];
+  let v = value, i = 0;
+  while (Math.abs(v) >= 1000 && i < suffixes.length - 1) { v /= 1000; i++; }
+  return (Number.isInteger(v) ? v.toFixed(0) : v.toPrecision(3).replace(/\.?0+$/, "")) + suffixes[i];
+}
+
 function series(buckets, minutes, kind) {
   const now = Date.now() / 1000;
   const current = Math.floor(now / 60);
@@ -104,11 +112,15 @@ async function drawChart(el) {
     return; // the next refresh tries again
   }
   const data = series(body.buckets || [], minutes, kind);
-  const latest = data[1][data[1].length - 1] + data[2][data[2].length - 1];
-  el.dataset.latest = String(latest);
+  const last = data[1].length - 1;
+  const rxNow = data[1][last], txNow = data[2][last];
+  el.dataset.latest = String(Math.max(rxNow, txNow));
   const peak = Math.max(0, ...data[1], ...data[2]);
   const summary = el.parentElement.querySelector(".chart-summary");
-  if (summary) summary.textContent = `now ${human(latest, kind)}, peak ${human(peak, kind)} in the last ${minutes === 60 ? "hour" : "day"}`;
+  if (summary) {
+    summary.textContent = `now: received ${human(rxNow, kind)}, sent ${human(txNow, kind)}; `
+      + `peak ${human(peak, kind)} in the last ${minutes === 60 ? "hour" : "day"}`;
+  }
   if (typeof uPlot === "undefined") return; // assets missing: the summary still reports
   const width = Math.max(el.clientWidth, 240);
   if (el._plot && el._plot._minutes === minutes && el._plot._width === width) {
@@ -120,10 +132,12 @@ async function drawChart(el) {
     width, height: 180,
     series: [
       {},
-      { label: "received", stroke: "#2b7bb9", fill: "rgba(43,123,185,0.12)", value: (u, v) => v == null ? "–" : human(v, kind) },
-      { label: "sent", stroke: "#d9822b", value: (u, v) => v == null ? "–" : human(v, kind) },
+      { label: "received", stroke: "#2b7bb9", width: 2, fill: "rgba(43,123,185,0.12)", points: { show: false },
+        value: (u, v) => v == null ? "–" : human(v, kind) },
+      { label: "sent", stroke: "#d9822b", width: 2, points: { show: false },
+        value: (u, v) => v == null ? "–" : human(v, kind) },
     ],
-    axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => human(v, kind)) }],
+    axes: [{}, { size: 50, values: (u, vals) => vals.map(compact) }],
     scales: { y: { range: (u, min, max) => [0, Math.max(max, 1)] } },
   };
   el._plot = new uPlot(opts, data, el);
