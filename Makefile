@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed-stamp
 .PHONY: demo test lint typecheck unit e2e system-deps venv clean-lab
 
 demo: system-deps venv
-	$(BIN)/skylan demo
+	$(BIN)/skylan demo --console
 
 test: system-deps venv lint typecheck
 	$(BIN)/pytest

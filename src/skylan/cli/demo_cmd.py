@@ -3,18 +3,27 @@
 A controller (SQLite) runs on one lab host; three agents — one behind NAT —
 join it with a token over the lab's underlay, exactly as on real machines,
 and ping each other across the encrypted layer-2 network.
+
+With ``--console`` the lab stays up (until Ctrl-C) with some traffic flowing,
+and the web console is relayed to ``https://127.0.0.1:PORT/`` on this machine.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated
 
+import httpx
+import typer
 from rich.console import Console
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import CONTROLLER_PORT, Deployment, wait_for
 
 _out = Console(highlight=False)
 
@@ -27,7 +36,60 @@ def _ping(host: Host, address: str) -> str:
     return "unreachable"
 
 
-def demo() -> None:
+def _serve_console(sky: Deployment, ctl: Host, port: int, a: Host, b_ip: str) -> None:
+    """Relay the console to loopback, keep traffic flowing, wait for Ctrl-C."""
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skylan.lab.forward",
+            f"127.0.0.1:{port}",
+            ctl.netns,
+            f"{ctl.underlay_ip}:{CONTROLLER_PORT}",
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"https://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{url}/login", verify=False, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return relay.poll() is not None  # a dead relay ends the wait (and the demo)
+
+        wait_for("the console relay", answers)
+        if relay.poll() is not None:
+            raise typer.BadParameter(
+                f"port {port} on 127.0.0.1 is taken", param_hint="--console-port"
+            )
+        # a gentle, bounded stream so the charts have something to show
+        a.spawn(["iperf3", "-c", b_ip, "-b", "20M", "-t", "3600", "-p", "5201"])
+        _out.rule("web console")
+        _out.print(f"console: {url}/", soft_wrap=True)
+        _out.print(
+            "its certificate is self-signed; SHA-256 fingerprint "
+            + sky.admin_env()["SKYLAN_FINGERPRINT"],
+            soft_wrap=True,
+        )
+        _out.print(f"log in with the admin token: {sky.admin_token}", soft_wrap=True)
+        _out.print("Ctrl-C ends the demo and removes the lab.")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
+
+
+def demo(
+    console: Annotated[
+        bool, typer.Option("--console", help="Stay up and serve the web console on loopback.")
+    ] = False,
+    console_port: Annotated[int, typer.Option(help="Loopback port for --console.")] = 8443,
+) -> None:
     """Controller + three agents (one behind NAT) in namespaces; then tear down."""
     with tempfile.TemporaryDirectory(prefix="skylan-demo-") as tmp, Lab() as lab:
         sky = Deployment(Path(tmp))
@@ -60,8 +122,13 @@ def demo() -> None:
         _out.rule("skylan status (on a)")
         a_status = sky.skylan(nodes[0], "status", "--state-dir", str(sky.state_dir(nodes[0])))
         _out.print(a_status, soft_wrap=True)
-        _out.print(
-            f"API: {sky.url}/api/v1/docs (reachable inside the lab); admin token "
-            f"{sky.admin_token}. The lab is removed when the demo ends."
-        )
+        if console:
+            by_name["b"].spawn(["iperf3", "-s", "-p", "5201"])
+            _serve_console(sky, ctl, console_port, by_name["a"], ips["b"])
+        else:
+            _out.print(
+                f"API: {sky.url}/api/v1/docs (reachable inside the lab); admin token "
+                f"{sky.admin_token}. `skylan demo --console` keeps the lab up and "
+                "shows the web console. The lab is removed when the demo ends."
+            )
     _out.print("lab removed")

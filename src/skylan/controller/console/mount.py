@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
 
-from skylan.controller.console import access, actions, pages
+from skylan.controller.console import access, actions, pages, vendor
 from skylan.controller.console.apiclient import ApiFailure
 from skylan.controller.console.render import HERE, render
 
 STOP_POLLING = 286  # htmx: stop the section's polling, swap what we send
+log = logging.getLogger("skylan.controller")
 
 
 def install(app: FastAPI) -> None:
+    if missing := vendor.missing():
+        log.warning(
+            "console assets missing (%s): run `python -m skylan.controller.console.vendor`",
+            ", ".join(a.package for a in missing),
+        )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (access, pages, actions):
         app.include_router(module.router)

@@ -78,7 +78,10 @@ def unpack(asset: Asset, tarball: bytes, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
         for inner, name in asset.files.items():
-            member = tar.extractfile(inner)
+            try:
+                member = tar.extractfile(inner)
+            except KeyError:
+                member = None
             if member is None:
                 raise AssetError(f"{asset.package}@{asset.version} has no {inner}")
             tmp = directory / f".{name}.tmp"

@@ -121,7 +121,10 @@ async function drawChart(el) {
     summary.textContent = `now: received ${human(rxNow, kind)}, sent ${human(txNow, kind)}; `
       + `peak ${human(peak, kind)} in the last ${minutes === 60 ? "hour" : "day"}`;
   }
-  if (typeof uPlot === "undefined") return; // assets missing: the summary still reports
+  if (typeof uPlot === "undefined") { // assets missing: the summary still reports
+    if (summary) summary.textContent += " (chart library not installed: see docs/console.md)";
+    return;
+  }
   const width = Math.max(el.clientWidth, 240);
   if (el._plot && el._plot._minutes === minutes && el._plot._width === width) {
     el._plot.setData(data);
