@@ -224,3 +224,21 @@ def test_token_form_shows_a_join_command_for_this_controller(api: Api, browser: 
     assert short.status_code == 422 and 'id="token-expires_hours-error"' in short.text
     zero = browser.post("/tokens", data={"max_uses": "0", "expires_hours": "1"}, headers=hx)
     assert zero.status_code == 422 and 'id="token-max_uses-error"' in zero.text
+
+
+def test_approval_queue_and_token_revocation(api: Api, browser: TestClient) -> None:
+    csrf = log_in(browser, _secret(api.admin))
+    hx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    waiting = enrolled(api, "newcomer", needs_approval=True)
+    assert "newcomer" in browser.get("/approvals?part=live_pending").text
+    assert browser.post(f"/nodes/{waiting['node_id']}/approve", headers=hx).status_code == 204
+    assert "Nothing is waiting" in browser.get("/approvals?part=live_pending").text
+    assert api.ok(api.get(f"/api/v1/nodes/{waiting['node_id']}"))["status"] == "approved"
+
+    tok = api.ok(api.post("/api/v1/tokens", {"description": "spare"}), 201)
+    assert browser.post(f"/tokens/{tok['id']}/revoke", headers=hx).status_code == 204
+    assert api.ok(api.get(f"/api/v1/tokens/{tok['id']}"))["state"] == "revoked"
+    renamed = browser.post(
+        f"/nodes/{waiting['node_id']}/rename", data={"name": "bad name!"}, headers=hx
+    )
+    assert renamed.status_code == 422 and 'id="rename-name-error"' in renamed.text

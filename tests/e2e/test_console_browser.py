@@ -58,7 +58,16 @@ def browser(lab: Lab, tmp_path: Path) -> Iterator[tuple[Browser, Host]]:
             launched.close()
 
 
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button'))
+  .filter(e => e.tagName === 'BUTTON' ? !e.textContent.trim() && !e.getAttribute('aria-label')
+                                      : e.labels.length === 0)
+  .map(e => e.outerHTML.slice(0, 80))"""
+
+
 def shot(page: Page, name: str) -> None:
+    """A screenshot for people, and a check for everyone: every control is named."""
+    assert page.evaluate(UNLABELLED) == [], f"unlabelled controls on {name}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
