@@ -2,7 +2,7 @@
 
 Run by tests/fuzz/test_fuzz.py; by hand:
 ``.venv/bin/python tests/fuzz/fuzz_tunnel.py -max_total_time=60 CORPUS_DIR``.
-Any exception escaping ``receive_datagram`` is a crash.
+Any exception escaping ``receive_datagram`` or ``receive_segments`` is a crash.
 """
 
 from __future__ import annotations
@@ -50,12 +50,17 @@ _A, _B, SEEDS = _pair()
 
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    which = fdp.ConsumeIntInRange(0, 2)
+    which = fdp.ConsumeIntInRange(0, 3)
+    segment = fdp.ConsumeIntInRange(0, 1500)
     body = fdp.ConsumeBytes(fdp.remaining_bytes())
     if which == 1 and SEEDS:  # splice fuzz bytes into a real datagram
         seed = SEEDS[len(body) % len(SEEDS)]
         body = seed[: len(body) % (len(seed) + 1)] + body
     target = _B if which != 2 else _A
+    if which == 3:  # a GRO batch: real chunks back to back, then the fuzz bytes
+        batch = b"".join(SEEDS[:4]) + body
+        sender = A_ADDR if target is _B else B_ADDR
+        target.receive_segments(batch, segment or len(SEEDS[0]), sender, NOW)
     target.receive_datagram(body, A_ADDR if target is _B else B_ADDR, NOW)
     try:
         wire.decode_container(body)

@@ -240,8 +240,8 @@ class Dataplane:
 
     def _on_udp(self) -> None:
         now = self.now
-        for datagram, addr in self.udp.receive():
-            self.engine.receive_datagram(datagram, addr, now)
+        for batch, segment, addr in self.udp.receive_batches():
+            self.engine.receive_segments(batch, segment, addr, now)
             self._deliver_events()
         self._flush()
         self._arm_timer()

@@ -78,6 +78,18 @@ class UdpSocket:
 
         Each memoryview is valid only until the next iteration.
         """
+        for batch, segment, addr in self.receive_batches():
+            n = len(batch)
+            for off in range(0, n, segment):
+                yield batch[off : min(off + segment, n)], addr
+
+    def receive_batches(self) -> Iterator[tuple[memoryview, int, tuple[str, int]]]:
+        """What each ``recvmsg`` returned, until the socket is empty: a buffer of
+        back-to-back datagrams of one size (the last may be shorter, as GRO
+        coalesced them), that size, and the sender.
+
+        Each memoryview is valid only until the next iteration.
+        """
         while True:
             try:
                 n, ancdata, _flags, addr = self.sock.recvmsg_into([self._buf], socket.CMSG_SPACE(4))
@@ -89,8 +101,7 @@ class UdpSocket:
             for level, kind, data in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO and len(data) >= 2:
                     segment = struct.unpack("H", data[:2])[0] or n
-            for off in range(0, n, segment):
-                yield self._view[off : min(off + segment, n)], addr
+            yield self._view[:n], segment, addr
 
     def close(self) -> None:
         self.sock.close()

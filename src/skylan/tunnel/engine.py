@@ -405,8 +405,83 @@ class TunnelEngine:
             self.drops.add("expired_session")
             return
         plaintext = session.open(header, memoryview(data)[wire.DATA_HDR_LEN :], now)
-        if plaintext is None:
-            return
+        if plaintext is not None:
+            self._on_plaintext(peer, session, header, plaintext, addr=addr, now=now)
+
+    def receive_segments(
+        self, data: bytes | memoryview, segment: int, addr: Address, now: float
+    ) -> None:
+        """A GRO batch: datagrams of ``segment`` bytes back to back (the last may
+        be shorter), all from ``addr``.
+
+        The common case, consecutive chunks of one super-frame, goes to
+        reassembly as a run: one header check, session lookup and replay check
+        for the run instead of one per chunk. Anything else takes the
+        datagram-by-datagram path.
+        """
+        view = memoryview(data)
+        n = len(view)
+        if segment <= 0:
+            segment = n
+        off = 0
+        while off < n:
+            taken = self._data_run(view, off, segment, addr, now) if view[off] == _DATA else 0
+            if taken:
+                off += taken * segment
+                continue
+            end = min(off + segment, n)
+            self.receive_datagram(view[off:end], addr, now)
+            off = end
+
+    def _data_run(self, view: memoryview, off: int, segment: int, addr: Address, now: float) -> int:
+        """Chunks of one message from ``off`` on; how many segments were used
+        (0: let the per-datagram path handle, and count, the one at ``off``)."""
+        n = len(view)
+        if n - off <= wire.DATA_HDR_LEN or min(segment, n - off) <= wire.DATA_HDR_LEN:
+            return 0
+        unpack = wire.DATA_HDR.unpack_from
+        _, flags, index, count, receiver, counter = unpack(view, off)
+        if flags != 0 or count < 2 or count > wire.MAX_CHUNKS or index >= count:
+            return 0
+        peer, session = self._index.get(receiver, (None, None))
+        if peer is None or not isinstance(session, Session):
+            return 0
+        if session.age(now) >= self.config.reject_after_time or not session.replay.check(counter):
+            return 0
+        run: list[tuple[int, memoryview]] = []
+        while off < n:
+            end = min(off + segment, n)
+            if end - off <= wire.DATA_HDR_LEN or view[off] != _DATA:
+                break
+            _, flags, index, chunk_count, chunk_receiver, chunk_counter = unpack(view, off)
+            if (
+                chunk_counter != counter
+                or chunk_receiver != receiver
+                or chunk_count != count
+                or flags != 0
+                or index >= count
+            ):
+                break
+            run.append((index, view[off + wire.DATA_HDR_LEN : end]))
+            off = end
+        whole, used = session.reassembly.add_many(counter, count, run, now)
+        if whole is not None:
+            header = wire.DataHeader(0, count, receiver, counter)
+            plaintext = session.decrypt(header, whole)
+            if plaintext is not None:
+                self._on_plaintext(peer, session, header, plaintext, addr=addr, now=now)
+        return used
+
+    def _on_plaintext(
+        self,
+        peer: Peer,
+        session: Session,
+        header: wire.DataHeader,
+        plaintext: bytes,
+        *,
+        addr: Address,
+        now: float,
+    ) -> None:
         peer.stats.rx_packets += header.chunk_count
         peer.stats.rx_bytes += len(plaintext) + wire.DATA_HDR_LEN * header.chunk_count
         if session is peer.next:

@@ -14,6 +14,7 @@ the completed message is handed out as a view of that buffer.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from skylan.model.counters import DropCounters
 
@@ -55,6 +56,24 @@ class Reassembler:
         self, key: int, index: int, count: int, chunk: bytes | memoryview, now: float
     ) -> memoryview | None:
         """Store one chunk; return the whole message once every chunk is in."""
+        return self.add_many(key, count, ((index, chunk),), now)[0]
+
+    def add_many(
+        self,
+        key: int,
+        count: int,
+        chunks: Sequence[tuple[int, bytes | memoryview]],
+        now: float,
+    ) -> tuple[memoryview | None, int]:
+        """Store chunks of one message (a GRO batch brings many at once).
+
+        Returns the whole message once every chunk is in (else None) and how
+        many of ``chunks`` were used: storing stops when the message is
+        complete, so what follows is handled as if it came later, exactly as
+        chunk-by-chunk delivery would. The set's bookkeeping (lookup, budget)
+        is done once per call, so a batch costs little more per chunk than the
+        copy itself.
+        """
         partial = self._sets.get(key)
         if partial is None:
             self.expire(now)  # only when a set starts: keeps the per-chunk path short
@@ -62,34 +81,54 @@ class Reassembler:
                 self._evict_oldest("reassembly_evicted")
             partial = self._sets[key] = _Partial(count, now)
         elif partial.count != count:
-            self._drops.add("reassembly_mismatch")
-            return None
-        bit = 1 << index
-        if partial.seen & bit:
-            self._drops.add("reassembly_duplicate")
-            return None
-        n = len(chunk)
+            for _ in chunks:
+                self._drops.add("reassembly_mismatch")
+            return None, len(chunks)
+        n = 0
+        for _, chunk in chunks:
+            n += len(chunk)
         while self.bytes_held + n > self.max_bytes and len(self._sets) > 1:
             self._evict_oldest("reassembly_evicted", keep=key)
         if self.bytes_held + n > self.max_bytes:
             self._drop(key, "reassembly_evicted")
-            return None
-        if not self._place(partial, index, chunk):
-            self._drop(key, "reassembly_bad_sizes")
-            return None
-        partial.seen |= bit
-        partial.stored += n
-        self.bytes_held += n
-        if partial.seen != (1 << count) - 1:
-            return None
+            return None, len(chunks)
+        last_index = count - 1
+        complete = (1 << count) - 1
+        stored = 0
+        used = 0
+        for index, chunk in chunks:
+            used += 1
+            bit = 1 << index
+            if partial.seen & bit:
+                self._drops.add("reassembly_duplicate")
+                continue
+            size = partial.size
+            length = len(chunk)
+            if size and index != last_index and length == size:  # the common case, inline
+                assert partial.buf is not None
+                start = index * size
+                partial.buf[start : start + size] = chunk
+            elif not self._place(partial, index, chunk):
+                self.bytes_held += stored
+                partial.stored += stored
+                self._drop(key, "reassembly_bad_sizes")
+                return None, used
+            partial.seen |= bit
+            stored += length
+            if partial.seen == complete:
+                break
+        partial.stored += stored
+        self.bytes_held += stored
+        if partial.seen != complete:
+            return None, used
         self._remove(key)
         if partial.buf is None:  # a single-chunk "set" (count 1 is never chunked)
-            return memoryview(partial.last or b"")
+            return memoryview(partial.last or b""), used
         if partial.last is not None:
             start = (count - 1) * partial.size
             partial.buf[start : start + partial.last_len] = partial.last
         total = (count - 1) * partial.size + partial.last_len
-        return memoryview(partial.buf)[:total]
+        return memoryview(partial.buf)[:total], used
 
     @staticmethod
     def _place(partial: _Partial, index: int, chunk: bytes | memoryview) -> bool:

@@ -130,11 +130,15 @@ class Session:
             if whole is None:
                 return None
             chunk = whole
-        if len(chunk) < TAGLEN:
+        return self.decrypt(header, chunk)
+
+    def decrypt(self, header: DataHeader, ciphertext: bytes | memoryview) -> bytes | None:
+        """The whole (reassembled) message: authenticate, then mark its counter seen."""
+        if len(ciphertext) < TAGLEN:
             self._drops.add("short_ciphertext")
             return None
         try:
-            plaintext = self._recv.decrypt(aesgcm_nonce(header.counter), chunk, header.aad())
+            plaintext = self._recv.decrypt(aesgcm_nonce(header.counter), ciphertext, header.aad())
         except InvalidTag:
             self._drops.add("auth_failed")
             return None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from skylan.tunnel import wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.events import (
@@ -376,3 +379,95 @@ def test_first_handshake_retries_come_quickly_then_back_off() -> None:
     gaps = [round(y - x, 2) for x, y in itertools.pairwise(sent)]
     assert gaps[:5] == [0.5, 1.0, 2.0, 4.0, 5.0]
     assert set(gaps[5:]) == {5.0}
+
+
+def _gro_batches(datagrams: list[bytes], cuts: set[int]) -> list[tuple[bytes, int]]:
+    """Group datagrams as UDP GRO would: runs of equal size, the last of a run
+    may be shorter; ``cuts`` adds batch boundaries."""
+    batches: list[tuple[bytes, int]] = []
+    current: list[bytes] = []
+    for i, d in enumerate(datagrams):
+        if current and (
+            i in cuts or len(d) > len(current[0]) or len(current[-1]) < len(current[0])
+        ):
+            batches.append((b"".join(current), len(current[0])))
+            current = []
+        current.append(d)
+    if current:
+        batches.append((b"".join(current), len(current[0])))
+    return batches
+
+
+def _deliver_scenario(
+    sizes: list[int],
+    plan: list[tuple[int, str]],
+    cuts: set[int],
+    shuffle: int | None,
+    batched: bool,
+) -> tuple[list[bytes], int]:
+    net = Net()
+    a, b = established(net)
+    rng = random.Random(7)
+    sent = [frame(rng.randbytes(n)) for n in sizes]
+    wire_out: list[bytes] = []
+    for big in sent:
+        a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+        for tx in a.engine.datagrams_to_send():
+            wire_out.extend(tx.datagrams())
+    delivered: list[bytes] = []
+    for index, action in plan:  # the same mangling, by position, in both runs
+        if not wire_out:
+            break
+        d = wire_out[index % len(wire_out)]
+        if action == "dup":
+            delivered.append(d)
+        elif action == "flip":
+            pos = index % len(d)
+            delivered.append(d[:pos] + bytes([d[pos] ^ 0x40]) + d[pos + 1 :])
+        elif action == "cut":
+            delivered.append(d[: max(1, index % len(d))])
+    kept = [d for i, d in enumerate(wire_out) if (i, "drop") not in plan]
+    stream = kept + delivered
+    if shuffle is not None:  # reordering mixes chunks of different messages in one batch
+        random.Random(shuffle).shuffle(stream)
+    if batched:
+        for data, segment in _gro_batches(stream, cuts):
+            b.engine.receive_segments(data, segment, a.addr, net.now)
+    else:
+        for d in stream:
+            b.engine.receive_datagram(d, a.addr, net.now)
+    return received(b), sum(b.engine.drops.by_reason.values())
+
+
+@given(
+    st.lists(st.integers(0, 20_000), min_size=1, max_size=5),
+    st.lists(
+        st.tuples(st.integers(0, 200), st.sampled_from(["drop", "dup", "flip", "cut"])),
+        max_size=8,
+    ),
+    st.sets(st.integers(0, 60), max_size=8),
+    st.none() | st.integers(0, 1000),
+)
+@settings(max_examples=80, deadline=None)
+def test_gro_batches_give_what_datagrams_give(
+    sizes: list[int], plan: list[tuple[int, str]], cuts: set[int], shuffle: int | None
+) -> None:
+    """The batch fast path is an optimisation only: the same frames come out
+    and the same number of datagrams are refused, whatever the mangling."""
+    one_by_one = _deliver_scenario(sizes, plan, cuts, shuffle, batched=False)
+    batched = _deliver_scenario(sizes, plan, cuts, shuffle, batched=True)
+    assert batched == one_by_one
+
+
+def test_a_whole_superframe_in_one_gro_batch() -> None:
+    net = Net()
+    a, b = established(net)
+    big = frame(random.Random(4).randbytes(60_000))
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+    (tx,) = a.engine.datagrams_to_send()
+    flat = b"".join(bytes(x) for x in tx.buffers)
+    b.engine.receive_segments(flat, tx.segment_size, a.addr, net.now)
+    assert received(b) == [big]
+    assert not b.engine.drops.by_reason
+    b.engine.receive_segments(flat, tx.segment_size, a.addr, net.now)  # replayed whole
+    assert received(b) == [] and b.engine.drops["replay"] == tx.count
