@@ -39,13 +39,18 @@ def test_netmap_fanout_benchmark() -> None:
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_throughput_benchmark() -> None:
-    out = run("throughput.py", "--seconds", "1", "--runs", "1", "--streams", "1", "--json")
-    medians = json.loads(out)["medians_gbps"]
-    assert set(medians) == {
-        "native veth",
-        "kernel VXLAN",
-        "skylan (AES-256-GCM)",
-        "skylan unencrypted",
-    }
-    assert all(v > 0 for v in medians.values())
+def test_throughput_benchmark(tmp_path: Path) -> None:
+    png = tmp_path / "throughput.png"
+    out = run(
+        "throughput.py",
+        *("--seconds", "1", "--runs", "1", "--streams", "1", "--loss", "0.5"),
+        *("--png", str(png), "--json"),
+    )
+    report = json.loads(out)
+    cases = {"native veth", "kernel VXLAN", "skylan (AES-256-GCM)", "skylan unencrypted"}
+    assert set(report["results"]) == cases
+    assert set(report["lossy_tcp1"]) == {"native veth", "skylan (AES-256-GCM)"}
+    for r in report["results"].values():
+        assert r["tcp1"] > 0 and r["rtt_ms"] > 0 and r["udp64_kpps"] > 0 and r["cpu"] > 0
+    assert all(v > 0 for v in report["lossy_tcp1"].values())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

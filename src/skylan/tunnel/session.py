@@ -40,6 +40,7 @@ class Sealed:
     buffers: list[bytes | memoryview]
     segment_size: int
     count: int
+    size: int  # bytes on the wire (headers included), for the counters
 
     def datagrams(self) -> list[bytes]:
         """One bytes object per datagram, for senders without GSO."""
@@ -47,10 +48,6 @@ class Sealed:
             bytes(self.buffers[i]) + bytes(self.buffers[i + 1])
             for i in range(0, len(self.buffers), 2)
         ]
-
-    @property
-    def size(self) -> int:
-        return sum(len(b) for b in self.buffers)
 
 
 class Session:
@@ -114,7 +111,7 @@ class Session:
         for i in range(count):  # the header of DataHeader(i, …).encode(), inlined: hot loop
             buffers.append(pack(kind, 0, i, count, remote, counter))
             buffers.append(out[i * chunk_size : min((i + 1) * chunk_size, total)])
-        return Sealed(buffers, DATA_HDR_LEN + chunk_size, count)
+        return Sealed(buffers, DATA_HDR_LEN + chunk_size, count, total + DATA_HDR_LEN * count)
 
     # -- receiving ----------------------------------------------------------
 
