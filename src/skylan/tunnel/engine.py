@@ -139,6 +139,15 @@ class TunnelEngine:
     def send_frames(self, public: bytes, network_id: int, frames: list[bytes], now: float) -> None:
         self.send_container(public, wire.encode_frames(network_id, frames), now)
 
+    def send_vnet_frames(
+        self, public: bytes, network_id: int, items: list[tuple[bytes, bytes]], now: float
+    ) -> None:
+        """Frames with their virtio headers: one seal and one send for the lot."""
+        if len(items) == 1:
+            self.send_superframe(public, network_id, items[0][0], items[0][1], now)
+        else:
+            self.send_container(public, wire.encode_vnet_frames(network_id, items), now)
+
     def send_superframe(
         self, public: bytes, network_id: int, vnet_hdr: bytes, frame: bytes, now: float
     ) -> None:
@@ -502,7 +511,11 @@ class TunnelEngine:
                 )
             )
         else:
-            self._events.append(FramesReceived(peer.public, container.network_id, container.frames))
+            self._events.append(
+                FramesReceived(
+                    peer.public, container.network_id, container.frames, container.vnet_hdrs
+                )
+            )
 
     # -- timers -------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class FramesReceived:
     peer: bytes
     network_id: int
     frames: tuple[bytes, ...]
+    vnet_hdrs: tuple[bytes, ...] = ()  # one per frame, when the sender sent them
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,22 @@ def test_superframe_is_one_aead_over_many_chunks() -> None:
     assert evs == [SuperFrameReceived(a.keys.public, 3, vnet, big)]
 
 
+def test_small_frames_travel_as_one_batch_with_their_virtio_headers() -> None:
+    net = Net()
+    a, b = established(net)
+    items = [(bytes([1, 0, 0, 0, 0, 0, 34, 0, 16, 0]), frame(bytes([i]) * 50)) for i in range(15)]
+    before = len(net.wire_log)
+    a.engine.send_vnet_frames(b.keys.public, 3, items, net.now)
+    net.pump()
+    assert len(net.wire_log) - before == 1  # 15 frames, one datagram
+    (ev,) = b.drain_events()
+    assert isinstance(ev, FramesReceived)
+    assert list(zip(ev.vnet_hdrs, ev.frames, strict=True)) == items
+    a.engine.send_vnet_frames(b.keys.public, 3, items[:1], net.now)  # one: a super-frame
+    net.pump()
+    assert b.drain_events() == [SuperFrameReceived(a.keys.public, 3, *items[0])]
+
+
 def test_gso_layout_of_a_transmit() -> None:
     net = Net()
     a, b = established(net)

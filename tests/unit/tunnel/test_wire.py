@@ -18,6 +18,18 @@ def test_frames_container_round_trips(network_id: int, fs: list[bytes]) -> None:
     assert (c.kind, c.network_id, list(c.frames)) == (wire.Kind.FRAMES, network_id, fs)
 
 
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.tuples(st.binary(min_size=10, max_size=10), frames), min_size=1, max_size=10),
+)
+def test_vnet_frames_container_round_trips(
+    network_id: int, items: list[tuple[bytes, bytes]]
+) -> None:
+    c = wire.decode_container(wire.encode_vnet_frames(network_id, items))
+    assert c.kind is wire.Kind.VNET_FRAMES and c.network_id == network_id
+    assert list(zip(c.vnet_hdrs, c.frames, strict=True)) == items
+
+
 @given(st.integers(0, 2**32 - 1), st.binary(min_size=10, max_size=10), frames)
 def test_superframe_container_round_trips(network_id: int, vnet: bytes, f: bytes) -> None:
     c = wire.decode_container(wire.encode_superframe(network_id, vnet, f))
@@ -64,6 +76,13 @@ def test_frame_size_limits() -> None:
         wire.encode_frames(1, [b"short"])
     with pytest.raises(ValueError, match="10 bytes"):
         wire.encode_superframe(1, b"", bytes(60))
+    with pytest.raises(ValueError, match="10 bytes"):
+        wire.encode_vnet_frames(1, [(b"", bytes(60))])
+    with pytest.raises(ValueError, match="not an Ethernet frame"):
+        wire.encode_vnet_frames(1, [(bytes(10), b"short")])
+    truncated = wire.encode_vnet_frames(1, [(bytes(10), bytes(60))])[:-1]
+    with pytest.raises(wire.WireError):
+        wire.decode_container(truncated)
 
 
 def test_fixed_message_sizes() -> None:
