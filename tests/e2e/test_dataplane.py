@@ -209,6 +209,64 @@ def test_custom_ethertype_frame_crosses(shared: Overlay) -> None:
     assert out.decode().strip() == "raw-l2-payload!!"
 
 
+def test_storm_control_limits_broadcast_floods(shared: Overlay) -> None:
+    """2000 broadcast frames in a burst; with a limit of 50/s, b sees about the
+    burst allowance (the switch's bucket, or nftables on a VXLAN interface)."""
+    a = shared.hosts["a"]
+    shared.sky.admin("net", "update", "prod", "--storm-pps", "50")
+    try:
+        if shared.encrypted:
+            time.sleep(2)  # the netmap reaches the agents within a second
+        else:
+            wait_for(
+                "the storm limit on a's VXLAN interface",
+                lambda: (
+                    "50/second" in a.run(["nft", "list", "table", "netdev", "skylan_storm"]).stdout
+                ),
+            )
+        listener = py(
+            shared.hosts["b"],
+            """
+            import socket, time
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B6))
+            s.bind(("sky0", 0))
+            s.settimeout(10)
+            s.recv(2000)
+            n, end = 1, time.monotonic() + 2
+            s.settimeout(0.2)
+            while time.monotonic() < end:
+                try:
+                    if s.recv(2000)[12:14] == bytes.fromhex("88b6"):
+                        n += 1
+                except TimeoutError:
+                    pass
+            print(n, flush=True)
+        """,
+        )
+        time.sleep(0.5)
+        a.run(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent("""
+            import socket
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind(("sky0", 0))
+            src = open("/sys/class/net/sky0/address").read().strip()
+            frame = bytes.fromhex("ffffffffffff" + src.replace(":", "") + "88b6") + bytes(46)
+            for _ in range(2000):
+                s.send(frame)
+        """),
+            ],
+            check=True,
+        )
+        out, _ = listener.communicate(timeout=20)
+        received = int(out.decode().strip())
+        assert 1 <= received <= 300, received
+    finally:
+        shared.sky.admin("net", "update", "prod", "--storm-pps", "1000")
+
+
 def test_no_plaintext_on_the_underlay(shared: Overlay, tmp_path: Path) -> None:
     if not shared.encrypted:
         pytest.skip("an unencrypted network is, by choice, plaintext on the wire")

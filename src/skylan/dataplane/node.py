@@ -20,7 +20,7 @@ from typing import Any
 from skylan.dataplane.tap import VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.vxlan import VxlanPort
-from skylan.hostnet import links
+from skylan.hostnet import links, storm
 from skylan.model.counters import DropCounters
 from skylan.model.netmap import NetMap, NetworkMap, PortInfo
 from skylan.switch import Member, Switch
@@ -89,6 +89,7 @@ class Dataplane:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.errors: list[str] = []
+        self._storm_limits: dict[str, int] = {}
 
     # -- lifetime -------------------------------------------------------------
 
@@ -101,6 +102,11 @@ class Dataplane:
             self._timer.cancel()
         for vx in self.vxlans.values():
             vx.delete()  # kernel interfaces outlive us unless removed
+        if self._storm_limits:
+            try:
+                storm.apply({})
+            except (OSError, storm.StormError) as exc:
+                log.warning("removing the storm-control table failed: %s", exc)
         self.vxlans.clear()
         if self._loop is not None:
             self._loop.remove_reader(self.udp.fileno())
@@ -183,6 +189,16 @@ class Dataplane:
                 if peer.node_id != netmap.node.node_id and address is not None:
                     remotes[peer.port.mac] = address
             await asyncio.to_thread(vx.program, remotes)
+        limits = {self.vxlans[n.id].name: n.storm_pps for n in wanted.values()}
+        if limits != self._storm_limits:
+            try:
+                await asyncio.to_thread(storm.apply, limits)
+                self._storm_limits = limits
+            except (OSError, storm.StormError) as exc:
+                message = f"storm control for VXLAN networks: {exc}"
+                log.warning("%s", message)
+                if message not in self.errors:
+                    self.errors.append(message)
 
     def _add_port(self, net: NetworkMap) -> Port:
         name = self._free_name()

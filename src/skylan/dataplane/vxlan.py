@@ -9,8 +9,9 @@ kernel replicate broadcast, multicast and unknown unicast to every peer
 neighbour caches from gratuitous ARP, and the frames to a moved address go to
 the MAC that now answers for it.
 
-Limits: peers must reach each other's underlay address directly (no NAT
-traversal without the tunnel), and there is no per-port storm control.
+Storm control is the network's limit as nftables rules on the interface
+(:mod:`skylan.hostnet.storm`). Limits: peers must reach each other's underlay
+address directly (no NAT traversal without the tunnel).
 """
 
 from __future__ import annotations
