@@ -54,3 +54,14 @@ def test_agents_enroll_follow_netmaps_and_survive_controller_restart(
     sky.admin("node", "rename", "b", "bravo")
     wait_for("a sees the rename", lambda: sees_peers(hosts[0], {"bravo", "c"}), timeout=45)
     assert sky.status(hosts[0])["last_error"] is None
+
+    # deleting a node locks it out, and its agent leaves the mesh by itself
+    sky.admin("node", "delete", "c")
+    wait_for(
+        "c's agent to remove its interface",
+        lambda: "sky0" not in hosts[2].run(["ip", "-o", "link"]).stdout,
+        timeout=45,
+    )
+    status = sky.status(hosts[2])
+    assert status["networks"] == [] and "re-enroll" in status["last_error"]
+    wait_for("a forgets c", lambda: sees_peers(hosts[0], {"bravo"}), timeout=30)

@@ -96,6 +96,8 @@ class Agent:
                 fresh = await self._cp.netmap(since, self.poll_wait)
             except ControlPlaneError as exc:
                 self._trouble(exc)
+                if exc.status == 401:
+                    await self._leave_everything()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -111,6 +113,24 @@ class Agent:
             self.netmap = merged
             self.state.save_netmap(merged)
             await self._apply(merged)
+
+    async def _leave_everything(self) -> None:
+        """The controller no longer knows this node (deleted, or its credential
+        revoked): leave every network and undo gateway and cloak rules, rather
+        than keep a deleted node in the mesh. The agent keeps asking (slowly),
+        so a controller restored from a backup brings it back."""
+        if self.netmap is None or not self.netmap.networks:
+            return
+        log.error(
+            "the controller refused this node's credential: leaving every network; "
+            "enroll again with `skylan agent join` if it should be a member"
+        )
+        self.netmap = self.netmap.model_copy(update={"networks": [], "version": 0})
+        self.state.save_netmap(self.netmap)
+        if self.dataplane is not None:
+            await self.dataplane.apply(self.netmap)
+        await asyncio.to_thread(self.hostconfig.teardown)
+        self.write_status()
 
     async def _apply(self, netmap: NetMap) -> None:
         if self.dataplane is not None:
