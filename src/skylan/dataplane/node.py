@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from skylan.dataplane.tap import VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
+from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.vxlan import VxlanPort
 from skylan.hostnet import links, storm
@@ -25,6 +25,7 @@ from skylan.model.counters import DropCounters
 from skylan.model.netmap import NetMap, NetworkMap, PortInfo
 from skylan.switch import Member, Switch
 from skylan.switch.frames import mac_bytes
+from skylan.tunnel import wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.engine import TunnelEngine
 from skylan.tunnel.events import (
@@ -90,6 +91,7 @@ class Dataplane:
         self._timer: asyncio.TimerHandle | None = None
         self.errors: list[str] = []
         self._storm_limits: dict[str, int] = {}
+        self._tap_view = memoryview(bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ))
 
     # -- lifetime -------------------------------------------------------------
 
@@ -248,33 +250,50 @@ class Dataplane:
         now = self.now
         batches: dict[str, list[tuple[bytes, bytes]]] = {}
         batched = 0
+        view = self._tap_view
+        head = wire.CONTAINER_PREFIX_LEN
         for _ in range(READ_BATCH):
-            packet = port.tap.read()
-            if packet is None:
+            # read right behind room for the container prefix: a super-frame is
+            # sealed from this buffer as it is, never copied
+            n = port.tap.read_into(view[head:])
+            if n is None:
                 break
-            vnet, frame = packet[:VNET_HDR_LEN], packet[VNET_HDR_LEN:]
+            vnet = view[head : head + VNET_HDR_LEN]
+            frame = view[head + VNET_HDR_LEN : head + n]
             port.counters["tx_bytes"] += len(frame)
             port.counters["tx_packets"] += 1
             decision = port.switch.from_local(frame, now)
             if decision.reply is not None:
                 port.tap.write(ZERO_VNET_HDR, decision.reply)
-            small = vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME
+            if not decision.peers:
+                continue
+            if vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME:
+                item = (bytes(vnet), bytes(frame))
+                for node in decision.peers:
+                    batches.setdefault(node, []).append(item)
+                batched += len(frame)
+                if batched >= BATCH_BYTES:
+                    for node, items in batches.items():
+                        self._send(port, node, items, now)
+                    batches.clear()
+                    batched = 0
+                continue
+            wire.put_superframe_prefix(view, port.vni)
             for node in decision.peers:
-                if small:
-                    batches.setdefault(node, []).append((vnet, frame))
-                    batched += len(frame)
-                    continue
                 if node in batches:
                     self._send(port, node, batches.pop(node), now)
-                self._send(port, node, [(vnet, frame)], now)
-            if batched >= BATCH_BYTES:
-                for node, items in batches.items():
-                    self._send(port, node, items, now)
-                batches.clear()
-                batched = 0
+                self._send_container(node, view[: head + n], now)
         for node, items in batches.items():
             self._send(port, node, items, now)
         self._arm_timer()
+
+    def _send_container(self, node: str, container: memoryview, now: float) -> None:
+        public = self.key_of_node.get(node)
+        if public is None:
+            self.drops.add("no_peer_key")
+            return
+        self.engine.send_container(public, container, now)
+        self._flush()  # sealed into reused buffers: out before the next seal
 
     def _send(self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float) -> None:
         public = self.key_of_node.get(node)
@@ -309,7 +328,9 @@ class Dataplane:
             elif isinstance(event, EndpointChanged):
                 log.info("peer %s now at %s", self.names.get(event.peer), event.new)
 
-    def _to_tap(self, public: bytes, vni: int, vnet: bytes, frame: bytes, now: float) -> None:
+    def _to_tap(
+        self, public: bytes, vni: int, vnet: bytes, frame: bytes | memoryview, now: float
+    ) -> None:
         port = self.by_vni.get(vni)
         node = self.node_of_key.get(public)
         if port is None or node is None:

@@ -72,7 +72,16 @@ class TapDevice:
         except BlockingIOError:
             return None
 
-    def write(self, vnet_hdr: bytes, frame: bytes) -> bool:
+    def read_into(self, buf: memoryview) -> int | None:
+        """Like :meth:`read`, into ``buf`` (at least ``MAX_READ`` bytes): the
+        fast path reads a super-frame straight into the buffer it is sealed
+        from, with no copy."""
+        try:
+            return os.readv(self.fd, [buf])
+        except BlockingIOError:
+            return None
+
+    def write(self, vnet_hdr: bytes | memoryview, frame: bytes | memoryview) -> bool:
         try:
             os.writev(self.fd, [vnet_hdr, frame])
         except (BlockingIOError, OSError):

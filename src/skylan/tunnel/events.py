@@ -27,7 +27,7 @@ class EndpointChanged:
 class FramesReceived:
     peer: bytes
     network_id: int
-    frames: tuple[bytes, ...]
+    frames: tuple[bytes | memoryview, ...]
     vnet_hdrs: tuple[bytes, ...] = ()  # one per frame, when the sender sent them
 
 
@@ -36,7 +36,7 @@ class SuperFrameReceived:
     peer: bytes
     network_id: int
     vnet_hdr: bytes
-    frame: bytes
+    frame: bytes | memoryview  # a view of the decrypted message, valid as long as held
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ MAX_FRAME = 65535
 class Container:
     kind: Kind
     network_id: int = 0
-    frames: tuple[bytes, ...] = ()
+    frames: tuple[bytes | memoryview, ...] = ()
     vnet_hdr: bytes = b""
     vnet_hdrs: tuple[bytes, ...] = ()  # VNET_FRAMES: one per frame
 
@@ -205,6 +205,12 @@ def encode_vnet_frames(network_id: int, items: list[tuple[bytes, bytes]]) -> byt
             raise ValueError(f"frame of {len(frame)} bytes is not an Ethernet frame")
         parts += [_FRAME_LEN.pack(len(frame)), vnet_hdr, frame]
     return b"".join(parts)
+
+
+def put_superframe_prefix(buf: bytearray | memoryview, network_id: int) -> None:
+    """Write a super-frame container's prefix into ``buf[:CONTAINER_PREFIX_LEN]``,
+    for a caller that read the virtio header and frame right after it."""
+    CONTAINER_PREFIX.pack_into(buf, 0, Kind.SUPERFRAME, network_id)
 
 
 def encode_superframe(network_id: int, vnet_hdr: bytes, frame: bytes) -> bytes:
@@ -234,12 +240,14 @@ def decode_container(plaintext: bytes | memoryview) -> Container:
         start = CONTAINER_PREFIX_LEN + VNET_HDR_LEN
         if len(plaintext) < start + MIN_FRAME:
             raise WireError("short_superframe")
-        return Container(
-            kind,
-            network_id,
-            (bytes(plaintext[start:]),),
-            bytes(plaintext[CONTAINER_PREFIX_LEN:start]),
+        # immutable plaintext (as decryption returns it) is viewed, not copied:
+        # a 64 KB super-frame goes to the TAP straight from the decrypted bytes
+        frame: bytes | memoryview = (
+            memoryview(plaintext)[start:]
+            if isinstance(plaintext, bytes)
+            else bytes(plaintext[start:])
         )
+        return Container(kind, network_id, (frame,), bytes(plaintext[CONTAINER_PREFIX_LEN:start]))
     with_vnet = kind is Kind.VNET_FRAMES
     extra = VNET_HDR_LEN if with_vnet else 0
     frames = []
