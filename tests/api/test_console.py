@@ -242,3 +242,21 @@ def test_approval_queue_and_token_revocation(api: Api, browser: TestClient) -> N
         f"/nodes/{waiting['node_id']}/rename", data={"name": "bad name!"}, headers=hx
     )
     assert renamed.status_code == 422 and 'id="rename-name-error"' in renamed.text
+
+
+def test_an_api_failure_is_a_page_not_a_traceback(
+    api: Api, browser: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skylan.controller.api import networks
+
+    network(api)
+    log_in(browser, _secret(api.admin))
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(networks, "_out", broken)
+    page = browser.get("/")
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert "see the controller log" in page.text
+    assert "database on fire" not in page.text and "Traceback" not in page.text
