@@ -90,6 +90,26 @@ def py(host: Host, code: str, **kw: Any) -> subprocess.Popen[bytes]:
     return host.spawn([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, **kw)
 
 
+def broadcast_raw(host: Host, ethertype: str, payload: bytes, count: int = 1) -> None:
+    """Send ``count`` broadcast frames of ``ethertype`` (hex) from ``host``'s sky0."""
+    host.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+        import socket
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("sky0", 0))
+        src = open("/sys/class/net/sky0/address").read().strip()
+        frame = bytes.fromhex("ffffffffffff" + src.replace(":", "") + "{ethertype}") + {payload!r}
+        for _ in range({count}):
+            s.send(frame)
+    """),
+        ],
+        check=True,
+    )
+
+
 def test_all_nodes_ping_each_other_and_status_shows_tunnels(shared: Overlay) -> None:
     shared.ping_all()
     if not shared.encrypted:
@@ -190,21 +210,7 @@ def test_custom_ethertype_frame_crosses(shared: Overlay) -> None:
     """,
     )
     time.sleep(0.5)
-    shared.hosts["a"].run(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent("""
-        import socket
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind(("sky0", 0))
-        src = open("/sys/class/net/sky0/address").read().strip()
-        frame = bytes.fromhex("ffffffffffff" + src.replace(":", "") + "88b5")
-        s.send(frame + b"raw-l2-payload!!".ljust(46, b"."))
-    """),
-        ],
-        check=True,
-    )
+    broadcast_raw(shared.hosts["a"], "88b5", b"raw-l2-payload!!".ljust(46, b"."))
     out, _ = listener.communicate(timeout=15)
     assert out.decode().strip() == "raw-l2-payload!!"
 
@@ -244,22 +250,7 @@ def test_storm_control_limits_broadcast_floods(shared: Overlay) -> None:
         """,
         )
         time.sleep(0.5)
-        a.run(
-            [
-                sys.executable,
-                "-c",
-                textwrap.dedent("""
-            import socket
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            s.bind(("sky0", 0))
-            src = open("/sys/class/net/sky0/address").read().strip()
-            frame = bytes.fromhex("ffffffffffff" + src.replace(":", "") + "88b6") + bytes(46)
-            for _ in range(2000):
-                s.send(frame)
-        """),
-            ],
-            check=True,
-        )
+        broadcast_raw(a, "88b6", bytes(46), count=2000)
         out, _ = listener.communicate(timeout=20)
         received = int(out.decode().strip())
         assert 1 <= received <= 300, received

@@ -114,12 +114,25 @@ def _exception(exc: CloakOpening) -> str:
     return f"{source}accept"
 
 
-def _nft(script: str) -> None:
+def run_script(script: str) -> None:
+    """Run an ``nft -f`` script: one transaction, all or nothing."""
     proc = subprocess.run(
         ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False, timeout=30
     )
     if proc.returncode != 0:
         raise NftError(proc.stderr.strip() or "nft failed")
+
+
+def list_table(family: str, name: str) -> str:
+    """The table as ``nft list`` prints it; empty if it does not exist."""
+    proc = subprocess.run(
+        ["nft", "list", "table", family, name],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return proc.stdout if proc.returncode == 0 else ""
 
 
 def apply(rules: Ruleset) -> None:
@@ -129,19 +142,12 @@ def apply(rules: Ruleset) -> None:
         return
     # add-then-delete makes the delete succeed whether or not the table exists,
     # and the whole script is one transaction: no moment without the rules
-    _nft(f"add table inet {TABLE}\ndelete table inet {TABLE}\n" + render(rules))
+    run_script(f"add table inet {TABLE}\ndelete table inet {TABLE}\n" + render(rules))
 
 
 def remove() -> None:
-    _nft(f"add table inet {TABLE}\ndelete table inet {TABLE}\n")
+    run_script(f"add table inet {TABLE}\ndelete table inet {TABLE}\n")
 
 
 def current() -> str:
-    proc = subprocess.run(
-        ["nft", "list", "table", "inet", TABLE],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    return proc.stdout if proc.returncode == 0 else ""
+    return list_table("inet", TABLE)

@@ -12,14 +12,12 @@ atomically as a whole and touches nothing else.
 from __future__ import annotations
 
 import re
-import subprocess
+
+from skylan.hostnet.nftables import NftError, list_table, run_script
 
 TABLE = "skylan_storm"
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-
-
-class StormError(RuntimeError):
-    pass
+StormError = NftError
 
 
 def render(limits: dict[str, int]) -> str:
@@ -47,20 +45,10 @@ def apply(limits: dict[str, int]) -> None:
     script = f"add table netdev {TABLE}\ndelete table netdev {TABLE}\n"
     if any(pps > 0 for pps in limits.values()):
         script += render(limits)
-    proc = subprocess.run(
-        ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False, timeout=30
-    )
-    if proc.returncode != 0:
-        raise StormError(proc.stderr.strip() or "nft failed")
+    run_script(script)
 
 
 def dropped() -> int:
     """Frames the limits have dropped so far (all interfaces)."""
-    proc = subprocess.run(
-        ["nft", "list", "table", "netdev", TABLE],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    return sum(int(n) for n in re.findall(r"counter packets (\d+)", proc.stdout))
+    counts = re.findall(r"counter packets (\d+)", list_table("netdev", TABLE))
+    return sum(int(n) for n in counts)

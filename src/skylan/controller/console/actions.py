@@ -192,7 +192,7 @@ async def add_route(ident: str, request: Request, viewer: CurrentViewer) -> Resp
     }
     return await perform(
         lambda: viewer.api.call("POST", f"/networks/{path(ident)}/routes", body),
-        form_id=f.get("form_id", "route") if f.get("form_id", "").startswith("route") else "route",
+        form_id="route",
         fields=("prefix", "via", "metric"),
     )
 

@@ -28,24 +28,23 @@ env = Environment(
 )
 
 
-def human_bytes(n: float | None) -> str:
+def _scaled(n: float | None, units: tuple[str, ...]) -> str:
+    """``n`` in the largest unit that keeps it under 1000 (steps of 1000)."""
     if n is None:
         return NONE
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    for unit in units:
+        if abs(n) < 1000 or unit == units[-1]:
+            return f"{n:.0f} {unit}" if unit == units[0] else f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n:.1f} TB"
+    raise AssertionError("unreachable")
+
+
+def human_bytes(n: float | None) -> str:
+    return _scaled(n, ("B", "KB", "MB", "GB", "TB"))
 
 
 def bits_per_second(n: float | None) -> str:
-    if n is None:
-        return NONE
-    for unit in ("bit/s", "kbit/s", "Mbit/s", "Gbit/s"):
-        if abs(n) < 1000 or unit == "Gbit/s":
-            return f"{n:.0f} {unit}" if unit == "bit/s" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} Gbit/s"
+    return _scaled(n, ("bit/s", "kbit/s", "Mbit/s", "Gbit/s"))
 
 
 def duration(seconds: float | None) -> str:
