@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -37,6 +38,16 @@ router = APIRouter(prefix="/agent", tags=["agent"])
 CREDENTIAL_PREFIX = "skynode_"
 
 
+def _all_parse(values: list[str], parse: Callable[[str], object], what: str) -> list[str]:
+    """``values`` if ``parse`` accepts each, else a ValueError naming the first bad one."""
+    for v in values:
+        try:
+            parse(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not {what}") from None
+    return values
+
+
 class InterfaceReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,12 +59,7 @@ class InterfaceReport(BaseModel):
     @field_validator("addresses")
     @classmethod
     def _addresses(cls, values: list[str]) -> list[str]:
-        for v in values:
-            try:
-                ipaddress.ip_interface(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not an address/prefix like 10.0.0.5/24") from None
-        return values
+        return _all_parse(values, ipaddress.ip_interface, "an address/prefix like 10.0.0.5/24")
 
 
 class EnrollRequest(BaseModel):
@@ -91,12 +97,7 @@ class PeerStatusReport(BaseModel):
 
 
 def _ipv4_list(values: list[str]) -> list[str]:
-    for v in values:
-        try:
-            ipaddress.IPv4Address(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not an IPv4 address") from None
-    return values
+    return _all_parse(values, ipaddress.IPv4Address, "an IPv4 address")
 
 
 class Heartbeat(BaseModel):
