@@ -149,7 +149,7 @@ Results = dict[str, dict[str, float]]
 
 
 def measure(
-    args: argparse.Namespace, a: Host, b: Host, targets: dict[str, str], agents: list[int]
+    args: argparse.Namespace, a: Host, targets: dict[str, str], agents: list[int]
 ) -> Results:
     first = args.streams[0]
     samples: dict[str, dict[str, list[float]]] = {n: {} for n in targets}
@@ -269,7 +269,7 @@ def main() -> None:
             "skylan (AES-256-GCM)": encrypted,
             "skylan unencrypted": plain,
         }
-        results = measure(args, a, b, targets, agents)
+        results = measure(args, a, targets, agents)
         lossy = measure_loss(args, lab, a, targets) if args.loss else {}
     if args.png:
         draw(args.png, results, args.streams, lossy, args.loss)

@@ -288,20 +288,21 @@ class Dataplane:
         self._arm_timer()
 
     def _send_container(self, node: str, container: memoryview, now: float) -> None:
-        public = self.key_of_node.get(node)
-        if public is None:
-            self.drops.add("no_peer_key")
-            return
-        self.engine.send_container(public, container, now)
-        self._flush()  # sealed into reused buffers: out before the next seal
+        if (public := self._key_for(node, 1)) is not None:
+            self.engine.send_container(public, container, now)
+            self._flush()  # sealed into reused buffers: out before the next seal
 
     def _send(self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float) -> None:
+        if (public := self._key_for(node, len(items))) is not None:
+            self.engine.send_vnet_frames(public, port.vni, items, now)
+            self._flush()
+
+    def _key_for(self, node: str, frames: int) -> bytes | None:
+        """The peer's public key; without one, its frames are dropped and counted."""
         public = self.key_of_node.get(node)
         if public is None:
-            self.drops.add("no_peer_key", len(items))
-            return
-        self.engine.send_vnet_frames(public, port.vni, items, now)
-        self._flush()  # sealed into reused buffers: out before the next seal
+            self.drops.add("no_peer_key", frames)
+        return public
 
     def _on_udp(self) -> None:
         now = self.now

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from skylan.hostnet.nftables import NftError, list_table, run_script
+from skylan.hostnet.nftables import NftError, run_script
 
 TABLE = "skylan_storm"
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -46,9 +46,3 @@ def apply(limits: dict[str, int]) -> None:
     if any(pps > 0 for pps in limits.values()):
         script += render(limits)
     run_script(script)
-
-
-def dropped() -> int:
-    """Frames the limits have dropped so far (all interfaces)."""
-    counts = re.findall(r"counter packets (\d+)", list_table("netdev", TABLE))
-    return sum(int(n) for n in counts)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from skylan.lab.errors import LabError
+from skylan.lab.procs import stop_process
 
 
 def _bindir() -> Path:
@@ -121,8 +122,7 @@ class PostgresCluster:
             self._started = False
             stop_cluster(self.root)
             if self._reaper is not None:
-                self._reaper.terminate()
-                self._reaper.wait(10)
+                stop_process(self._reaper, grace=10)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:

@@ -28,7 +28,7 @@ from skylan.lab import naming, netns
 from skylan.lab.cleanup import clean_lab
 from skylan.lab.errors import LabError
 from skylan.lab.host import Host
-from skylan.lab.procs import kill_pids, process_start_time, signal_group
+from skylan.lab.procs import kill_pids, process_start_time, signal_group, stop_process
 from skylan.lab.state import LabState, TrackedProcess
 
 UNDERLAY_PREFIXLEN = 16
@@ -245,12 +245,7 @@ class Lab:
                 pass
         clean_lab(self.id)
         if self._reaper is not None:
-            self._reaper.terminate()
-            try:
-                self._reaper.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._reaper.kill()
-                self._reaper.wait()
+            stop_process(self._reaper)
 
     def __enter__(self) -> Lab:
         return self

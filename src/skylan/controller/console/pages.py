@@ -126,15 +126,8 @@ async def node_page(ident: str, request: Request, viewer: CurrentViewer) -> HTML
     api = viewer.api
     node = await api.one(NodeOut, f"/nodes/{ident}")
     stats = await api.one(NodeStats, f"/nodes/{node.id}/stats", {"minutes": 60})
-    nodes = await api.many(NodeOut, "/nodes")
-    names = {n.id: n.name for n in nodes}
-    traffic: dict[str, Any] = stats.peers
-    return render(
-        request,
-        "node.html",
-        {"node": node, "traffic": traffic, "names": names},
-        login=viewer.login,
-    )
+    traffic: dict[str, Any] = stats.peers  # peer names come with node.peers
+    return render(request, "node.html", {"node": node, "traffic": traffic}, login=viewer.login)
 
 
 @router.get("/tokens")
