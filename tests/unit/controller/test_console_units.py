@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from skylan.controller.console import vendor
 from skylan.controller.console.apiclient import FORM, field_errors
-from skylan.controller.console.pages import chosen_gateways
+from skylan.controller.console.pages import _rate, chosen_gateways
 from skylan.controller.console.render import bits_per_second, duration, human_bytes
-from skylan.model.api import NodeOut, RouteOut
+from skylan.model.api import Bucket, NodeOut, RouteOut, TotalStats
 
 
 def _tarball(files: dict[str, bytes]) -> bytes:
@@ -127,3 +127,17 @@ def test_display_filters() -> None:
     assert human_bytes(999) == "999 B" and human_bytes(1_500_000) == "1.5 MB"
     assert bits_per_second(66_200_000) == "66.2 Mbit/s" and bits_per_second(None) == "\N{EN DASH}"
     assert duration(59) == "59s" and duration(3_700) == "1h 1m" and duration(90_000) == "1d 1h"
+
+
+def test_dashboard_rate_is_the_last_complete_minute_even_when_buckets_are_sparse() -> None:
+    def bucket(minute: int, tx: int) -> Bucket:
+        return Bucket(
+            minute=minute, rx_bytes=0, tx_bytes=tx, rx_packets=0, tx_packets=tx // 100, drops=0
+        )
+
+    now = 100 * 60 + 30.0  # half-way through minute 100
+    stats = TotalStats(minutes=5, nodes=1, buckets=[bucket(97, 600), bucket(99, 6000)])
+    assert _rate(stats, now) == {"bytes": 100.0, "packets": 1.0}  # minute 99, not 97
+    ongoing = TotalStats(minutes=5, nodes=1, buckets=[bucket(99, 6000), bucket(100, 60)])
+    assert _rate(ongoing, now)["bytes"] == 100.0  # the filling minute 100 is not used
+    assert _rate(TotalStats(minutes=5, nodes=1, buckets=[bucket(97, 600)]), now)["bytes"] == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,12 +25,11 @@ from skylan.model.api import (
 router = APIRouter(include_in_schema=False)
 
 
-def _rate(stats: TotalStats) -> dict[str, float]:
-    """Bytes and packets per second over the last complete minute."""
-    if len(stats.buckets) < 2:
-        last = stats.buckets[-1] if stats.buckets else None
-    else:
-        last = stats.buckets[-2]
+def _rate(stats: TotalStats, now: float) -> dict[str, float]:
+    """Bytes and packets per second over the last complete minute (buckets are
+    sparse: a silent minute has none)."""
+    previous = int(now // 60) - 1
+    last = next((b for b in stats.buckets if b.minute == previous), None)
     if last is None:
         return {"bytes": 0.0, "packets": 0.0}
     return {"bytes": last.tx_bytes / 60, "packets": last.tx_packets / 60}
@@ -67,7 +67,7 @@ async def dashboard(request: Request, viewer: CurrentViewer) -> HTMLResponse:
             "online": sum(n.online for n in nodes),
             "pending": sum(n.status == "pending" for n in nodes),
             "online_by_net": online_by_net,
-            "rate": _rate(total),
+            "rate": _rate(total, time.time()),
         },
         login=viewer.login,
     )
