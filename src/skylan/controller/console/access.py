@@ -68,12 +68,20 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-@router.get("/login")
-def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+def _login_form(
+    request: Request, next: str | None, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    """The login page with a fresh double-submit token (cookie + hidden field)."""
     csrf = secrets.token_urlsafe(24)
-    resp = render(request, "login.html", {"csrf": csrf, "next": _safe_next(next), "error": None})
+    context = {"csrf": csrf, "next": _safe_next(next), "error": error}
+    resp = render(request, "login.html", context, status=status)
     resp.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, secure=True, samesite="strict")
     return resp
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return _login_form(request, next)
 
 
 def _start(request: Request, token: str) -> tuple[str, logins.Login] | None:
@@ -100,15 +108,7 @@ async def login_submit(
         if started is None:
             error = "that API token is not valid or has been revoked"
     if started is None:
-        fresh = secrets.token_urlsafe(24)
-        resp: Response = render(
-            request,
-            "login.html",
-            {"csrf": fresh, "next": _safe_next(next), "error": error},
-            status=401,
-        )
-        resp.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, secure=True, samesite="strict")
-        return resp
+        return _login_form(request, next, error, status=401)
     secret, _ = started
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(
