@@ -146,6 +146,8 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
         )
         for note in dp["fallbacks"]:
             console.print(f"[yellow]fallback:[/] {note}")
+        if dp.get("send_errors"):
+            console.print(f"underlay send errors: {dp['send_errors']}")
         if dp["drops"]:
             console.print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(dp["drops"].items())))
     host = data.get("host") or {}

@@ -415,6 +415,7 @@ class Dataplane:
             },
             "gso": self.udp.gso,
             "gro": self.udp.gro,
+            "send_errors": self.udp.send_errors,
             "fallbacks": self.errors,
             "peers": peers,
             "drops": drops,

@@ -17,6 +17,7 @@ SOL_UDP = 17
 UDP_SEGMENT = 103
 UDP_GRO = 104
 RECV_BUF = 65536 * 2
+MAX_UDP_PAYLOAD = 65507  # an IPv4 packet's 65535 bytes less the IP and UDP headers
 
 
 class UdpSocket:
@@ -52,26 +53,40 @@ class UdpSocket:
         count: int,
         addr: tuple[str, int],
     ) -> None:
-        try:
-            if count > 1 and self.gso:
-                self.sock.sendmsg(
-                    buffers, [(SOL_UDP, UDP_SEGMENT, struct.pack("H", segment_size))], 0, addr
-                )
-                return
-            if count == 1:
-                self.sock.sendmsg(buffers, [], 0, addr)
-                return
-        except OSError as exc:
-            if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT) and count > 1:
-                self.gso = False  # the path or kernel refuses GSO: fall back for good
+        """Send ``count`` datagrams whose concatenation is ``buffers``.
+
+        A GSO send is one IP packet until the kernel cuts it, so at most
+        64 KB go per ``sendmsg``: a full super-frame with its chunk headers
+        can be a little more, and then leaves in two.
+        """
+        if count == 1:
+            self._send_one(buffers, addr)
+            return
+        flat = memoryview(buffers[0] if len(buffers) == 1 else b"".join(buffers))
+        start = 0
+        if self.gso:
+            step = max(1, MAX_UDP_PAYLOAD // segment_size) * segment_size
+            cmsg = [(SOL_UDP, UDP_SEGMENT, struct.pack("H", segment_size))]
+            for start in range(0, len(flat), step):
+                part = flat[start : start + step]
+                try:
+                    self.sock.sendmsg([part], cmsg if len(part) > segment_size else [], 0, addr)
+                except OSError as exc:
+                    if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT):
+                        self.send_errors += 1
+                        continue
+                    self.gso = False  # the path or kernel refuses GSO: fall back for good
+                    break
             else:
-                self.send_errors += 1
                 return
-        for i in range(0, len(buffers), 2):
-            try:
-                self.sock.sendmsg(buffers[i : i + 2], [], 0, addr)
-            except OSError:
-                self.send_errors += 1
+        for off in range(start, len(flat), segment_size):
+            self._send_one([flat[off : off + segment_size]], addr)
+
+    def _send_one(self, buffers: Sequence[bytes | memoryview], addr: tuple[str, int]) -> None:
+        try:
+            self.sock.sendmsg(buffers, [], 0, addr)
+        except OSError:
+            self.send_errors += 1
 
     def receive(self) -> Iterator[tuple[memoryview, tuple[str, int]]]:
         """Datagrams waiting on the socket (GRO batches split), until empty.

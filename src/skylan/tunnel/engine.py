@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from skylan.model.counters import DropCounters
-from skylan.tunnel import timestamp, wire
+from skylan.tunnel import segments, timestamp, wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.cookie import (
     COOKIE_VALID_FOR,
@@ -457,6 +457,34 @@ class TunnelEngine:
             return 0
         if session.age(now) >= self.config.reject_after_time or not session.replay.check(counter):
             return 0
+        result = None
+        rows = segments.as_rows(view, off, segment, count - 1 - index)
+        taken = segments.run_length(rows, index) if len(rows) >= 2 else 0
+        if taken >= 2:  # the common case: one copy for the lot
+            block = rows[:taken, wire.DATA_HDR_LEN :]
+            result = session.reassembly.add_block(counter, count, index, block, now)
+        if result is None:
+            result = session.reassembly.add_many(
+                counter,
+                count,
+                self._chunks(view, off, segment, receiver=receiver, count=count, counter=counter),
+                now,
+            )
+        whole, used = result
+        if whole is not None:
+            header = wire.DataHeader(0, count, receiver, counter)
+            plaintext = session.decrypt(header, whole)
+            if plaintext is not None:
+                self._on_plaintext(peer, session, header, plaintext, addr=addr, now=now)
+        return used
+
+    @staticmethod
+    def _chunks(
+        view: memoryview, off: int, segment: int, *, receiver: int, count: int, counter: int
+    ) -> list[tuple[int, memoryview]]:
+        """The chunks of message ``counter`` from ``off`` on, until another datagram."""
+        n = len(view)
+        unpack = wire.DATA_HDR.unpack_from
         run: list[tuple[int, memoryview]] = []
         while off < n:
             end = min(off + segment, n)
@@ -473,13 +501,7 @@ class TunnelEngine:
                 break
             run.append((index, view[off + wire.DATA_HDR_LEN : end]))
             off = end
-        whole, used = session.reassembly.add_many(counter, count, run, now)
-        if whole is not None:
-            header = wire.DataHeader(0, count, receiver, counter)
-            plaintext = session.decrypt(header, whole)
-            if plaintext is not None:
-                self._on_plaintext(peer, session, header, plaintext, addr=addr, now=now)
-        return used
+        return run
 
     def _on_plaintext(
         self,

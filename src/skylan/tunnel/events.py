@@ -59,9 +59,9 @@ class Transmit:
     count: int
 
     def datagrams(self) -> list[bytes]:
+        """One bytes object per datagram, for senders without GSO (and tests)."""
+        flat = b"".join(self.buffers)
         if self.count == 1:
-            return [b"".join(bytes(b) for b in self.buffers)]
-        return [
-            bytes(self.buffers[i]) + bytes(self.buffers[i + 1])
-            for i in range(0, len(self.buffers), 2)
-        ]
+            return [flat]
+        step = self.segment_size
+        return [flat[i : i + step] for i in range(0, len(flat), step)]

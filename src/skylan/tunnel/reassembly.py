@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import numpy as np
+
 from skylan.model.counters import DropCounters
+from skylan.tunnel import segments
 
 
 class _Partial:
@@ -74,23 +77,11 @@ class Reassembler:
         is done once per call, so a batch costs little more per chunk than the
         copy itself.
         """
-        partial = self._sets.get(key)
-        if partial is None:
-            self.expire(now)  # only when a set starts: keeps the per-chunk path short
-            while len(self._sets) >= self.max_sets:
-                self._evict_oldest("reassembly_evicted")
-            partial = self._sets[key] = _Partial(count, now)
-        elif partial.count != count:
-            for _ in chunks:
-                self._drops.add("reassembly_mismatch")
-            return None, len(chunks)
         n = 0
         for _, chunk in chunks:
             n += len(chunk)
-        while self.bytes_held + n > self.max_bytes and len(self._sets) > 1:
-            self._evict_oldest("reassembly_evicted", keep=key)
-        if self.bytes_held + n > self.max_bytes:
-            self._drop(key, "reassembly_evicted")
+        partial = self._admit(key, count, len(chunks), n, now)
+        if partial is None:
             return None, len(chunks)
         last_index = count - 1
         complete = (1 << count) - 1
@@ -121,14 +112,76 @@ class Reassembler:
         self.bytes_held += stored
         if partial.seen != complete:
             return None, used
+        return self._finish(key, partial), used
+
+    def add_block(
+        self, key: int, count: int, first: int, block: segments.Bytes, now: float
+    ) -> tuple[memoryview | None, int] | None:
+        """Store chunks ``first``, ``first + 1``, … of one message, one per row
+        of ``block`` (a GRO batch's payloads, headers stripped) with one copy.
+
+        Only the plain case is taken, where :meth:`add_many` would store every
+        row in turn: none of them seen yet, none the (possibly shorter) last
+        chunk, all of the set's chunk size. Otherwise None: the caller goes
+        chunk by chunk instead, so the outcome is always the same.
+        """
+        rows, size = block.shape
+        partial = self._sets.get(key)
+        mask = ((1 << rows) - 1) << first
+        if first + rows >= count:
+            return None
+        if partial is not None and (
+            partial.count != count
+            or partial.seen & mask
+            or (partial.size or size) != size
+            or (partial.last is not None and partial.last_len > size)
+        ):
+            return None
+        partial = self._admit(key, count, rows, rows * size, now)
+        if partial is None:
+            return None, rows
+        if partial.buf is None:
+            partial.size = size
+            partial.buf = bytearray(count * size)
+        target: segments.Bytes = np.frombuffer(partial.buf, np.uint8, rows * size, first * size)
+        target.reshape(rows, size)[:] = block
+        partial.seen |= mask
+        partial.stored += rows * size
+        self.bytes_held += rows * size
+        if partial.seen != (1 << count) - 1:
+            return None, rows
+        return self._finish(key, partial), rows
+
+    def _admit(self, key: int, count: int, chunks: int, nbytes: int, now: float) -> _Partial | None:
+        """The set ``key`` belongs to, opened if new and made room for;
+        None (counted) if the chunks must be dropped."""
+        partial = self._sets.get(key)
+        if partial is None:
+            self.expire(now)  # only when a set starts: keeps the per-chunk path short
+            while len(self._sets) >= self.max_sets:
+                self._evict_oldest("reassembly_evicted")
+            partial = self._sets[key] = _Partial(count, now)
+        elif partial.count != count:
+            for _ in range(chunks):
+                self._drops.add("reassembly_mismatch")
+            return None
+        while self.bytes_held + nbytes > self.max_bytes and len(self._sets) > 1:
+            self._evict_oldest("reassembly_evicted", keep=key)
+        if self.bytes_held + nbytes > self.max_bytes:
+            self._drop(key, "reassembly_evicted")
+            return None
+        return partial
+
+    def _finish(self, key: int, partial: _Partial) -> memoryview:
+        """The complete message of set ``key``, which is closed."""
         self._remove(key)
         if partial.buf is None:  # a single-chunk "set" (count 1 is never chunked)
-            return memoryview(partial.last or b""), used
+            return memoryview(partial.last or b"")
         if partial.last is not None:
-            start = (count - 1) * partial.size
+            start = (partial.count - 1) * partial.size
             partial.buf[start : start + partial.last_len] = partial.last
-        total = (count - 1) * partial.size + partial.last_len
-        return memoryview(partial.buf)[:total], used
+        total = (partial.count - 1) * partial.size + partial.last_len
+        return memoryview(partial.buf)[:total]
 
     @staticmethod
     def _place(partial: _Partial, index: int, chunk: bytes | memoryview) -> bool:

@@ -1,9 +1,9 @@
 """A transport session: one pair of AES-256-GCM keys from one handshake.
 
 Sealing encrypts a whole container (one Ethernet frame, a batch, or a 64 KB
-TSO super-frame) with a single AEAD call into a reusable buffer, then cuts
-the ciphertext into UDP-sized chunks that share the one tag. The result is a
-list of memoryviews laid out so that one ``sendmsg`` with ``UDP_SEGMENT``
+TSO super-frame) with a single AEAD call, then cuts the ciphertext into
+UDP-sized chunks that share the one tag, laid out (see
+:mod:`skylan.tunnel.segments`) so that one ``sendmsg`` with ``UDP_SEGMENT``
 (GSO) emits every chunk: each segment is a 16-byte header followed by its
 slice of ciphertext.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from skylan.model.counters import DropCounters
+from skylan.tunnel import segments
 from skylan.tunnel.noise import TAGLEN, aesgcm_nonce
 from skylan.tunnel.reassembly import Reassembler
 from skylan.tunnel.replay import ReplayWindow
@@ -23,6 +25,7 @@ from skylan.tunnel.wire import DATA_HDR, DATA_HDR_LEN, MAX_CHUNKS, DataHeader, M
 
 REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1
 REKEY_AFTER_MESSAGES = 2**60
+LAY_OUT_FROM = 8  # chunks from which numpy's fixed cost pays off
 
 
 class SessionError(Exception):
@@ -41,13 +44,6 @@ class Sealed:
     segment_size: int
     count: int
     size: int  # bytes on the wire (headers included), for the counters
-
-    def datagrams(self) -> list[bytes]:
-        """One bytes object per datagram, for senders without GSO."""
-        return [
-            bytes(self.buffers[i]) + bytes(self.buffers[i + 1])
-            for i in range(0, len(self.buffers), 2)
-        ]
 
 
 class Session:
@@ -73,6 +69,7 @@ class Session:
         self._send = AESGCM(send_key)
         self._recv = AESGCM(recv_key)
         self.send_counter = 0
+        self._scratch: segments.Bytes = np.empty(0, np.uint8)  # ciphertext before lay-out
         self.replay = ReplayWindow()
         self.reassembly = Reassembler(drops, timeout=reassembly_timeout)
         self._drops = drops
@@ -82,36 +79,39 @@ class Session:
 
     # -- sending ------------------------------------------------------------
 
-    def seal(
-        self,
-        plaintext: bytes | bytearray | memoryview,
-        chunk_size: int,
-        buf: bytearray | None = None,
-    ) -> Sealed:
+    def seal(self, plaintext: bytes | bytearray | memoryview, chunk_size: int) -> Sealed:
         """Encrypt ``plaintext`` once and cut it into chunks of ``chunk_size``.
 
         ``chunk_size`` is the ciphertext carried per datagram (the datagram is
-        16 bytes longer). With ``buf`` the ciphertext is written there (the
-        fast path reuses its buffers; the result is valid until ``buf`` is
-        reused), otherwise into a new buffer.
+        16 bytes longer). A large message comes back as one contiguous GSO
+        buffer, a small one as header and ciphertext views in turn.
         """
         if self.send_counter >= REJECT_AFTER_MESSAGES:
             raise SessionError("message counter exhausted")
         counter = self.send_counter
-        self.send_counter += 1
         total = len(plaintext) + TAGLEN
         count = -(-total // chunk_size)
         if count > MAX_CHUNKS:
             raise ValueError(f"{len(plaintext)} bytes need more than {MAX_CHUNKS} chunks")
-        header = DataHeader(0, count, self.remote_index, counter)
-        out = memoryview(buf if buf is not None else bytearray(total))[:total]
-        self._send.encrypt_into(aesgcm_nonce(counter), plaintext, header.aad(), out)
-        buffers: list[bytes | memoryview] = []
-        pack, kind, remote = DATA_HDR.pack, MsgType.DATA.value, self.remote_index
-        for i in range(count):  # the header of DataHeader(i, …).encode(), inlined: hot loop
-            buffers.append(pack(kind, 0, i, count, remote, counter))
-            buffers.append(out[i * chunk_size : min((i + 1) * chunk_size, total)])
-        return Sealed(buffers, DATA_HDR_LEN + chunk_size, count, total + DATA_HDR_LEN * count)
+        self.send_counter += 1
+        header = DATA_HDR.pack(MsgType.DATA.value, 0, 0, count, self.remote_index, counter)
+        size = total + DATA_HDR_LEN * count
+        if count < LAY_OUT_FROM:  # a few chunks: cheaper as a list of views than in numpy
+            out = memoryview(bytearray(total))
+            self._send.encrypt_into(aesgcm_nonce(counter), plaintext, header, out)
+            buffers: list[bytes | memoryview] = [header, out[:chunk_size]]
+            for i in range(1, count):
+                buffers.append(
+                    DATA_HDR.pack(MsgType.DATA.value, 0, i, count, self.remote_index, counter)
+                )
+                buffers.append(out[i * chunk_size : (i + 1) * chunk_size])
+            return Sealed(buffers, DATA_HDR_LEN + chunk_size, count, size)
+        if len(self._scratch) < total:
+            self._scratch = np.empty(max(total, 1 << 16), np.uint8)
+        ciphertext = self._scratch[:total]
+        self._send.encrypt_into(aesgcm_nonce(counter), plaintext, header, ciphertext.data)
+        flat = segments.lay_out(header, ciphertext, chunk_size)
+        return Sealed([flat.data], DATA_HDR_LEN + chunk_size, count, size)
 
     # -- receiving ----------------------------------------------------------
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,3 +62,56 @@ def test_bounds_hold_under_flood() -> None:
     r.expire(100.0)
     assert len(r) == 0 and r.bytes_held == 0
     assert drops["reassembly_evicted"] > 0 and drops["reassembly_timeout"] > 0
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1),  # message key
+            st.sampled_from([3, 3, 3, 2]),  # chunk count claimed (mostly consistent)
+            st.integers(0, 2),  # first chunk index of the block
+            st.integers(1, 2),  # rows
+            st.sampled_from([100, 100, 100, 60]),  # chunk size (mostly consistent)
+        ),
+        max_size=25,
+    ),
+    st.integers(500, 4000),
+)
+def test_blocks_store_exactly_what_chunk_lists_store(
+    ops: list[tuple[int, int, int, int, int]], budget: int
+) -> None:
+    """add_block is a fast path of add_many: same messages, same counts used,
+    same drops and bytes held, whatever the overlaps, sizes and budget."""
+    fast_drops, slow_drops = DropCounters(), DropCounters()
+    fast = Reassembler(fast_drops, max_sets=3, max_bytes=budget)
+    slow = Reassembler(slow_drops, max_sets=3, max_bytes=budget)
+    for key, count, first, asked, size in ops:
+        if first >= count:
+            continue
+        rows = min(asked, count - first)
+        block = np.array(
+            [[(key * 31 + first + i) % 251] * size for i in range(rows)], dtype=np.uint8
+        )
+        chunks = [(first + i, block[i].tobytes()) for i in range(rows)]
+        got = fast.add_block(key, count, first, block, 0.0)
+        if got is None:
+            got = fast.add_many(key, count, chunks, 0.0)
+        want = slow.add_many(key, count, chunks, 0.0)
+        assert (None if got[0] is None else bytes(got[0]), got[1]) == (
+            None if want[0] is None else bytes(want[0]),
+            want[1],
+        )
+        assert fast.bytes_held == slow.bytes_held and len(fast) == len(slow)
+        assert fast_drops.by_reason == slow_drops.by_reason
+
+
+def test_a_block_completes_a_message_started_by_single_chunks() -> None:
+    drops = DropCounters()
+    r = Reassembler(drops)
+    assert r.add(5, 3, 4, b"d" * 30, 0.0) is None  # the (short) last chunk first
+    assert r.add(5, 0, 4, b"a" * 50, 0.0) is None
+    block = np.frombuffer(b"b" * 50 + b"c" * 50, np.uint8).reshape(2, 50)
+    whole, used = r.add_block(5, 4, 1, block, 0.0) or (None, 0)
+    assert whole is not None and used == 2
+    assert bytes(whole) == b"a" * 50 + b"b" * 50 + b"c" * 50 + b"d" * 30
+    assert r.bytes_held == 0 and not drops.by_reason
