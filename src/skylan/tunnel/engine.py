@@ -457,20 +457,23 @@ class TunnelEngine:
             return 0
         if session.age(now) >= self.config.reject_after_time or not session.replay.check(counter):
             return 0
-        result = None
+        whole, used = None, 0
         rows = segments.as_rows(view, off, segment, count - 1 - index)
-        taken = segments.run_length(rows, index) if len(rows) >= 2 else 0
+        taken = segments.run_length(rows) if len(rows) >= 2 else 0
         if taken >= 2:  # the common case: one copy for the lot
             block = rows[:taken, wire.DATA_HDR_LEN :]
-            result = session.reassembly.add_block(counter, count, index, block, now)
-        if result is None:
-            result = session.reassembly.add_many(
-                counter,
-                count,
-                self._chunks(view, off, segment, receiver=receiver, count=count, counter=counter),
-                now,
+            whole, used = session.reassembly.add_block(counter, count, index, block, now) or (
+                None,
+                0,
             )
-        whole, used = result
+        if whole is None:  # the rest (often just the short last chunk), one by one
+            start = off + used * segment
+            chunks = self._chunks(
+                view, start, segment, receiver=receiver, count=count, counter=counter
+            )
+            if chunks:
+                whole, more = session.reassembly.add_many(counter, count, chunks, now)
+                used += more
         if whole is not None:
             header = wire.DataHeader(0, count, receiver, counter)
             plaintext = session.decrypt(header, whole)

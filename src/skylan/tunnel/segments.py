@@ -20,6 +20,7 @@ Bytes = npt.NDArray[np.uint8]
 
 CHUNK_INDEX = 2  # the one header byte that differs between a message's chunks
 _INDICES = np.arange(MAX_CHUNKS, dtype=np.uint8)
+_INDEX_STEPS = np.arange(MAX_CHUNKS, dtype="<u8") << np.uint64(8 * CHUNK_INDEX)
 
 
 def lay_out(header: bytes, ciphertext: Bytes, chunk_size: int) -> Bytes:
@@ -51,18 +52,21 @@ def as_rows(data: memoryview, offset: int, segment: int, limit: int) -> Bytes:
     return flat.reshape(rows, segment)
 
 
-def run_length(rows: Bytes, first_index: int) -> int:
+def run_length(rows: Bytes) -> int:
     """How many leading rows are consecutive chunks of the message in row 0:
-    the same header but for a chunk index counting up from ``first_index``."""
-    rows = rows[: MAX_CHUNKS - first_index]
+    the same header but for a chunk index counting up from row 0's.
+
+    The 16-byte headers are compared as two little-endian 64-bit words; the
+    chunk index is bits 16-23 of the first, so row ``i`` must read row 0's
+    first word plus ``i << 16`` (no carry: indices stay below 256).
+    """
+    rows = rows[: max(0, MAX_CHUNKS - int(rows[0, CHUNK_INDEX]))] if len(rows) else rows
     count = len(rows)
     if count == 0:
         return 0
-    headers = rows[:, :DATA_HDR_LEN]
-    first = headers[0]
-    same = (headers[:, :CHUNK_INDEX] == first[:CHUNK_INDEX]).all(axis=1)
-    same &= (headers[:, CHUNK_INDEX + 1 :] == first[CHUNK_INDEX + 1 :]).all(axis=1)
-    same &= headers[:, CHUNK_INDEX] == _INDICES[first_index : first_index + count]
+    words = rows[:, :DATA_HDR_LEN].view("<u8")
+    same = words[:, 0] == words[0, 0] + _INDEX_STEPS[:count]
+    same &= words[:, 1] == words[0, 1]
     if same.all():
         return count
     return int(same.argmin())

@@ -1,0 +1,119 @@
+"""Where the encrypted data plane spends its time: py-spy on both agents while
+one iperf3 TCP stream runs between two lab hosts.
+
+    sudo .venv/bin/python benchmarks/profile_agents.py [--seconds 8] [--rate 300] [--top 12]
+
+py-spy samples each agent (idle samples included, so waiting in ``epoll`` shows
+as such) and the samples are grouped by the innermost frame that names what
+the agent was doing: a system call, the cipher, or our own code. The table
+gives each group's share of that agent's samples, so the shares are ratios
+measured in the same run, comparable across machines. Needs root and py-spy
+(``pip install py-spy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.throughput import iperf, skylan_overlay
+
+from skylan.lab import Lab
+
+# innermost Python frames that stand for a kind of work (the C call they make
+# is in the label); any other frame is shown by its own name
+GROUPS = {
+    "EpollSelector.select": "idle in epoll",
+    "UdpSocket.send": "UDP sendmsg with GSO (kernel)",
+    "UdpSocket._send_one": "UDP sendmsg with GSO (kernel)",
+    "UdpSocket.receive_batches": "UDP recvmsg with GRO (kernel)",
+    "TapDevice.write": "TAP writev (kernel)",
+    "TapDevice.read_into": "TAP readv (kernel)",
+    "TapDevice.read": "TAP readv (kernel)",
+    "Session.seal": "sealing: AES-GCM + layout",
+    "lay_out": "sealing: AES-GCM + layout",
+    "Session.decrypt": "AES-GCM decrypt",
+    "run_length": "chunk header checks",
+    "as_rows": "chunk header checks",
+    "TunnelEngine._data_run": "chunk header checks",
+    "Reassembler.add_block": "reassembly copy",
+    "Reassembler.add_many": "reassembly copy",
+}
+
+
+def group_of(stack: str) -> str | None:
+    """The group of a collapsed py-spy stack's innermost frame; None for
+    threads other than the event loop's (the resolver's idle workers)."""
+    frames = stack.split(";")
+    if frames[0].startswith("Thread._bootstrap"):
+        return None
+    name = frames[-1].partition(" (")[0]
+    return GROUPS.get(name, name)
+
+
+def shares(raw: Path) -> dict[str, float]:
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        group = group_of(stack) if stack and n.isdigit() else None
+        if group is not None:
+            counts[group] += int(n)
+    total = sum(counts.values()) or 1
+    return {g: n / total * 100 for g, n in counts.most_common()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rate", type=int, default=300)
+    parser.add_argument("--top", type=int, default=12)
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        sys.exit("py-spy is not installed: pip install py-spy")
+    with Lab() as lab, tempfile.TemporaryDirectory(prefix="skylan-prof-") as tmp:
+        a, b = lab.add_host("a"), lab.add_host("b")
+        b.spawn(["iperf3", "-s", "-p", "5201"])
+        time.sleep(0.5)
+        encrypted, _plain, agents = skylan_overlay(lab, a, b, Path(tmp))
+        iperf(a, encrypted, 2, 1)  # warm up
+        raws = [Path(tmp) / f"{role}.txt" for role in ("sender", "receiver")]
+        spies = [
+            subprocess.Popen(
+                [
+                    *(spy, "record", "--idle", "--nonblocking", "-r", str(args.rate)),
+                    *("-d", str(args.seconds), "-f", "raw", "-o", str(raw), "-p", str(pid)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for raw, pid in zip(raws, agents, strict=True)
+        ]
+        try:
+            gbps = iperf(a, encrypted, args.seconds, 1)
+            for p in spies:
+                p.wait(timeout=args.seconds + 30)
+        finally:
+            for p in spies:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        sender, receiver = shares(raws[0]), shares(raws[1])
+    print(f"one TCP stream, {gbps:.2f} Gbit/s; share of each agent's samples (%)")
+    both = set(sender) | set(receiver)
+    groups = sorted(both, key=lambda g: -(sender.get(g, 0) + receiver.get(g, 0)))
+    print(f"{'':<40}{'sender':>8}{'receiver':>10}")
+    for g in groups[: args.top]:
+        print(f"{g:<40}{sender.get(g, 0):>8.1f}{receiver.get(g, 0):>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
