@@ -6,11 +6,12 @@ the same run on the same two lab hosts.
 
 For each case, the median over ``--runs`` (interleaved, so drift hits every
 case alike) of: iperf3 TCP Gbit/s for each stream count and its ratio to
-native veth; ping RTT at idle and what it adds over native; iperf3 UDP with
+native veth; ping RTT at idle and back to back (``ping -f``), and what each
+adds over native; iperf3 UDP with
 64-byte datagrams (thousand packets per second received); the machine's busy
 CPU during the first TCP case and per Gbit/s, and the skylan agents' own CPU.
 With ``--loss`` it measures TCP again with that much loss on the underlay
-(the lab's netem-style relay), and ``--png`` draws the table. Needs root.
+(each wire-sized datagram, each way), and ``--png`` draws the table. Needs root.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skylan.lab import Host, Lab, Netem
+from skylan.lab import Host, Lab
 from skylan.lab.product import Deployment, wait_for
 
 VXLAN_NET = "10.250.0"
@@ -40,8 +41,12 @@ def machine_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def rtt_ms(client: Host, server_ip: str) -> float:
-    res = client.run(["ping", "-n", "-q", "-c", "100", "-i", "0.01", server_ip], timeout=60)
+def rtt_ms(client: Host, server_ip: str, *, back_to_back: bool = False) -> float:
+    """Average ping RTT: at idle (every 10 ms: each hop wakes a sleeping CPU),
+    or back to back (``ping -f``: the next request leaves as the reply comes,
+    so the path's CPUs stay awake and only the processing is measured)."""
+    pace = ["-f", "-c", "2000"] if back_to_back else ["-c", "100", "-i", "0.01"]
+    res = client.run(["ping", "-n", "-q", *pace, server_ip], timeout=60)
     found = re.search(r"= [\d.]+/([\d.]+)/", res.stdout)
     if found is None:
         raise RuntimeError(f"ping {server_ip} failed: {res.stdout[-300:]}")
@@ -173,30 +178,25 @@ def measure(
                         (cpu_seconds(agents) - agent_before) / args.seconds * 100,
                     )
             add(name, "rtt_ms", rtt_ms(a, ip))
+            add(name, "rtt_b2b_ms", rtt_ms(a, ip, back_to_back=True))
             add(name, "udp64_kpps", udp64_kpps(a, ip, max(args.seconds // 2, 2)))
     return {n: {k: statistics.median(v) for k, v in per.items()} for n, per in samples.items()}
-
-
-# The lab's loss relay reads frames with AF_PACKET and a virtio header, which the
-# kernel cannot give for UDP-tunnel GSO packets (VXLAN carrying TSO frames):
-# those cases are left out under loss rather than reported as zero.
-LOSS_CASES = ("native veth", "skylan (AES-256-GCM)")
 
 
 def measure_loss(
     args: argparse.Namespace, lab: Lab, a: Host, targets: dict[str, str]
 ) -> dict[str, float]:
-    """TCP, 1 stream, with ``--loss`` % of the underlay's frames dropped (each
-    way; a GSO frame counts as one, as with ``tc netem`` on a veth)."""
-    targets = {n: ip for n, ip in targets.items() if n in LOSS_CASES}
-    lab.netem(a.name, Netem(loss_pct=args.loss, seed=5))
+    """TCP, 1 stream, with ``--loss`` % of the underlay's datagrams dropped
+    each way (``Lab.drop``: wire-sized datagrams, as a lossy internet path
+    loses them; segmentation offloads are off on the underlay meanwhile)."""
+    lab.drop(a.name, args.loss)
     try:
         runs: dict[str, list[float]] = {n: [] for n in targets}
         for _ in range(args.runs):
             for name, ip in targets.items():
                 runs[name].append(iperf(a, ip, args.seconds, 1))
     finally:
-        lab.clear_netem(a.name)
+        lab.drop(a.name, 0)
     return {n: statistics.median(v) for n, v in runs.items()}
 
 
@@ -228,8 +228,18 @@ def draw(
             )
     axes[0].set_title("TCP throughput (Gbit/s; x native)")
     axes[0].legend(fontsize=8)
-    axes[1].bar(range(len(names)), [results[n]["rtt_ms"] for n in names], color="#d9822b")
-    axes[1].set_title("ping RTT at idle (ms)")
+    for i, (key, label, colour) in enumerate(
+        (("rtt_ms", "at idle", "#d9822b"), ("rtt_b2b_ms", "back to back", "#8c564b"))
+    ):
+        axes[1].bar(
+            [x + i * 0.4 - 0.2 for x in range(len(names))],
+            [results[n][key] for n in names],
+            0.4,
+            label=label,
+            color=colour,
+        )
+    axes[1].set_title("ping RTT (ms)")
+    axes[1].legend(fontsize=8)
     if lossy:
         axes[2].bar(range(len(names)), [lossy.get(n, 0.0) for n in names], color="#6b8e23")
         axes[2].set_title(f"TCP 1 stream with {loss}% loss (Gbit/s)")
@@ -289,7 +299,10 @@ def report(args: argparse.Namespace, results: Results, lossy: dict[str, float]) 
         f"{first} stream(s), 100 = one core; agents = the skylan agents' own CPU"
     )
     head = "".join(f"{f'TCP{s} Gb/s':>11}{'x nat':>7}" for s in args.streams)
-    tail = f"{'RTT ms':>8}{'+ms':>7}{'UDP64 kpps':>11}{'CPU %':>7}{'%/Gbit':>8}{'agents %':>9}"
+    tail = (
+        f"{'RTT ms':>8}{'+ms':>7}{'b2b ms':>8}{'+ms':>7}"
+        f"{'UDP64 kpps':>11}{'CPU %':>7}{'%/Gbit':>8}{'agents %':>9}"
+    )
     print(f"{'case':<22}{head}{tail}")
     for name, r in results.items():
         cols = "".join(
@@ -298,11 +311,11 @@ def report(args: argparse.Namespace, results: Results, lossy: dict[str, float]) 
         agents = f"{r['agents_cpu']:>9.0f}" if name.startswith("skylan") else f"{'':>9}"
         print(
             f"{name:<22}{cols}{r['rtt_ms']:>8.3f}{r['rtt_ms'] - native['rtt_ms']:>7.3f}"
+            f"{r['rtt_b2b_ms']:>8.3f}{r['rtt_b2b_ms'] - native['rtt_b2b_ms']:>7.3f}"
             f"{r['udp64_kpps']:>11.1f}{r['cpu']:>7.0f}{r['cpu'] / r[f'tcp{first}']:>8.1f}{agents}"
         )
     if lossy:
         print(f"TCP 1 stream with {args.loss}% loss on the underlay (Gbit/s, x native under loss):")
-        print("  (VXLAN cases: not measurable through the lab's loss relay)")
         for name, gbps in lossy.items():
             print(f"  {name:<22}{gbps:>8.2f}{gbps / lossy['native veth']:>7.2f}")
 

@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
-packages=(iproute2 nftables iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv
+packages=(iproute2 nftables ethtool iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv
           postgresql util-linux curl chromium fonts-dejavu-core)
 
 missing=()

@@ -387,6 +387,8 @@ class Dataplane:
                 "tx_packets": st.tx_packets,
                 "rx_packets": st.rx_packets,
                 "dead": st.dead,
+                "fec": st.fec,
+                "repaired": st.repaired,
             }
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
         for port in self.ports.values():

@@ -84,6 +84,7 @@ class Lab:
         self._uplinks: dict[str, _Uplink] = {}
         self._procs: list[subprocess.Popen[bytes]] = []
         self._relays: dict[str, subprocess.Popen[bytes]] = {}
+        self._lossy: set[str] = set()  # hosts whose link loses packets (see drop)
         self._ports = 0
         self._nat_count = 0
         self._closed = False
@@ -227,6 +228,59 @@ class Lab:
         netns.ip("link", "del", "i" + port[1:], netns=self.underlay, check=False)
         netns.ip("link", "set", port, "master", "br0", netns=self.underlay)
 
+    def drop(self, name: str, pct: float) -> None:
+        """Lose ``pct`` % of the packets each way on the host's underlay link,
+        as a lossy internet path does: one wire-sized datagram at a time.
+
+        Unlike :meth:`netem`'s relay this stays in the kernel (nftables
+        ``numgen random`` on the link's bridge port), so every kind of traffic
+        passes, UDP-tunnel GSO included. Segmentation offloads are turned off
+        on every host's side of the underlay while any loss is set, so the
+        kernel cuts GSO packets into datagrams *before* they reach the bridge
+        (through veths they would otherwise cross whole, and a lost 64 KB GSO
+        packet is not what a real path loses), and receive offload (GRO) is on
+        at the hosts, as on a real NIC, to coalesce them again after the loss
+        (the bridge ports, where the loss is, keep GRO off so that the hooks see
+        single datagrams). ``pct`` 0 removes the loss.
+        """
+        uplink = self._uplinks.get(name)
+        if uplink is None:
+            raise LabError(f"{name!r} has no underlay link")
+        port = uplink.bridge_port
+        table = f"lab_loss_{port}"
+        script = f"table netdev {table} {{}}\ndelete table netdev {table}\n"
+        if pct > 0:
+            rule = f"numgen random mod 100000 < {round(pct * 1000)} counter drop"
+            script += (
+                f"table netdev {table} {{\n"
+                f'  chain in {{ type filter hook ingress device "{port}" priority 0; {rule}; }}\n'
+                f'  chain out {{ type filter hook egress device "{port}" priority 0; {rule}; }}\n'
+                "}\n"
+            )
+            self._lossy.add(name)
+        else:
+            self._lossy.discard(name)
+        proc = subprocess.run(
+            [*_in_netns(self.underlay), "nft", "-f", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"loss on {name!r}: {proc.stderr.strip()}")
+        lossy = bool(self._lossy)
+        for link in self._uplinks.values():
+            netns.run(
+                [*_in_netns(link.netns), "ethtool", "-K", link.ifname]
+                + [arg for feature in _SEGMENTATION for arg in (feature, "off" if lossy else "on")]
+                + [
+                    arg
+                    for feature in _RECEIVE_OFFLOAD
+                    for arg in (feature, "on" if lossy else "off")
+                ]
+            )
+
     # -- lifetime -----------------------------------------------------------
 
     def close(self) -> None:
@@ -317,6 +371,19 @@ class Lab:
         )
         if proc.returncode != 0:
             raise LabError(f"nft in {ns}: {proc.stderr.strip()}")
+
+
+_SEGMENTATION = (
+    "tso",
+    "tx-udp-segmentation",
+    "tx-udp_tnl-segmentation",
+    "tx-udp_tnl-csum-segmentation",
+)
+
+
+# what it takes for a veth to coalesce UDP datagrams for a socket with UDP_GRO,
+# as a NIC's GRO does
+_RECEIVE_OFFLOAD = ("gro", "rx-udp-gro-forwarding")
 
 
 def _in_netns(ns: str) -> list[str]:

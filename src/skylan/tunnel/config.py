@@ -25,6 +25,8 @@ class TunnelConfig:
     chunk_size: int = 1404  # ciphertext per datagram: 1420-byte UDP payloads
     queue_limit: int = 256  # containers held per peer while handshaking
     reassembly_timeout: float = 0.5
+    fec_hold: float = 10.0  # send parity this long after the peer last asked for it
+    feedback_interval: float = 1.0  # ask a lossy peer for parity at most this often
     handshake_load_threshold: int = 64  # initiations per second before cookies
     handshake_per_source_rate: float = 20.0  # per second, once under load
     handshake_per_source_burst: float = 5.0

@@ -116,6 +116,8 @@ class TunnelEngine:
             tx_packets=peer.stats.tx_packets,
             rx_packets=peer.stats.rx_packets,
             dead=peer.dead,
+            fec=now < peer.fec_until,
+            repaired=sum(s.reassembly.repaired for s in peer.sessions()) + peer.stats.repaired,
         )
 
     # -- output to the driver -------------------------------------------------
@@ -185,11 +187,14 @@ class TunnelEngine:
     ) -> None:
         assert peer.endpoint is not None
         try:
-            sealed = session.seal(plaintext, self.config.chunk_size)
+            sealed = session.seal(plaintext, self.config.chunk_size, fec=now < peer.fec_until)
         except (SessionError, ValueError) as exc:
             self.drops.add("seal_failed" if isinstance(exc, SessionError) else "too_large")
             return
         self._out.append(Transmit(peer.endpoint, sealed.buffers, sealed.segment_size, sealed.count))
+        if sealed.copy is not None:
+            self._out.append(Transmit(peer.endpoint, [sealed.copy], 0, 1))
+            peer.stats.tx_packets += 1
         peer.last_sent = now
         peer.keepalive_due = None
         peer.stats.tx_packets += sealed.count
@@ -363,6 +368,7 @@ class TunnelEngine:
         """Make ``session`` current, keeping the old one to decrypt stragglers."""
         if peer.previous is not None and peer.previous is not peer.current:
             self._index.pop(peer.previous.local_index, None)
+            peer.stats.repaired += peer.previous.reassembly.repaired
         peer.previous = peer.current
         peer.current = session
         peer.handshake_started = None
@@ -413,7 +419,11 @@ class TunnelEngine:
         if session.age(now) >= self.config.reject_after_time:
             self.drops.add("expired_session")
             return
-        plaintext = session.open(header, memoryview(data)[wire.DATA_HDR_LEN :], now)
+        chunk = memoryview(data)[wire.DATA_HDR_LEN :]
+        if header.flags & wire.FLAG_REDUNDANT:
+            plaintext = session.open_redundant(header, chunk, now)
+        else:
+            plaintext = session.open(header, chunk, now)
         if plaintext is not None:
             self._on_plaintext(peer, session, header, plaintext, addr=addr, now=now)
 
@@ -524,8 +534,13 @@ class TunnelEngine:
             self._install(peer, session, now)
             self._flush_queue(peer, session, now, confirm=False)
         self._authenticated_from(peer, addr, now)
+        self._ask_for_redundancy(peer, session, now)
         container = wire.decode_container(plaintext)
         if container.kind is wire.Kind.KEEPALIVE:
+            return
+        if container.kind is wire.Kind.FEEDBACK:
+            if container.want_fec:
+                peer.fec_until = now + self.config.fec_hold
             return
         if peer.keepalive_due is None:
             peer.keepalive_due = now + self.config.keepalive_timeout
@@ -542,6 +557,19 @@ class TunnelEngine:
                 )
             )
 
+    def _ask_for_redundancy(self, peer: Peer, session: Session, now: float) -> None:
+        """While chunked messages from ``peer`` get lost (or are rebuilt from
+        parity), ask it every second to keep sending redundancy."""
+        lost = session.reassembly.last_loss
+        if lost is None or now - lost >= self.config.fec_hold:
+            return
+        if now - peer.feedback_at < self.config.feedback_interval:
+            return
+        usable = self._usable(peer, now)
+        if usable is not None:
+            peer.feedback_at = now
+            self._seal_and_send(peer, usable, wire.FEEDBACK_WANT_FEC, now, data=False)
+
     # -- timers -------------------------------------------------------------
 
     def get_timer(self) -> float | None:
@@ -554,6 +582,7 @@ class TunnelEngine:
         for peer in list(self._peers.values()):
             for session in peer.sessions():
                 session.reassembly.expire(now)
+                self._ask_for_redundancy(peer, session, now)
                 if session.age(now) >= cfg.reject_after_time:
                     self._drop_session(peer, session)
             pending = peer.pending
@@ -629,7 +658,8 @@ class TunnelEngine:
         )
 
     def _drop_session(self, peer: Peer, session: Session) -> None:
-        self._index.pop(session.local_index, None)
+        if self._index.pop(session.local_index, None) is not None:
+            peer.stats.repaired += session.reassembly.repaired
         if peer.current is session:
             peer.current = None
         if peer.previous is session:

@@ -27,6 +27,7 @@ class PeerStats:
     rx_bytes: int = 0
     rx_packets: int = 0
     handshakes: int = 0
+    repaired: int = 0  # chunks rebuilt from parity in sessions since dropped
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Peer:
     last_handshake: float | None = None
     rtt: float | None = None  # from the last handshake we initiated
     dead: bool = False
+    fec_until: float = float("-inf")  # it asked for redundancy: send parity until then
+    feedback_at: float = float("-inf")  # we last asked it for redundancy
     stats: PeerStats = field(default_factory=PeerStats)
 
     def sessions(self) -> list[Session]:
@@ -69,3 +72,5 @@ class PeerStatus:
     tx_packets: int
     rx_packets: int
     dead: bool
+    fec: bool = False  # sending parity: the peer reports loss
+    repaired: int = 0  # chunks from it rebuilt from parity

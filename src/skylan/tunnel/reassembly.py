@@ -13,6 +13,7 @@ the completed message is handed out as a view of that buffer.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -20,10 +21,24 @@ import numpy as np
 
 from skylan.model.counters import DropCounters
 from skylan.tunnel import segments
+from skylan.tunnel.wire import fec_groups
+
+RESCUED_KEPT = 64
 
 
 class _Partial:
-    __slots__ = ("buf", "count", "created", "last", "last_len", "seen", "size", "stored")
+    __slots__ = (
+        "buf",
+        "count",
+        "created",
+        "last",
+        "last_len",
+        "parity",
+        "redundant",
+        "seen",
+        "size",
+        "stored",
+    )
 
     def __init__(self, count: int, created: float) -> None:
         self.count = count
@@ -34,6 +49,8 @@ class _Partial:
         self.last_len = 0
         self.seen = 0  # bit i set: chunk i is in
         self.stored = 0  # bytes received, for the budget
+        self.parity: dict[int, bytes] | None = None  # group -> XOR of its full chunks
+        self.redundant = 0  # bit i set: chunk i was rebuilt or came as a copy
 
 
 class Reassembler:
@@ -51,6 +68,10 @@ class Reassembler:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.bytes_held = 0
+        self.last_loss: float | None = None  # a set lost, or rebuilt from parity
+        self.repaired = 0  # chunks rebuilt from parity
+        self.spares = 0  # redundant datagrams that were not needed
+        self._rescued: OrderedDict[int, None] = OrderedDict()  # see was_rescued
 
     def __len__(self) -> int:
         return len(self._sets)
@@ -91,7 +112,11 @@ class Reassembler:
             used += 1
             bit = 1 << index
             if partial.seen & bit:
-                self._drops.add("reassembly_duplicate")
+                if partial.redundant & bit:  # redundancy was quicker: no duplicate
+                    partial.redundant &= ~bit  # (but a second arrival is one)
+                    self.spares += 1
+                else:
+                    self._drops.add("reassembly_duplicate")
                 continue
             size = partial.size
             length = len(chunk)
@@ -108,10 +133,17 @@ class Reassembler:
             stored += length
             if partial.seen == complete:
                 break
+            if partial.parity:  # (as if each chunk came alone: the same outcome)
+                partial.stored += stored
+                self.bytes_held += stored
+                stored = 0
+                whole = self._repair(key, partial, now)
+                if whole is not None:
+                    return whole, used
         partial.stored += stored
         self.bytes_held += stored
         if partial.seen != complete:
-            return None, used
+            return (self._repair(key, partial, now) if partial.parity else None), used
         return self._finish(key, partial), used
 
     def add_block(
@@ -122,8 +154,9 @@ class Reassembler:
 
         Only the plain case is taken, where :meth:`add_many` would store every
         row in turn: none of them seen yet, none the (possibly shorter) last
-        chunk, all of the set's chunk size. Otherwise None: the caller goes
-        chunk by chunk instead, so the outcome is always the same.
+        chunk, all of the set's chunk size, no parity waiting to rebuild one.
+        Otherwise None: the caller goes chunk by chunk instead, so the outcome
+        is always the same.
         """
         rows, size = block.shape
         partial = self._sets.get(key)
@@ -132,6 +165,7 @@ class Reassembler:
             return None
         if partial is not None and (
             partial.count != count
+            or partial.parity  # chunk by chunk, so parity rebuilds exactly when it would
             or partial.seen & mask
             or (partial.size or size) != size
             or (partial.last is not None and partial.last_len > size)
@@ -149,8 +183,74 @@ class Reassembler:
         partial.stored += rows * size
         self.bytes_held += rows * size
         if partial.seen != (1 << count) - 1:
-            return None, rows
+            return (self._repair(key, partial, now) if partial.parity else None), rows
         return self._finish(key, partial), rows
+
+    def add_redundant(
+        self, key: int, count: int, index: int, chunk: bytes | memoryview, now: float
+    ) -> memoryview | None:
+        """A parity chunk (index < ``fec_groups(count)``) or the copy of the
+        last chunk (index ``count - 1``); the whole message once it can be
+        rebuilt. Redundancy that comes too late to matter is only counted."""
+        partial = self._sets.get(key)
+        if index == count - 1:
+            if partial is not None and partial.seen & (1 << index):
+                self.spares += 1
+                return None
+            whole, _ = self.add_many(key, count, ((index, chunk),), now)
+            partial = self._sets.get(key)
+            if partial is not None:
+                partial.redundant |= 1 << index
+            return whole
+        if partial is not None and partial.parity is not None and index in partial.parity:
+            self.spares += 1
+            return None
+        partial = self._admit(key, count, 1, len(chunk), now)
+        if partial is None:
+            return None
+        if partial.size and len(chunk) != partial.size:
+            self._drop(key, "reassembly_bad_sizes")
+            return None
+        if not partial.size:
+            if partial.last is not None and partial.last_len > len(chunk):
+                self._drop(key, "reassembly_bad_sizes")
+                return None
+            partial.size = len(chunk)
+            partial.buf = bytearray(count * len(chunk))
+        if partial.parity is None:
+            partial.parity = {}
+        partial.parity[index] = bytes(chunk)
+        partial.stored += len(chunk)
+        self.bytes_held += len(chunk)
+        return self._repair(key, partial, now)
+
+    def _repair(self, key: int, partial: _Partial, now: float) -> memoryview | None:
+        """Rebuild every full chunk that is the only one missing from a group
+        whose parity is in; the whole message if that completes it."""
+        assert partial.parity is not None and partial.buf is not None
+        count, size = partial.count, partial.size
+        groups = fec_groups(count)
+        missing = ((1 << (count - 1)) - 1) & ~partial.seen
+        if not missing or not groups:
+            return None
+        rows: segments.Bytes = np.frombuffer(partial.buf, np.uint8, (count - 1) * size)
+        rows = rows.reshape(count - 1, size)
+        for group, xor in partial.parity.items():
+            lost = missing & _group_mask(count - 1, groups, group)
+            if not lost or lost & (lost - 1):  # none, or more than one: cannot help
+                continue
+            index = lost.bit_length() - 1
+            # the missing row is still zeros, so the XOR of the whole group is
+            # the XOR of the others
+            members = rows[group::groups]
+            rows[index] = np.bitwise_xor.reduce(members, axis=0) ^ np.frombuffer(xor, np.uint8)
+            partial.seen |= lost
+            partial.redundant |= lost
+            self.repaired += 1
+            self.last_loss = now
+        if partial.seen != (1 << count) - 1:
+            return None
+        return self._finish(key, partial)
 
     def _admit(self, key: int, count: int, chunks: int, nbytes: int, now: float) -> _Partial | None:
         """The set ``key`` belongs to, opened if new and made room for;
@@ -160,6 +260,7 @@ class Reassembler:
             self.expire(now)  # only when a set starts: keeps the per-chunk path short
             while len(self._sets) >= self.max_sets:
                 self._evict_oldest("reassembly_evicted")
+                self.last_loss = now
             partial = self._sets[key] = _Partial(count, now)
         elif partial.count != count:
             for _ in range(chunks):
@@ -172,9 +273,18 @@ class Reassembler:
             return None
         return partial
 
+    def was_rescued(self, key: int) -> bool:
+        """Whether message ``key`` was completed with redundancy: its own
+        chunks may still be on their way, and are spares, not replays."""
+        return key in self._rescued
+
     def _finish(self, key: int, partial: _Partial) -> memoryview:
         """The complete message of set ``key``, which is closed."""
         self._remove(key)
+        if partial.redundant:
+            self._rescued[key] = None
+            if len(self._rescued) > RESCUED_KEPT:
+                self._rescued.popitem(last=False)
         if partial.buf is None:  # a single-chunk "set" (count 1 is never chunked)
             return memoryview(partial.last or b"")
         if partial.last is not None:
@@ -213,6 +323,7 @@ class Reassembler:
             if now - partial.created < self.timeout:
                 break
             self._drop(key, "reassembly_timeout")
+            self.last_loss = now
 
     def next_deadline(self) -> float | None:
         if not self._sets:
@@ -232,3 +343,9 @@ class Reassembler:
     def _remove(self, key: int) -> None:
         partial = self._sets.pop(key)
         self.bytes_held -= partial.stored
+
+
+@functools.cache
+def _group_mask(rows: int, groups: int, group: int) -> int:
+    """Bit i set for each row i of ``group`` (i = group, group + groups, …)."""
+    return sum(1 << i for i in range(group, rows, groups))

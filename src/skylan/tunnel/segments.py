@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from skylan.tunnel.wire import DATA_HDR_LEN, MAX_CHUNKS
+from skylan.tunnel.wire import DATA_HDR_LEN, FLAG_REDUNDANT, MAX_CHUNKS
 
 Bytes = npt.NDArray[np.uint8]
 
+FLAGS = 1
 CHUNK_INDEX = 2  # the one header byte that differs between a message's chunks
 _INDICES = np.arange(MAX_CHUNKS, dtype=np.uint8)
 _INDEX_STEPS = np.arange(MAX_CHUNKS, dtype="<u8") << np.uint64(8 * CHUNK_INDEX)
@@ -42,6 +43,46 @@ def lay_out(header: bytes, ciphertext: Bytes, chunk_size: int) -> Bytes:
         out[start + CHUNK_INDEX] = full
         out[start + DATA_HDR_LEN :] = ciphertext[full * chunk_size :]
     return out
+
+
+def parity(full: Bytes, groups: int) -> Bytes:
+    """The XOR of rows g, g + groups, g + 2 * groups, … of ``full`` for each
+    group g: any one missing row of a group is the XOR of its parity and the
+    group's other rows."""
+    rows, size = full.shape
+    padded = -(-rows // groups) * groups
+    if padded != rows:
+        full = np.concatenate([full, np.zeros((padded - rows, size), np.uint8)])
+    out: Bytes = np.bitwise_xor.reduce(full.reshape(-1, groups, size), axis=0)
+    return out
+
+
+def lay_out_fec(
+    header: bytes, ciphertext: Bytes, chunk_size: int, groups: int
+) -> tuple[Bytes, bytes]:
+    """Like :func:`lay_out`, with ``groups`` parity segments after the full
+    chunks (GSO wants every segment but the last full-size, so the last chunk
+    goes after them) and a copy of the last chunk as a datagram of its own.
+    """
+    total = len(ciphertext)
+    count = -(-total // chunk_size)
+    segment = DATA_HDR_LEN + chunk_size
+    head = np.frombuffer(header, np.uint8)
+    data = lay_out(header, ciphertext, chunk_size)
+    cut = (count - 1) * segment
+    out: Bytes = np.empty(len(data) + groups * segment, np.uint8)
+    out[:cut] = data[:cut]
+    extra = out[cut : cut + groups * segment].reshape(groups, segment)
+    extra[:, :DATA_HDR_LEN] = head
+    extra[:, FLAGS] = FLAG_REDUNDANT
+    extra[:, CHUNK_INDEX] = _INDICES[:groups]
+    full = ciphertext[: (count - 1) * chunk_size].reshape(count - 1, chunk_size)
+    extra[:, DATA_HDR_LEN:] = parity(full, groups)
+    last = data[cut:]
+    out[cut + groups * segment :] = last
+    copy = bytearray(last.tobytes())
+    copy[FLAGS] = FLAG_REDUNDANT
+    return out, bytes(copy)
 
 
 def as_rows(data: memoryview, offset: int, segment: int, limit: int) -> Bytes:

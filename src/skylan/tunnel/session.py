@@ -21,7 +21,14 @@ from skylan.tunnel import segments
 from skylan.tunnel.noise import TAGLEN, aesgcm_nonce
 from skylan.tunnel.reassembly import Reassembler
 from skylan.tunnel.replay import ReplayWindow
-from skylan.tunnel.wire import DATA_HDR, DATA_HDR_LEN, MAX_CHUNKS, DataHeader, MsgType
+from skylan.tunnel.wire import (
+    DATA_HDR,
+    DATA_HDR_LEN,
+    MAX_CHUNKS,
+    DataHeader,
+    MsgType,
+    fec_groups,
+)
 
 REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1
 REKEY_AFTER_MESSAGES = 2**60
@@ -44,6 +51,7 @@ class Sealed:
     segment_size: int
     count: int
     size: int  # bytes on the wire (headers included), for the counters
+    copy: bytes | None = None  # a redundant datagram to send on its own
 
 
 class Session:
@@ -79,12 +87,17 @@ class Session:
 
     # -- sending ------------------------------------------------------------
 
-    def seal(self, plaintext: bytes | bytearray | memoryview, chunk_size: int) -> Sealed:
+    def seal(
+        self, plaintext: bytes | bytearray | memoryview, chunk_size: int, *, fec: bool = False
+    ) -> Sealed:
         """Encrypt ``plaintext`` once and cut it into chunks of ``chunk_size``.
 
         ``chunk_size`` is the ciphertext carried per datagram (the datagram is
         16 bytes longer). A large message comes back as one contiguous GSO
-        buffer, a small one as header and ciphertext views in turn.
+        buffer, a small one as header and ciphertext views in turn. With
+        ``fec`` a message of three chunks or more also carries parity chunks
+        and a copy of its last chunk, so that a lossy path loses one datagram
+        without losing the message (see :func:`wire.fec_groups`).
         """
         if self.send_counter >= REJECT_AFTER_MESSAGES:
             raise SessionError("message counter exhausted")
@@ -96,7 +109,8 @@ class Session:
         self.send_counter += 1
         header = DATA_HDR.pack(MsgType.DATA.value, 0, 0, count, self.remote_index, counter)
         size = total + DATA_HDR_LEN * count
-        if count < LAY_OUT_FROM:  # a few chunks: cheaper as a list of views than in numpy
+        groups = fec_groups(count) if fec else 0
+        if count < LAY_OUT_FROM and not groups:  # cheaper as a list of views than in numpy
             out = memoryview(bytearray(total))
             self._send.encrypt_into(aesgcm_nonce(counter), plaintext, header, out)
             buffers: list[bytes | memoryview] = [header, out[:chunk_size]]
@@ -110,15 +124,22 @@ class Session:
             self._scratch = np.empty(max(total, 1 << 16), np.uint8)
         ciphertext = self._scratch[:total]
         self._send.encrypt_into(aesgcm_nonce(counter), plaintext, header, ciphertext.data)
-        flat = segments.lay_out(header, ciphertext, chunk_size)
-        return Sealed([flat.data], DATA_HDR_LEN + chunk_size, count, size)
+        if not groups:
+            flat = segments.lay_out(header, ciphertext, chunk_size)
+            return Sealed([flat.data], DATA_HDR_LEN + chunk_size, count, size)
+        flat, copy = segments.lay_out_fec(header, ciphertext, chunk_size, groups)
+        size += groups * (DATA_HDR_LEN + chunk_size) + len(copy)
+        return Sealed([flat.data], DATA_HDR_LEN + chunk_size, count + groups, size, copy)
 
     # -- receiving ----------------------------------------------------------
 
     def open(self, header: DataHeader, chunk: bytes | memoryview, now: float) -> bytes | None:
         """Authenticate and decrypt; None (and a counted drop) if refused."""
         if not self.replay.check(header.counter):
-            self._drops.add("replay")
+            if self.reassembly.was_rescued(header.counter):
+                self.reassembly.spares += 1  # parity rebuilt it before it came
+            else:
+                self._drops.add("replay")
             return None
         if header.chunk_count > 1:
             whole = self.reassembly.add(
@@ -128,6 +149,18 @@ class Session:
                 return None
             chunk = whole
         return self.decrypt(header, chunk)
+
+    def open_redundant(
+        self, header: DataHeader, chunk: bytes | memoryview, now: float
+    ) -> bytes | None:
+        """A parity chunk or a copy of a last chunk: it may complete a message."""
+        if not self.replay.check(header.counter):
+            self.reassembly.spares += 1  # the message is in already: not needed
+            return None
+        whole = self.reassembly.add_redundant(
+            header.counter, header.chunk_count, header.chunk_index, chunk, now
+        )
+        return None if whole is None else self.decrypt(header, whole)
 
     def decrypt(self, header: DataHeader, ciphertext: bytes | memoryview) -> bytes | None:
         """The whole (reassembled) message: authenticate, then mark its counter seen."""

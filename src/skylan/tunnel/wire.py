@@ -49,6 +49,11 @@ RESPONSE_LEN = _RESP_HDR.size + NOISE_MSG2_LEN + 2 * MAC_LEN  # 92
 COOKIE_REPLY_LEN = _COOKIE_HDR.size + COOKIE_NONCE_LEN + COOKIE_LEN + TAGLEN  # 52
 DATA_HDR_LEN = DATA_HDR.size  # 16
 MAX_CHUNKS = 128
+# Data header flags. A redundant datagram is not part of the ciphertext: with
+# chunk index g < fec_groups(count) it is the XOR of full chunks g, g + groups,
+# g + 2 * groups, …; with index count - 1 it is a copy of the last chunk.
+FLAG_REDUNDANT = 0x01
+FEC_GROUP = 8  # full chunks per parity chunk (about 13 % more datagrams)
 
 
 @dataclass(frozen=True)
@@ -110,9 +115,11 @@ class DataHeader(NamedTuple):
         )
 
     def aad(self) -> bytes:
-        """Associated data: the header minus the chunk index, equal for all chunks."""
+        """Associated data: the header minus the chunk index and the redundancy
+        flag, equal for all chunks (parity and copies are checked through the
+        message they rebuild)."""
         return DATA_HDR.pack(
-            MsgType.DATA, self.flags, 0, self.chunk_count, self.receiver_index, self.counter
+            MsgType.DATA, 0, 0, self.chunk_count, self.receiver_index, self.counter
         )
 
 
@@ -153,9 +160,18 @@ def decode_data_header(datagram: bytes | memoryview) -> DataHeader:
     if len(datagram) < DATA_HDR_LEN + 1:
         raise WireError("short_data")
     _, flags, index, count, receiver, counter = DATA_HDR.unpack_from(datagram)
-    if flags != 0 or count == 0 or count > MAX_CHUNKS or index >= count:
+    if flags & ~FLAG_REDUNDANT or count == 0 or count > MAX_CHUNKS or index >= count:
+        raise WireError("bad_data_header")
+    if flags and (count < 3 or (index != count - 1 and index >= fec_groups(count))):
         raise WireError("bad_data_header")
     return DataHeader(index, count, receiver, counter, flags)
+
+
+def fec_groups(count: int) -> int:
+    """Parity chunks sent with a message of ``count`` chunks when its receiver
+    asked for redundancy: one per ``FEC_GROUP`` full chunks (the short last
+    chunk is sent twice instead); none under 3 chunks."""
+    return -(-(count - 1) // FEC_GROUP) if count >= 3 else 0
 
 
 # -- the encrypted container -------------------------------------------------
@@ -166,6 +182,7 @@ class Kind(IntEnum):
     FRAMES = 1
     SUPERFRAME = 2
     VNET_FRAMES = 3  # several frames, each with its virtio_net_hdr (small-packet batches)
+    FEEDBACK = 4  # the path to the sender loses chunks: please add redundancy
 
 
 VNET_HDR_LEN = 10  # struct virtio_net_hdr without num_buffers
@@ -183,6 +200,7 @@ class Container:
     frames: tuple[bytes | memoryview, ...] = ()
     vnet_hdr: bytes = b""
     vnet_hdrs: tuple[bytes, ...] = ()  # VNET_FRAMES: one per frame
+    want_fec: bool = False  # FEEDBACK
 
 
 def encode_frames(network_id: int, frames: list[bytes]) -> bytes:
@@ -220,6 +238,9 @@ def encode_superframe(network_id: int, vnet_hdr: bytes, frame: bytes) -> bytes:
 
 
 KEEPALIVE = bytes([Kind.KEEPALIVE])
+# Sent by a receiver that recently lost or repaired chunked messages. An older
+# agent drops the unknown kind (counted), so asking never breaks a peer.
+FEEDBACK_WANT_FEC = bytes([Kind.FEEDBACK, 0x01])
 
 
 def decode_container(plaintext: bytes | memoryview) -> Container:
@@ -233,6 +254,10 @@ def decode_container(plaintext: bytes | memoryview) -> Container:
         if len(plaintext) != 1:
             raise WireError("bad_keepalive")
         return Container(kind)
+    if kind is Kind.FEEDBACK:
+        if len(plaintext) != len(FEEDBACK_WANT_FEC):
+            raise WireError("bad_feedback")
+        return Container(kind, want_fec=bool(plaintext[1] & 0x01))
     if len(plaintext) < CONTAINER_PREFIX_LEN:
         raise WireError("short_container")
     _, network_id = CONTAINER_PREFIX.unpack_from(plaintext)

@@ -419,10 +419,14 @@ def _deliver_scenario(
     plan: list[tuple[int, str]],
     cuts: set[int],
     shuffle: int | None,
+    *,
     batched: bool,
+    fec: bool,
 ) -> tuple[list[bytes], int]:
     net = Net()
     a, b = established(net)
+    if fec:  # as if b had asked for redundancy
+        a.engine._peers[b.keys.public].fec_until = float("inf")
     rng = random.Random(7)
     sent = [frame(rng.randbytes(n)) for n in sizes]
     wire_out: list[bytes] = []
@@ -463,15 +467,21 @@ def _deliver_scenario(
     ),
     st.sets(st.integers(0, 60), max_size=8),
     st.none() | st.integers(0, 1000),
+    st.booleans(),
 )
 @settings(max_examples=80, deadline=None)
 def test_gro_batches_give_what_datagrams_give(
-    sizes: list[int], plan: list[tuple[int, str]], cuts: set[int], shuffle: int | None
+    sizes: list[int],
+    plan: list[tuple[int, str]],
+    cuts: set[int],
+    shuffle: int | None,
+    fec: bool,
 ) -> None:
     """The batch fast path is an optimisation only: the same frames come out
-    and the same number of datagrams are refused, whatever the mangling."""
-    one_by_one = _deliver_scenario(sizes, plan, cuts, shuffle, batched=False)
-    batched = _deliver_scenario(sizes, plan, cuts, shuffle, batched=True)
+    and the same number of datagrams are refused, whatever the mangling, with
+    or without parity."""
+    one_by_one = _deliver_scenario(sizes, plan, cuts, shuffle, batched=False, fec=fec)
+    batched = _deliver_scenario(sizes, plan, cuts, shuffle, batched=True, fec=fec)
     assert batched == one_by_one
 
 
@@ -487,3 +497,72 @@ def test_a_whole_superframe_in_one_gro_batch() -> None:
     assert not b.engine.drops.by_reason
     b.engine.receive_segments(flat, tx.segment_size, a.addr, net.now)  # replayed whole
     assert received(b) == [] and b.engine.drops["replay"] == tx.count
+
+
+def _lose_fifth_chunk(dgram: bytes, src: tuple[str, int], dst: tuple[str, int]) -> list[bytes]:
+    """The path from a loses one datagram of every big message (its 5th chunk)."""
+    if src[0] == "198.18.1.1" and dgram[0] == wire.MsgType.DATA:
+        hdr = wire.decode_data_header(dgram)
+        if hdr.chunk_count >= 8 and hdr.chunk_index == 4 and not hdr.flags:
+            return []
+    return [dgram]
+
+
+def test_a_lossy_path_gets_parity_and_stops_losing_super_frames() -> None:
+    net = Net()
+    a, b = established(net)
+    net.filter = _lose_fifth_chunk
+    frames = [frame(random.Random(i).randbytes(60_000)) for i in range(6)]
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), frames[0], net.now)
+    net.pump()
+    assert received(b) == []  # lost: one chunk of ~43 missing
+    assert not a.engine.status(b.keys.public, net.now).fec
+    net.advance(1.0)  # b's reassembly times out, b asks a for redundancy
+    assert b.engine.drops["reassembly_timeout"] == 1
+    assert a.engine.status(b.keys.public, net.now).fec
+    for big in frames[1:]:
+        a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+        net.pump()
+    assert received(b) == frames[1:]  # each rebuilt from parity
+    assert b.engine.status(a.keys.public, net.now).repaired == 5
+    assert sum(b.engine.drops.by_reason.values()) == 1
+    net.filter = None  # the path heals: a stops sending parity after fec_hold
+    net.advance(net.config.fec_hold + 2)
+    assert not a.engine.status(b.keys.public, net.now).fec
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), frames[0], net.now)
+    (tx,) = a.engine.datagrams_to_send()
+    assert not any(d[1] & wire.FLAG_REDUNDANT for d in tx.datagrams())
+
+
+def test_asking_for_parity_is_harmless_to_a_peer_that_ignores_it() -> None:
+    """An older agent drops the unknown FEEDBACK container (counted) and keeps
+    talking; asking never breaks a mixed-version network."""
+    net = Net()
+    a, b = established(net)
+    session = b.engine._peers[a.keys.public].current
+    assert session is not None
+    b.engine.send_container(a.keys.public, bytes([9, 1]), net.now)  # a kind a does not know
+    net.pump()
+    assert a.engine.drops["bad_container_kind"] == 1
+    b.engine.send_frames(a.keys.public, 7, [frame(b"still here")], net.now)
+    net.pump()
+    assert received(a) == [frame(b"still here")]
+
+
+def test_a_chunk_that_parity_already_rebuilt_is_a_spare_not_a_replay() -> None:
+    net = Net()
+    a, b = established(net)
+    a.engine._peers[b.keys.public].fec_until = float("inf")
+    big = frame(random.Random(9).randbytes(30_000))
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+    datagrams = [d for tx in a.engine.datagrams_to_send() for d in tx.datagrams()]
+    late = next(d for d in datagrams if d[2] == 4 and not d[1])  # data chunk 4
+    for d in datagrams:
+        if d is not late:
+            b.engine.receive_datagram(d, a.addr, net.now)
+    assert received(b) == [big]  # rebuilt from parity
+    b.engine.receive_datagram(late, a.addr, net.now)  # reordered, not lost
+    assert not b.engine.drops.by_reason
+    session = b.engine._peers[a.keys.public].current
+    assert session is not None and session.reassembly.spares == 2  # the copy, the late chunk
+    assert b.engine.status(a.keys.public, net.now).repaired == 1

@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skylan.model.counters import DropCounters
+from skylan.tunnel import segments
 from skylan.tunnel.reassembly import Reassembler
+from skylan.tunnel.wire import DATA_HDR, DATA_HDR_LEN, MAX_CHUNKS, MsgType, fec_groups
 
 
 def chunks_of(data: bytes, size: int) -> list[bytes]:
@@ -115,3 +117,62 @@ def test_a_block_completes_a_message_started_by_single_chunks() -> None:
     assert whole is not None and used == 2
     assert bytes(whole) == b"a" * 50 + b"b" * 50 + b"c" * 50 + b"d" * 30
     assert r.bytes_held == 0 and not drops.by_reason
+
+
+@given(
+    st.integers(3 * 60, 40_000),
+    st.integers(60, 1404),
+    st.data(),
+)
+def test_parity_rebuilds_one_lost_chunk_per_group(
+    size: int, chunk: int, data: st.DataObject
+) -> None:
+    """Whatever arrives in whatever order, the message comes out whole when each
+    parity group misses at most one full chunk and the last chunk or its copy
+    is in; and the extra datagrams are counted as spares, never as drops."""
+    count = -(-size // chunk)
+    if count > MAX_CHUNKS or count < 3:
+        return
+    groups = fec_groups(count)
+    message = bytes(data.draw(st.randoms(use_true_random=False)).randbytes(size))
+    out, copy = segments.lay_out_fec(
+        DATA_HDR.pack(MsgType.DATA, 0, 0, count, 9, 77),
+        np.frombuffer(message, np.uint8),
+        chunk,
+        groups,
+    )
+    segment = DATA_HDR_LEN + chunk
+    flat = out.tobytes()
+    datagrams = [flat[i : i + segment] for i in range(0, len(flat), segment)] + [copy]
+    lost_rows = {
+        g: data.draw(st.none() | st.sampled_from(range(g, count - 1, groups)))
+        for g in range(groups)
+    }
+    lose_last = data.draw(st.sampled_from(["none", "last", "copy"]))
+    kept = []
+    for d in datagrams:
+        _, flags, index, *_ = DATA_HDR.unpack_from(d)
+        if not flags and index < count - 1 and lost_rows[index % groups] == index:
+            continue
+        if index == count - 1 and lose_last == ("copy" if flags else "last"):
+            continue
+        kept.append((flags, index, d[DATA_HDR_LEN:]))
+    order = data.draw(st.permutations(kept))
+    drops = DropCounters()
+    r = Reassembler(drops)
+    wholes = []
+    repaired = 0
+    for flags, index, payload in order:
+        if wholes:
+            break  # the session's replay window stops what comes after
+        if flags:
+            got = r.add_redundant(77, count, index, payload, 0.0)
+        else:
+            got = r.add(77, index, count, payload, 0.0)
+        if got is not None:
+            wholes.append(bytes(got))
+            repaired = r.repaired
+    assert wholes == [message]
+    assert not drops.by_reason
+    assert repaired <= groups  # one rebuilt chunk per group at most
+    assert r.bytes_held == 0 and len(r) == 0

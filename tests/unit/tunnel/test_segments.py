@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skylan.tunnel import segments
-from skylan.tunnel.wire import DATA_HDR, DATA_HDR_LEN, MAX_CHUNKS, MsgType
+from skylan.tunnel.wire import (
+    DATA_HDR,
+    DATA_HDR_LEN,
+    FLAG_REDUNDANT,
+    MAX_CHUNKS,
+    MsgType,
+    fec_groups,
+)
 
 
 def header(index: int, count: int, counter: int = 77, receiver: int = 9) -> bytes:
@@ -69,3 +76,31 @@ def test_as_rows_takes_only_whole_segments_and_the_limit() -> None:
     assert segments.as_rows(data, 3, 10, 99).shape == (4, 10)
     assert segments.as_rows(data, 3, 10, 2).shape == (2, 10)
     assert segments.as_rows(data, 0, 10, 99)[1, 0] == 10
+
+
+@given(st.integers(3 * 100, 30_000), st.integers(100, 1404))
+def test_lay_out_fec_adds_parity_and_a_last_copy(size: int, chunk: int) -> None:
+    count = -(-size // chunk)
+    if count > MAX_CHUNKS or count < 3:
+        return
+    groups = fec_groups(count)
+    ciphertext = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    out, copy = segments.lay_out_fec(header(0, count), ciphertext, chunk, groups)
+    plain = per_chunk(ciphertext.tobytes(), chunk)
+    segment = DATA_HDR_LEN + chunk
+    cut = (count - 1) * segment
+    assert out[:cut].tobytes() == plain[:cut]  # the full chunks, as without parity
+    assert out[cut + groups * segment :].tobytes() == plain[cut:]  # then the last chunk
+    assert (
+        copy
+        == plain[cut : cut + DATA_HDR_LEN].replace(b"\x04\x00", b"\x04\x01", 1)
+        + plain[cut + DATA_HDR_LEN :]
+    )
+    chunks = [ciphertext[i * chunk : (i + 1) * chunk].tobytes() for i in range(count - 1)]
+    for g in range(groups):
+        row = out[cut + g * segment : cut + (g + 1) * segment].tobytes()
+        assert row[:DATA_HDR_LEN] == DATA_HDR.pack(MsgType.DATA, FLAG_REDUNDANT, g, count, 9, 77)
+        want = bytearray(chunk)
+        for member in chunks[g::groups]:
+            want = bytearray(x ^ y for x, y in zip(want, member, strict=True))
+        assert row[DATA_HDR_LEN:] == bytes(want)
