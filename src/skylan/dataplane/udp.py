@@ -17,6 +17,8 @@ SOL_UDP = 17
 UDP_SEGMENT = 103
 UDP_GRO = 104
 RECV_BUF = 65536 * 2
+SOFT_GRO_LIMIT = RECV_BUF - 65536  # gather single datagrams while a whole batch still fits
+SOFT_GRO_MAX_SEGMENT = 2048  # only datagrams of a tunnel chunk's size are gathered
 MAX_UDP_PAYLOAD = 65507  # an IPv4 packet's 65535 bytes less the IP and UDP headers
 
 
@@ -99,24 +101,61 @@ class UdpSocket:
                 yield batch[off : min(off + segment, n)], addr
 
     def receive_batches(self) -> Iterator[tuple[memoryview, int, tuple[str, int]]]:
-        """What each ``recvmsg`` returned, until the socket is empty: a buffer of
-        back-to-back datagrams of one size (the last may be shorter, as GRO
-        coalesced them), that size, and the sender.
+        """What the socket holds, until it is empty: buffers of back-to-back
+        datagrams of one size from one sender (the last may be shorter), that
+        size, and the sender.
+
+        The kernel's UDP GRO coalesces datagrams like that where the NIC path
+        does GRO. Where it does not (no GRO on the device, a lossy path's
+        stragglers), datagrams that come one per ``recvmsg`` are gathered the
+        same way here, into one buffer, so the engine still takes them as a
+        run instead of one at a time.
 
         Each memoryview is valid only until the next iteration.
         """
+        view = self._view
+        while True:
+            got = self._receive(view)
+            if got is None:
+                return
+            n, segment, addr = got
+            if segment != n or n > SOFT_GRO_MAX_SEGMENT:
+                yield view[:n], segment, addr
+                continue
+            end, held = n, None
+            while end <= SOFT_GRO_LIMIT:  # room left for any datagram or GRO batch
+                more = self._receive(view[end:])
+                if more is None:
+                    break
+                m, more_segment, more_addr = more
+                if more_addr == addr and more_segment == m and m <= n:
+                    end += m
+                    if m < n:  # a shorter one ends a run, as with GRO
+                        break
+                    continue
+                held = (view[end : end + m], more_segment, more_addr)
+                break
+            yield view[:end], n, addr
+            if held is not None:
+                yield held
+            if more is None:
+                return
+
+    def _receive(self, into: memoryview) -> tuple[int, int, tuple[str, int]] | None:
+        """One ``recvmsg``: its length, GRO segment size and sender; None when
+        the socket is empty."""
         while True:
             try:
-                n, ancdata, _flags, addr = self.sock.recvmsg_into([self._buf], socket.CMSG_SPACE(4))
+                n, ancdata, _flags, addr = self.sock.recvmsg_into([into], socket.CMSG_SPACE(4))
             except BlockingIOError:
-                return
+                return None
             except OSError:
                 continue
             segment = n
             for level, kind, data in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO and len(data) >= 2:
                     segment = struct.unpack("H", data[:2])[0] or n
-            yield self._view[:n], segment, addr
+            return n, segment, addr
 
     def close(self) -> None:
         self.sock.close()

@@ -79,3 +79,29 @@ def test_without_gso_datagrams_go_one_by_one(pair: tuple[UdpSocket, UdpSocket]) 
     buffers, segment, count, datagrams = sealed(10_000)
     a.send(buffers, segment, count, ("127.0.0.1", b.port))
     assert received(b, count) == datagrams
+
+
+def test_datagrams_that_come_one_by_one_are_gathered_like_gro(
+    pair: tuple[UdpSocket, UdpSocket],
+) -> None:
+    """Loopback does no GRO: equal-sized datagrams from one sender come back as
+    one batch (the shorter one ends it); another sender's starts its own."""
+    a, b = pair
+    c = UdpSocket(0, "127.0.0.1")
+    c_port = c.port
+    try:
+        to_b = ("127.0.0.1", b.port)
+        run = [bytes([i]) * 1420 for i in range(10)] + [b"t" * 500]
+        for d in run:
+            a.sock.sendto(d, to_b)
+        c.sock.sendto(b"c" * 1420, to_b)
+        a.sock.sendto(b"x" * 1420, to_b)
+        select.select([b.fileno()], [], [], 2.0)
+        batches = [(bytes(v), seg, addr[1]) for v, seg, addr in b.receive_batches()]
+    finally:
+        c.close()
+    assert batches == [
+        (b"".join(run), 1420, a.port),
+        (b"c" * 1420, 1420, c_port),
+        (b"x" * 1420, 1420, a.port),
+    ]
