@@ -35,6 +35,7 @@ GROUPS = {
     "UdpSocket.send": "UDP sendmsg with GSO (kernel)",
     "UdpSocket._send_one": "UDP sendmsg with GSO (kernel)",
     "UdpSocket.receive_batches": "UDP recvmsg with GRO (kernel)",
+    "UdpSocket._receive": "UDP recvmsg with GRO (kernel)",
     "TapDevice.write": "TAP writev (kernel)",
     "TapDevice.read_into": "TAP readv (kernel)",
     "TapDevice.read": "TAP readv (kernel)",
