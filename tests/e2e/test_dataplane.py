@@ -4,6 +4,7 @@ proven with real programs (ping, arping, tcpdump, iperf3, keepalived)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -299,17 +300,10 @@ def test_no_plaintext_on_the_underlay(shared: Overlay, tmp_path: Path) -> None:
         assert bytes.fromhex(mac.replace(":", "")) not in captured
 
 
-def test_iperf3_over_lossy_reordering_underlay_and_file_integrity(lab: Lab, tmp_path: Path) -> None:
-    overlay = build(lab, tmp_path, ("a", "b"))
-    a, b = overlay.hosts["a"], overlay.hosts["b"]
-    lab.netem("a", Netem(loss_pct=1, delay_ms=2, reorder_pct=5, seed=11))
-    b.spawn(["iperf3", "-s", "-1", "-p", "5201"])
-    time.sleep(0.5)
-    res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5201", "-t", "3", "-J"], timeout=60)
-    assert res.ok, res.stderr
-    assert '"sum_received"' in res.stdout
+def send_file_intact(a: Host, b: Host, b_ip: str, tmp_path: Path, size: int) -> None:
+    """``size`` random bytes over TCP from a to b arrive with the same SHA-256."""
     payload = tmp_path / "payload.bin"
-    payload.write_bytes(__import__("os").urandom(3 << 20))
+    payload.write_bytes(os.urandom(size))
     digest = hashlib.sha256(payload.read_bytes()).hexdigest()
     sink = py(
         b,
@@ -330,7 +324,7 @@ def test_iperf3_over_lossy_reordering_underlay_and_file_integrity(lab: Lab, tmp_
         [
             sys.executable,
             "-c",
-            f"import socket; s=socket.create_connection(('{overlay.ips['b']}', 7000));"
+            f"import socket; s=socket.create_connection(('{b_ip}', 7000));"
             f"s.sendall(open('{payload}','rb').read()); s.close()",
         ],
         check=True,
@@ -338,6 +332,18 @@ def test_iperf3_over_lossy_reordering_underlay_and_file_integrity(lab: Lab, tmp_
     )
     out, _ = sink.communicate(timeout=120)
     assert out.decode().strip() == digest
+
+
+def test_iperf3_over_lossy_reordering_underlay_and_file_integrity(lab: Lab, tmp_path: Path) -> None:
+    overlay = build(lab, tmp_path, ("a", "b"))
+    a, b = overlay.hosts["a"], overlay.hosts["b"]
+    lab.netem("a", Netem(loss_pct=1, delay_ms=2, reorder_pct=5, seed=11))
+    b.spawn(["iperf3", "-s", "-1", "-p", "5201"])
+    time.sleep(0.5)
+    res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5201", "-t", "3", "-J"], timeout=60)
+    assert res.ok, res.stderr
+    assert '"sum_received"' in res.stdout
+    send_file_intact(a, b, overlay.ips["b"], tmp_path, 3 << 20)
 
 
 def test_a_lossy_path_switches_parity_on_and_keeps_data_intact(lab: Lab, tmp_path: Path) -> None:
@@ -347,36 +353,7 @@ def test_a_lossy_path_switches_parity_on_and_keeps_data_intact(lab: Lab, tmp_pat
     overlay = build(lab, tmp_path, ("a", "b"))
     a, b = overlay.hosts["a"], overlay.hosts["b"]
     lab.drop("a", 1.0)
-    payload = tmp_path / "payload.bin"
-    payload.write_bytes(__import__("os").urandom(8 << 20))
-    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
-    sink = py(
-        b,
-        """
-        import hashlib, socket
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("0.0.0.0", 7001)); srv.listen(1); srv.settimeout(60)
-        conn, _ = srv.accept()
-        h = hashlib.sha256()
-        while chunk := conn.recv(65536):
-            h.update(chunk)
-        print(h.hexdigest(), flush=True)
-    """,
-    )
-    time.sleep(0.5)
-    a.run(
-        [
-            sys.executable,
-            "-c",
-            f"import socket; s=socket.create_connection(('{overlay.ips['b']}', 7001));"
-            f"s.sendall(open('{payload}','rb').read()); s.close()",
-        ],
-        check=True,
-        timeout=120,
-    )
-    out, _ = sink.communicate(timeout=120)
-    assert out.decode().strip() == digest
+    send_file_intact(a, b, overlay.ips["b"], tmp_path, 8 << 20)
 
     def peer_of(host: Host) -> Any:
         (peer,) = overlay.sky.status(host)["dataplane"]["peers"].values()

@@ -260,15 +260,7 @@ class Lab:
             self._lossy.add(name)
         else:
             self._lossy.discard(name)
-        proc = subprocess.run(
-            [*_in_netns(self.underlay), "nft", "-f", "-"],
-            input=script,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise LabError(f"loss on {name!r}: {proc.stderr.strip()}")
+        self._nft(self.underlay, script)
         lossy = bool(self._lossy)
         for link in self._uplinks.values():
             netns.run(

@@ -201,6 +201,8 @@ class Reassembler:
             partial = self._sets.get(key)
             if partial is not None:
                 partial.redundant |= 1 << index
+            elif whole is not None:  # the copy completed it: the original may follow
+                self._rescue(key)
             return whole
         if partial is not None and partial.parity is not None and index in partial.parity:
             self.spares += 1
@@ -278,13 +280,16 @@ class Reassembler:
         chunks may still be on their way, and are spares, not replays."""
         return key in self._rescued
 
+    def _rescue(self, key: int) -> None:
+        self._rescued[key] = None
+        if len(self._rescued) > RESCUED_KEPT:
+            self._rescued.popitem(last=False)
+
     def _finish(self, key: int, partial: _Partial) -> memoryview:
         """The complete message of set ``key``, which is closed."""
         self._remove(key)
         if partial.redundant:
-            self._rescued[key] = None
-            if len(self._rescued) > RESCUED_KEPT:
-                self._rescued.popitem(last=False)
+            self._rescue(key)
         if partial.buf is None:  # a single-chunk "set" (count 1 is never chunked)
             return memoryview(partial.last or b"")
         if partial.last is not None:

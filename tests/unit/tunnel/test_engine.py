@@ -566,3 +566,20 @@ def test_a_chunk_that_parity_already_rebuilt_is_a_spare_not_a_replay() -> None:
     session = b.engine._peers[a.keys.public].current
     assert session is not None and session.reassembly.spares == 2  # the copy, the late chunk
     assert b.engine.status(a.keys.public, net.now).repaired == 1
+
+
+def test_the_last_chunk_after_its_copy_completed_the_message_is_a_spare() -> None:
+    net = Net()
+    a, b = established(net)
+    a.engine._peers[b.keys.public].fec_until = float("inf")
+    big = frame(random.Random(5).randbytes(30_000))
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
+    datagrams = [d for tx in a.engine.datagrams_to_send() for d in tx.datagrams()]
+    count = datagrams[0][3]
+    last = next(d for d in datagrams if d[2] == count - 1 and not d[1])
+    for d in datagrams:  # the copy (sent last) overtakes the original
+        if d is not last:
+            b.engine.receive_datagram(d, a.addr, net.now)
+    assert received(b) == [big]
+    b.engine.receive_datagram(last, a.addr, net.now)
+    assert not b.engine.drops.by_reason
