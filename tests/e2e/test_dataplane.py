@@ -353,7 +353,11 @@ def test_a_lossy_path_switches_parity_on_and_keeps_data_intact(lab: Lab, tmp_pat
     overlay = build(lab, tmp_path, ("a", "b"))
     a, b = overlay.hosts["a"], overlay.hosts["b"]
     lab.drop("a", 1.0)
-    send_file_intact(a, b, overlay.ips["b"], tmp_path, 8 << 20)
+    b.spawn(["iperf3", "-s", "-1", "-p", "5204"])
+    time.sleep(0.5)
+    # long enough for b to lose a super-frame, ask, and a to answer with parity
+    res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5204", "-t", "3", "-J"], timeout=60)
+    assert res.ok, res.stderr
 
     def peer_of(host: Host) -> Any:
         (peer,) = overlay.sky.status(host)["dataplane"]["peers"].values()
@@ -363,6 +367,9 @@ def test_a_lossy_path_switches_parity_on_and_keeps_data_intact(lab: Lab, tmp_pat
         "a to send parity and b to rebuild chunks",
         lambda: peer_of(a)["fec"] and peer_of(b)["repaired"] > 0,
     )
+    repaired = peer_of(b)["repaired"]
+    send_file_intact(a, b, overlay.ips["b"], tmp_path, 8 << 20)  # rebuilt chunks: same bytes
+    wait_for("more chunks rebuilt", lambda: peer_of(b)["repaired"] > repaired)
     lab.drop("a", 0)
 
 
