@@ -42,6 +42,11 @@ def _pair() -> tuple[TunnelEngine, TunnelEngine, list[bytes]]:
     a.send_superframe(kb.public, 1, bytes(10), bytes(5000), NOW)
     b.connect(ka.public, NOW)
     pump()
+    b.send_container(ka.public, wire.FEEDBACK_WANT_FEC, NOW)  # a now adds parity
+    pump()
+    a.send_superframe(kb.public, 1, bytes(10), bytes(12_000), NOW)
+    pump()
+    assert any(d[0] == wire.MsgType.DATA and d[1] & wire.FLAG_REDUNDANT for d in seeds)
     return a, b, seeds
 
 
