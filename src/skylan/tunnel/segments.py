@@ -24,24 +24,26 @@ _INDICES = np.arange(MAX_CHUNKS, dtype=np.uint8)
 _INDEX_STEPS = np.arange(MAX_CHUNKS, dtype="<u8") << np.uint64(8 * CHUNK_INDEX)
 
 
-def lay_out(header: bytes, ciphertext: Bytes, chunk_size: int) -> Bytes:
+def lay_out(header: bytes, ciphertext: Bytes, chunk_size: int, gap: int = 0) -> Bytes:
     """The GSO send buffer for one message: ``header`` (with chunk index 0)
     and ``chunk_size`` bytes of ``ciphertext`` per segment, the chunk index
-    set in each; the last segment carries what is left.
+    set in each; the last segment carries what is left. ``gap`` segments are
+    left unwritten before the last chunk, for parity (GSO wants every segment
+    but the last full-size).
     """
     total = len(ciphertext)
-    full, tail = divmod(total, chunk_size)
+    full = -(-total // chunk_size) - 1  # every chunk but the last is full-size
     segment = DATA_HDR_LEN + chunk_size
-    out: Bytes = np.empty(full * segment + (DATA_HDR_LEN + tail if tail else 0), np.uint8)
+    last = (full + gap) * segment
+    out: Bytes = np.empty(last + DATA_HDR_LEN + total - full * chunk_size, np.uint8)
+    head = np.frombuffer(header, np.uint8)
     rows = out[: full * segment].reshape(full, segment)
-    rows[:, :DATA_HDR_LEN] = np.frombuffer(header, np.uint8)
+    rows[:, :DATA_HDR_LEN] = head
     rows[:, CHUNK_INDEX] = _INDICES[:full]
     rows[:, DATA_HDR_LEN:] = ciphertext[: full * chunk_size].reshape(full, chunk_size)
-    if tail:
-        start = full * segment
-        out[start : start + DATA_HDR_LEN] = np.frombuffer(header, np.uint8)
-        out[start + CHUNK_INDEX] = full
-        out[start + DATA_HDR_LEN :] = ciphertext[full * chunk_size :]
+    out[last : last + DATA_HDR_LEN] = head
+    out[last + CHUNK_INDEX] = full
+    out[last + DATA_HDR_LEN :] = ciphertext[full * chunk_size :]
     return out
 
 
@@ -61,26 +63,19 @@ def lay_out_fec(
     header: bytes, ciphertext: Bytes, chunk_size: int, groups: int
 ) -> tuple[Bytes, bytes]:
     """Like :func:`lay_out`, with ``groups`` parity segments after the full
-    chunks (GSO wants every segment but the last full-size, so the last chunk
-    goes after them) and a copy of the last chunk as a datagram of its own.
+    chunks and a copy of the last chunk as a datagram of its own.
     """
-    total = len(ciphertext)
-    count = -(-total // chunk_size)
+    full = -(-len(ciphertext) // chunk_size) - 1
     segment = DATA_HDR_LEN + chunk_size
-    head = np.frombuffer(header, np.uint8)
-    data = lay_out(header, ciphertext, chunk_size)
-    cut = (count - 1) * segment
-    out: Bytes = np.empty(len(data) + groups * segment, np.uint8)
-    out[:cut] = data[:cut]
-    extra = out[cut : cut + groups * segment].reshape(groups, segment)
-    extra[:, :DATA_HDR_LEN] = head
+    out = lay_out(header, ciphertext, chunk_size, gap=groups)
+    extra = out[full * segment : (full + groups) * segment].reshape(groups, segment)
+    extra[:, :DATA_HDR_LEN] = np.frombuffer(header, np.uint8)
     extra[:, FLAGS] = FLAG_REDUNDANT
     extra[:, CHUNK_INDEX] = _INDICES[:groups]
-    full = ciphertext[: (count - 1) * chunk_size].reshape(count - 1, chunk_size)
-    extra[:, DATA_HDR_LEN:] = parity(full, groups)
-    last = data[cut:]
-    out[cut + groups * segment :] = last
-    copy = bytearray(last.tobytes())
+    extra[:, DATA_HDR_LEN:] = parity(
+        ciphertext[: full * chunk_size].reshape(full, chunk_size), groups
+    )
+    copy = bytearray(out[(full + groups) * segment :].tobytes())
     copy[FLAGS] = FLAG_REDUNDANT
     return out, bytes(copy)
 

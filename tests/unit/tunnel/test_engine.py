@@ -539,8 +539,6 @@ def test_asking_for_parity_is_harmless_to_a_peer_that_ignores_it() -> None:
     talking; asking never breaks a mixed-version network."""
     net = Net()
     a, b = established(net)
-    session = b.engine._peers[a.keys.public].current
-    assert session is not None
     b.engine.send_container(a.keys.public, bytes([9, 1]), net.now)  # a kind a does not know
     net.pump()
     assert a.engine.drops["bad_container_kind"] == 1
@@ -549,13 +547,19 @@ def test_asking_for_parity_is_harmless_to_a_peer_that_ignores_it() -> None:
     assert received(a) == [frame(b"still here")]
 
 
-def test_a_chunk_that_parity_already_rebuilt_is_a_spare_not_a_replay() -> None:
+def _sent_with_parity(seed: int) -> tuple[Net, Node, Node, bytes, list[bytes]]:
+    """a (asked for parity) seals a 30 KB super-frame for b: the frame and its
+    datagrams (data chunks, parity, and the copy of the last chunk last)."""
     net = Net()
     a, b = established(net)
     a.engine._peers[b.keys.public].fec_until = float("inf")
-    big = frame(random.Random(9).randbytes(30_000))
+    big = frame(random.Random(seed).randbytes(30_000))
     a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
-    datagrams = [d for tx in a.engine.datagrams_to_send() for d in tx.datagrams()]
+    return net, a, b, big, [d for tx in a.engine.datagrams_to_send() for d in tx.datagrams()]
+
+
+def test_a_chunk_that_parity_already_rebuilt_is_a_spare_not_a_replay() -> None:
+    net, a, b, big, datagrams = _sent_with_parity(9)
     late = next(d for d in datagrams if d[2] == 4 and not d[1])  # data chunk 4
     for d in datagrams:
         if d is not late:
@@ -569,12 +573,7 @@ def test_a_chunk_that_parity_already_rebuilt_is_a_spare_not_a_replay() -> None:
 
 
 def test_the_last_chunk_after_its_copy_completed_the_message_is_a_spare() -> None:
-    net = Net()
-    a, b = established(net)
-    a.engine._peers[b.keys.public].fec_until = float("inf")
-    big = frame(random.Random(5).randbytes(30_000))
-    a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
-    datagrams = [d for tx in a.engine.datagrams_to_send() for d in tx.datagrams()]
+    net, a, b, big, datagrams = _sent_with_parity(5)
     count = datagrams[0][3]
     last = next(d for d in datagrams if d[2] == count - 1 and not d[1])
     for d in datagrams:  # the copy (sent last) overtakes the original
