@@ -36,6 +36,8 @@ GROUPS = {
     "UdpSocket._send_one": "UDP sendmsg with GSO (kernel)",
     "UdpSocket.receive_batches": "UDP recvmsg with GRO (kernel)",
     "UdpSocket._receive": "UDP recvmsg with GRO (kernel)",
+    "MessageBatch.receive": "UDP recvmsg with GRO (kernel)",
+    "UdpSocket._gather": "gathering single datagrams into runs",
     "TapDevice.write": "TAP writev (kernel)",
     "TapDevice.read_into": "TAP readv (kernel)",
     "TapDevice.read": "TAP readv (kernel)",

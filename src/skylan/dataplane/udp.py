@@ -13,6 +13,10 @@ import socket
 import struct
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
+from skylan.dataplane.mmsg import MessageBatch
+
 SOL_UDP = 17
 UDP_SEGMENT = 103
 UDP_GRO = 104
@@ -38,6 +42,11 @@ class UdpSocket:
             self.gro = False
         self._buf = bytearray(RECV_BUF)
         self._view = memoryview(self._buf)
+        self._batch = MessageBatch(self.sock.fileno()) if MessageBatch.available else None
+        self._runs = np.empty(
+            (self._batch.slots if self._batch else 1) * SOFT_GRO_MAX_SEGMENT, dtype=np.uint8
+        )
+        self._runs_view = self._runs.data
         self.send_errors = 0
 
     @property
@@ -107,12 +116,58 @@ class UdpSocket:
 
         The kernel's UDP GRO coalesces datagrams like that where the NIC path
         does GRO. Where it does not (no GRO on the device, a lossy path's
-        stragglers), datagrams that come one per ``recvmsg`` are gathered the
-        same way here, into one buffer, so the engine still takes them as a
-        run instead of one at a time.
+        stragglers), datagrams that come one by one are gathered the same way
+        here, into one buffer, so the engine still takes them as a run
+        instead of one at a time.
 
         Each memoryview is valid only until the next iteration.
         """
+        if self._batch is None:
+            return self._receive_one_by_one()
+        return self._receive_many(self._batch)
+
+    def _receive_many(
+        self, batch: MessageBatch
+    ) -> Iterator[tuple[memoryview, int, tuple[str, int]]]:
+        """``recvmmsg``: up to a super-frame's datagrams per system call."""
+        while True:
+            count = batch.receive()
+            lengths, segments, senders = batch.lengths, batch.segments, batch.senders
+            i = 0
+            while i < count:
+                n, sender = lengths[i], senders[i]
+                end = i + 1
+                if segments[i] == n <= SOFT_GRO_MAX_SEGMENT:
+                    while (
+                        end < count
+                        and senders[end] == sender
+                        and segments[end] == lengths[end] <= n
+                    ):
+                        end += 1
+                        if lengths[end - 1] < n:  # a shorter one ends a run, as with GRO
+                            break
+                if end == i + 1:
+                    yield batch.payload(i), segments[i], batch.address(sender)
+                else:
+                    yield self._gather(batch, i, end, n), n, batch.address(sender)
+                i = end
+            if count < batch.slots:
+                return  # drained: the next readiness wake-up brings the rest
+
+    def _gather(self, batch: MessageBatch, start: int, end: int, size: int) -> memoryview:
+        """Slots ``start:end`` (all ``size`` long but maybe the last) back to back."""
+        whole = end - start if batch.lengths[end - 1] == size else end - start - 1
+        flat = self._runs
+        flat[: whole * size].reshape(whole, size)[:] = batch.rows[start : start + whole, :size]
+        total = whole * size
+        if whole < end - start:
+            last = batch.lengths[end - 1]
+            flat[total : total + last] = batch.rows[end - 1, :last]
+            total += last
+        return self._runs_view[:total]
+
+    def _receive_one_by_one(self) -> Iterator[tuple[memoryview, int, tuple[str, int]]]:
+        """``recvmsg`` per datagram, where the C library has no ``recvmmsg``."""
         view = self._view
         while True:
             got = self._receive(view)

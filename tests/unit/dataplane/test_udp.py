@@ -7,6 +7,8 @@ import select
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skylan.dataplane.udp import MAX_UDP_PAYLOAD, UdpSocket
 from skylan.model.counters import DropCounters
@@ -105,3 +107,91 @@ def test_datagrams_that_come_one_by_one_are_gathered_like_gro(
         (b"c" * 1420, 1420, c_port),
         (b"x" * 1420, 1420, a.port),
     ]
+
+
+def batches_of(sock: UdpSocket, want: int) -> list[tuple[list[bytes], int]]:
+    """Batches until ``want`` datagrams came, each split at its segment size."""
+    out: list[tuple[list[bytes], int]] = []
+    got = 0
+    while got < want and select.select([sock.fileno()], [], [], 2.0)[0]:
+        for view, segment, addr in sock.receive_batches():
+            data = bytes(view)
+            out.append(([data[i : i + segment] for i in range(0, len(data), segment)], addr[1]))
+            got += len(out[-1][0])
+    return out
+
+
+sizes = st.one_of(st.sampled_from([1420, 700, 300]), st.integers(1, 3000))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    plan=st.lists(
+        st.tuples(st.sampled_from([0, 0, 1, 2]), sizes, st.integers(1, 12)), min_size=1, max_size=12
+    ),
+    many=st.booleans(),
+)
+def test_batches_hold_every_datagram_in_order_as_runs(
+    plan: list[tuple[int, int, int]], many: bool
+) -> None:
+    """With ``recvmmsg`` or one ``recvmsg`` at a time: every datagram comes
+    back once, in order, with its sender, and a batch only ever holds
+    datagrams of one sender and one size (the last may be shorter)."""
+    b = UdpSocket(0, "127.0.0.1")
+    if not many:
+        b._batch = None
+    senders = [UdpSocket(0, "127.0.0.1") for _ in range(3)]
+    try:
+        sent: list[tuple[bytes, int]] = []
+        for who, size, repeat in plan:
+            for _ in range(repeat):
+                data = os.urandom(size)
+                senders[who].sock.sendto(data, ("127.0.0.1", b.port))
+                sent.append((data, senders[who].port))
+        batches = batches_of(b, len(sent))
+    finally:
+        for sock in (b, *senders):
+            sock.close()
+    assert [(d, port) for datagrams, port in batches for d in datagrams] == sent
+    for datagrams, _ in batches:
+        assert all(len(d) == len(datagrams[0]) for d in datagrams[:-1])
+        assert len(datagrams[-1]) <= len(datagrams[0])
+
+
+def test_more_datagrams_than_one_call_takes_arrive_in_order(
+    pair: tuple[UdpSocket, UdpSocket],
+) -> None:
+    a, b = pair
+    assert b._batch is not None, "recvmmsg is in glibc"
+    run = [i.to_bytes(2, "big") * 700 for i in range(3 * b._batch.slots + 5)]
+    for d in run:
+        a.sock.sendto(d, ("127.0.0.1", b.port))
+    batches = batches_of(b, len(run))
+    assert [d for datagrams, _ in batches for d in datagrams] == run
+    assert len(batches) <= 4  # one run per call, not one batch per datagram
+
+
+def test_gro_batches_and_single_datagrams_mix_in_one_call(
+    pair: tuple[UdpSocket, UdpSocket],
+) -> None:
+    """Loopback hands a GSO send to a GRO socket whole: a coalesced batch in a
+    slot of its own, between single datagrams."""
+    a, b = pair
+    buffers, segment, count, datagrams = sealed(30_000)
+    a.sock.sendto(b"before", ("127.0.0.1", b.port))
+    a.send(buffers, segment, count, ("127.0.0.1", b.port))
+    a.sock.sendto(b"after", ("127.0.0.1", b.port))
+    batches = batches_of(b, count + 2)
+    assert [d for chunk, _ in batches for d in chunk] == [b"before", *datagrams, b"after"]
+    assert [len(chunk) for chunk, _ in batches] == [1, count, 1]
+
+
+@pytest.mark.parametrize("many", [True, False])
+def test_a_shorter_datagram_ends_a_run(pair: tuple[UdpSocket, UdpSocket], many: bool) -> None:
+    a, b = pair
+    if not many:
+        b._batch = None
+    run = [b"a" * 1420] * 3 + [b"b" * 700] * 3
+    for d in run:
+        a.sock.sendto(d, ("127.0.0.1", b.port))
+    assert [chunk for chunk, _ in batches_of(b, len(run))] == [run[:4], run[4:]]
