@@ -54,6 +54,11 @@ class UdpSocket:
         port: int = self.sock.getsockname()[1]
         return port
 
+    @property
+    def batched(self) -> bool:
+        """Whether reads take many datagrams per system call (``recvmmsg``)."""
+        return self._batch is not None
+
     def fileno(self) -> int:
         return self.sock.fileno()
 
