@@ -142,8 +142,7 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
         )
         console.print(
             f"data plane: udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
-            f"GRO {'on' if dp['gro'] else 'off'}, "
-            f"recvmmsg {'on' if dp.get('recvmmsg') else 'off'}; offloads {offload or '-'}"
+            f"GRO {'on' if dp['gro'] else 'off'}; offloads {offload or '-'}"
         )
         for note in dp["fallbacks"]:
             console.print(f"[yellow]fallback:[/] {note}")

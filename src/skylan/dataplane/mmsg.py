@@ -71,8 +71,6 @@ class MessageBatch:
     into ``(host, port)``). Everything is overwritten by the next call.
     """
 
-    available = _RECVMMSG is not None
-
     def __init__(self, fd: int, slots: int = 64) -> None:
         if _RECVMMSG is None:
             raise OSError("recvmmsg is not available in this C library")

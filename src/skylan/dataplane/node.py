@@ -417,7 +417,6 @@ class Dataplane:
             },
             "gso": self.udp.gso,
             "gro": self.udp.gro,
-            "recvmmsg": self.udp.batched,
             "send_errors": self.udp.send_errors,
             "fallbacks": self.errors,
             "peers": peers,

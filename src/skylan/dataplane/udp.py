@@ -2,8 +2,8 @@
 
 A sealed super-frame leaves in one ``sendmsg`` with a ``UDP_SEGMENT`` control
 message (the kernel cuts it into datagrams); received datagrams of one flow
-arrive coalesced by ``UDP_GRO`` and are split again at the reported segment
-size. Both fall back to one datagram per call where the kernel says no.
+arrive coalesced by ``UDP_GRO``, many per ``recvmmsg``, and are split again at
+the reported segment size. Both fall back to one datagram per call where the kernel says no.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from skylan.dataplane.mmsg import MessageBatch
+from skylan.dataplane.mmsg import SOL_UDP, UDP_GRO, MessageBatch
 
-SOL_UDP = 17
 UDP_SEGMENT = 103
-UDP_GRO = 104
-RECV_BUF = 65536 * 2
-SOFT_GRO_LIMIT = RECV_BUF - 65536  # gather single datagrams while a whole batch still fits
 SOFT_GRO_MAX_SEGMENT = 2048  # only datagrams of a tunnel chunk's size are gathered
 MAX_UDP_PAYLOAD = 65507  # an IPv4 packet's 65535 bytes less the IP and UDP headers
 
@@ -40,12 +36,8 @@ class UdpSocket:
             self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         except OSError:
             self.gro = False
-        self._buf = bytearray(RECV_BUF)
-        self._view = memoryview(self._buf)
-        self._batch = MessageBatch(self.sock.fileno()) if MessageBatch.available else None
-        self._runs = np.empty(
-            (self._batch.slots if self._batch else 1) * SOFT_GRO_MAX_SEGMENT, dtype=np.uint8
-        )
+        self._batch = MessageBatch(self.sock.fileno())
+        self._runs = np.empty(self._batch.slots * SOFT_GRO_MAX_SEGMENT, dtype=np.uint8)
         self._runs_view = self._runs.data
         self.send_errors = 0
 
@@ -53,11 +45,6 @@ class UdpSocket:
     def port(self) -> int:
         port: int = self.sock.getsockname()[1]
         return port
-
-    @property
-    def batched(self) -> bool:
-        """Whether reads take many datagrams per system call (``recvmmsg``)."""
-        return self._batch is not None
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -121,20 +108,13 @@ class UdpSocket:
 
         The kernel's UDP GRO coalesces datagrams like that where the NIC path
         does GRO. Where it does not (no GRO on the device, a lossy path's
-        stragglers), datagrams that come one by one are gathered the same way
-        here, into one buffer, so the engine still takes them as a run
-        instead of one at a time.
+        stragglers), single datagrams that one ``recvmmsg`` returned back to
+        back are gathered the same way here, into one buffer, so the engine
+        still takes them as a run instead of one at a time.
 
         Each memoryview is valid only until the next iteration.
         """
-        if self._batch is None:
-            return self._receive_one_by_one()
-        return self._receive_many(self._batch)
-
-    def _receive_many(
-        self, batch: MessageBatch
-    ) -> Iterator[tuple[memoryview, int, tuple[str, int]]]:
-        """``recvmmsg``: up to a super-frame's datagrams per system call."""
+        batch = self._batch
         while True:
             count = batch.receive()
             lengths, segments, senders = batch.lengths, batch.segments, batch.senders
@@ -170,52 +150,6 @@ class UdpSocket:
             flat[total : total + last] = batch.rows[end - 1, :last]
             total += last
         return self._runs_view[:total]
-
-    def _receive_one_by_one(self) -> Iterator[tuple[memoryview, int, tuple[str, int]]]:
-        """``recvmsg`` per datagram, where the C library has no ``recvmmsg``."""
-        view = self._view
-        while True:
-            got = self._receive(view)
-            if got is None:
-                return
-            n, segment, addr = got
-            if segment != n or n > SOFT_GRO_MAX_SEGMENT:
-                yield view[:n], segment, addr
-                continue
-            end, held = n, None
-            while end <= SOFT_GRO_LIMIT:  # room left for any datagram or GRO batch
-                more = self._receive(view[end:])
-                if more is None:
-                    break
-                m, more_segment, more_addr = more
-                if more_addr == addr and more_segment == m and m <= n:
-                    end += m
-                    if m < n:  # a shorter one ends a run, as with GRO
-                        break
-                    continue
-                held = (view[end : end + m], more_segment, more_addr)
-                break
-            yield view[:end], n, addr
-            if held is not None:
-                yield held
-            if more is None:
-                return
-
-    def _receive(self, into: memoryview) -> tuple[int, int, tuple[str, int]] | None:
-        """One ``recvmsg``: its length, GRO segment size and sender; None when
-        the socket is empty."""
-        while True:
-            try:
-                n, ancdata, _flags, addr = self.sock.recvmsg_into([into], socket.CMSG_SPACE(4))
-            except BlockingIOError:
-                return None
-            except OSError:
-                continue
-            segment = n
-            for level, kind, data in ancdata:
-                if level == SOL_UDP and kind == UDP_GRO and len(data) >= 2:
-                    segment = struct.unpack("H", data[:2])[0] or n
-            return n, segment, addr
 
     def close(self) -> None:
         self.sock.close()
