@@ -367,8 +367,7 @@ class TunnelEngine:
     def _install(self, peer: Peer, session: Session, now: float) -> None:
         """Make ``session`` current, keeping the old one to decrypt stragglers."""
         if peer.previous is not None and peer.previous is not peer.current:
-            self._index.pop(peer.previous.local_index, None)
-            peer.stats.repaired += peer.previous.reassembly.repaired
+            self._retire(peer, peer.previous)
         peer.previous = peer.current
         peer.current = session
         peer.handshake_started = None
@@ -657,9 +656,14 @@ class TunnelEngine:
             peer.pending is None and not fresh_next and not peer.dead and peer.endpoint is not None
         )
 
-    def _drop_session(self, peer: Peer, session: Session) -> None:
+    def _retire(self, peer: Peer, session: Session) -> None:
+        """Take ``session`` out of the index; its repair count stays in the
+        peer's stats (counted once, however it leaves)."""
         if self._index.pop(session.local_index, None) is not None:
             peer.stats.repaired += session.reassembly.repaired
+
+    def _drop_session(self, peer: Peer, session: Session) -> None:
+        self._retire(peer, session)
         if peer.current is session:
             peer.current = None
         if peer.previous is session:

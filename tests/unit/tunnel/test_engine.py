@@ -534,6 +534,27 @@ def test_a_lossy_path_gets_parity_and_stops_losing_super_frames() -> None:
     assert not any(d[1] & wire.FLAG_REDUNDANT for d in tx.datagrams())
 
 
+def test_the_repair_count_outlives_the_sessions_that_repaired() -> None:
+    net = Net()
+    a, b = established(net)
+    net.filter = _lose_fifth_chunk
+    a.engine.send_superframe(b.keys.public, 3, bytes(10), frame(bytes(60_000)), net.now)
+    net.pump()
+    net.advance(1.0)  # lost; b asks for parity
+    for i in range(3):
+        a.engine.send_superframe(b.keys.public, 3, bytes(10), frame(bytes([i]) * 60_000), net.now)
+        net.pump()
+    assert b.engine.status(a.keys.public, net.now).repaired == 3
+    net.filter = None
+    repaired_in = b.engine._peers[a.keys.public].current
+    for _ in range(300):  # rekeys: the repairing session becomes previous, then goes
+        a.engine.send_frames(b.keys.public, 7, [frame(b"x")], net.now)
+        net.advance(1.0)
+    peer = b.engine._peers[a.keys.public]
+    assert repaired_in not in (peer.current, peer.previous)
+    assert b.engine.status(a.keys.public, net.now).repaired == 3
+
+
 def test_asking_for_parity_is_harmless_to_a_peer_that_ignores_it() -> None:
     """An older agent drops the unknown FEEDBACK container (counted) and keeps
     talking; asking never breaks a mixed-version network."""
