@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from skylan.model.netmap import NetMap
+from skylan.tunnel.keys import StaticKeypair, encode_public
 
 from .conftest import Api
 from .helpers import enrolled, netmap_until, network
@@ -123,6 +124,36 @@ def test_endpoint_changes_reach_peers(api: Api) -> None:
         ),
     )
     assert nm["node"]["name"] == "b"
+
+
+def test_lane_keys_reach_peers_and_bad_ones_are_refused(api: Api) -> None:
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    b = enrolled(api, "b", networks=["prod"])
+    lanes = [encode_public(StaticKeypair.generate().public) for _ in range(3)]
+
+    def beat(body: dict[str, Any]) -> Any:
+        return api.client.post("/api/v1/agent/heartbeat", json=body, headers=a["auth"])
+
+    api.ok(beat({"lane_keys": lanes}))
+    netmap_until(
+        api,
+        b,
+        lambda m: any(p["lane_keys"] == lanes for n in m["networks"] for p in n["peers"]),
+    )
+    for bad, message in (
+        (["not base64!"], "lane_keys"),
+        ([lanes[0], lanes[0]], "distinct"),
+        ([lanes[0]] * 64, "lane_keys"),
+    ):
+        r = beat({"lane_keys": bad})
+        assert r.status_code == 422 and message in r.text, r.text
+    api.ok(beat({"lane_keys": []}))  # back to one lane
+    netmap_until(
+        api,
+        b,
+        lambda m: all(p["lane_keys"] == [] for n in m["networks"] for p in n["peers"]),
+    )
 
 
 def test_agent_endpoints_need_a_node_credential(api: Api) -> None:

@@ -104,6 +104,7 @@ def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, Network
                 endpoints=list(node.endpoints),
                 port=port_info(port, prefixlen),
                 observed_ip=node.observed_ip,
+                lane_keys=list(node.lane_keys),
             )
             for port, node in members
             if node.status == "approved"

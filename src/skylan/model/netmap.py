@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+MAX_LANES = 64  # data-plane worker lanes per node (one per TAP queue)
+
 
 class PortInfo(BaseModel):
     """A node's membership in one network."""
@@ -33,6 +35,9 @@ class PeerInfo(BaseModel):
     endpoints: list[str]
     port: PortInfo
     observed_ip: str | None = None  # where the controller sees it from (NAT's outside)
+    # the public keys of its worker lanes 1..N-1, each listening on the
+    # endpoint's port + lane; empty: one lane (public_key)
+    lane_keys: list[str] = Field(default_factory=list)
 
 
 class RouteInfo(BaseModel):

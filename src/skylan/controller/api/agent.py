@@ -31,6 +31,7 @@ from skylan.controller.stats import StatsReport, ingest
 from skylan.controller.storage.tables import JoinTokenRow, NetworkRow, NodeRow
 from skylan.model.api import EnrollResponse
 from skylan.model.jointoken import JoinToken, JoinTokenFormatError
+from skylan.model.netmap import MAX_LANES
 from skylan.tunnel.keys import decode_public
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -112,10 +113,24 @@ class Heartbeat(BaseModel):
     seen_ips: dict[str, list[str]] | None = Field(
         None, max_length=1_000, description="per network id: IPv4s this node announced by ARP"
     )
+    lane_keys: list[str] | None = Field(
+        None,
+        max_length=MAX_LANES - 1,
+        description="public keys of the data-plane worker lanes 1..N-1 (lane 0 is public_key)",
+    )
 
     _endpoints = field_validator("endpoints")(
         lambda v: None if v is None else [validators.endpoint(e) for e in v]
     )
+
+    @field_validator("lane_keys")
+    @classmethod
+    def _lane_keys(cls, value: list[str] | None) -> list[str] | None:
+        for key in value or ():
+            decode_public(key)
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("lane keys must be distinct")
+        return value
 
     @field_validator("seen_ips")
     @classmethod
@@ -276,6 +291,9 @@ def heartbeat(body: Heartbeat, node: AgentNode, db: Db, request: Request) -> dic
         node.peer_status = [p.model_dump() for p in body.peers]
     if body.seen_ips is not None:
         node.seen_ips = body.seen_ips
+    if body.lane_keys is not None and body.lane_keys != list(node.lane_keys):
+        node.lane_keys = body.lane_keys
+        record_change(db, nodes=[node.id])  # peers pair their lanes with the new ones
     if body.endpoints is not None and body.endpoints != list(node.endpoints):
         node.endpoints = body.endpoints
         record_change(db, nodes=[node.id])  # peers need the new endpoints

@@ -135,6 +135,9 @@ class NodeRow(Base):
     # addresses it saw its own machine announce by ARP per network (floating IPs)
     peer_status: Mapped[list[Any]] = mapped_column(default=list)
     seen_ips: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # public keys of the agent's data-plane worker lanes 1..N-1 (lane 0 uses
+    # public_key): peers pair their own lanes with these
+    lane_keys: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class PortRow(Base):
