@@ -31,6 +31,7 @@ class Overlay:
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     controller: subprocess.Popen[bytes] | None = None
     encrypted: bool = True
+    workers: dict[str, int] = field(default_factory=dict)
 
     def ping_all(self, timeout: float = 20) -> None:
         for src, host in self.hosts.items():
@@ -50,9 +51,11 @@ def build(
     *,
     encrypted: bool = True,
     mtu: int | None = None,
+    workers: dict[str, int] | None = None,
 ) -> Overlay:
     """Controller + agents; with encryption, "c" sits behind NAT (kernel VXLAN,
-    for unencrypted networks, needs directly reachable peers)."""
+    for unencrypted networks, needs directly reachable peers). ``workers``:
+    data-plane lanes per node (default one)."""
     ctl = lab.add_host("ctl")
     hosts = {n: lab.add_host(n, nat=(n == "c" and encrypted)) for n in names}
     sky = Deployment(workdir)
@@ -63,7 +66,10 @@ def build(
     token = sky.admin("token", "create", "--network", "prod", "--uses", str(len(hosts)), "--json")[
         "token"
     ]
-    agents = {name: sky.join(host, token) for name, host in hosts.items()}
+    agents = {
+        name: sky.join(host, token, workers=(workers or {}).get(name, 1))
+        for name, host in hosts.items()
+    }
 
     def ready() -> bool:
         nodes = sky.admin("node", "list", "--json")
@@ -78,19 +84,29 @@ def build(
                 ips[n] in h.run(["ip", "-4", "addr", "show", "dev", "sky0"]).stdout
             ),
         )
-    overlay = Overlay(lab, sky, hosts, ips, agents, controller, encrypted)
+    overlay = Overlay(lab, sky, hosts, ips, agents, controller, encrypted, workers or {})
     overlay.ping_all()
     return overlay
 
 
-@pytest.fixture(scope="module", params=["encrypted", "kernel-vxlan"])
+# different lane counts on each node exercise the lane pairing both ways
+WORKERS = {"a": 2, "b": 3, "c": 1}
+
+
+@pytest.fixture(scope="module", params=["encrypted", "kernel-vxlan", "encrypted-workers"])
 def shared(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Overlay]:
     """One overlay per data plane for the tests that only look (they do not
-    disturb it): every such test runs on both."""
+    disturb it): every such test runs on each, including the encrypted one
+    with several worker lanes per node."""
     with Lab() as lab:
-        yield build(lab, tmp_path_factory.mktemp("overlay"), encrypted=request.param == "encrypted")
+        yield build(
+            lab,
+            tmp_path_factory.mktemp("overlay"),
+            encrypted=request.param != "kernel-vxlan",
+            workers=WORKERS if request.param == "encrypted-workers" else None,
+        )
 
 
 def py(host: Host, code: str, **kw: Any) -> subprocess.Popen[bytes]:
@@ -140,6 +156,42 @@ def test_all_nodes_ping_each_other_and_status_shows_tunnels(shared: Overlay) -> 
         shared.hosts["a"], "status", "--state-dir", str(shared.sky.state_dir(shared.hosts["a"]))
     )
     assert "handshake" in human and "GSO" in human
+
+
+def test_worker_lanes_share_the_tap_and_spread_flows(shared: Overlay) -> None:
+    if not shared.workers:
+        pytest.skip("one lane: nothing to spread")
+    a, b = shared.hosts["a"], shared.hosts["b"]
+    assert "multi_queue" in a.run(["ip", "-d", "link", "show", "dev", "sky0"]).stdout
+
+    def lanes(host: Host) -> list[dict[str, Any]]:
+        lanes: list[dict[str, Any]] = shared.sky.status(host)["dataplane"]["lanes"]
+        return lanes
+
+    for name, count in shared.workers.items():
+        if count > 1:
+            wait_for(
+                f"{name}'s {count} lanes to run with tunnels up",
+                lambda h=shared.hosts[name], n=count: (
+                    len(ls := lanes(h)) == n
+                    and all(lane["running"] and lane["established"] == 2 for lane in ls)
+                ),
+            )
+    before = [lane["tx_bytes"] for lane in lanes(a)]
+    b.spawn(["iperf3", "-s", "-1", "-p", "5206"])
+    time.sleep(0.5)
+    # 16 flows: the kernel hashes each onto one of a's 2 TAP queues
+    res = a.run(
+        ["iperf3", "-c", shared.ips["b"], "-p", "5206", "-t", "2", "-P", "16", "-J"], timeout=60
+    )
+    assert res.ok, res.stderr
+    wait_for(
+        "both of a's lanes to carry the flows",
+        lambda: all(
+            lane["tx_bytes"] - was > 1 << 20 for lane, was in zip(lanes(a), before, strict=True)
+        ),
+    )
+    shared.ping_all()
 
 
 def test_arping(shared: Overlay) -> None:
@@ -393,6 +445,52 @@ def test_full_size_super_frames_on_an_mtu_1500_network(lab: Lab, tmp_path: Path)
         lambda: sum(p["tx_bytes"] for p in sender()["peers"].values()) > 50 << 20,
     )
     assert sender()["send_errors"] == 0
+
+
+def test_worker_lanes_are_restarted_and_end_with_their_agent(lab: Lab, tmp_path: Path) -> None:
+    overlay = build(lab, tmp_path, ("a", "b"), workers={"a": 2, "b": 2})
+    a, b = overlay.hosts["a"], overlay.hosts["b"]
+
+    def lanes(host: Host) -> list[dict[str, Any]]:
+        lanes: list[dict[str, Any]] = overlay.sky.status(host)["dataplane"]["lanes"]
+        return lanes
+
+    def up(host: Host, restarts: int) -> bool:
+        now = lanes(host)
+        return now[1]["restarts"] == restarts and all(
+            lane["running"] and lane["established"] == 1 for lane in now
+        )
+
+    wait_for("a's lanes up", lambda: up(a, 0))
+    killed = lanes(a)[1]["pid"]
+    os.kill(killed, signal.SIGKILL)
+    wait_for("a's lane 1 restarted with its tunnel up", lambda: up(a, 1))
+    assert lanes(a)[1]["pid"] != killed
+    overlay.ping_all()
+    human = overlay.sky.skylan(a, "status", "--state-dir", str(overlay.sky.state_dir(a)))
+    assert "lane 1: udp/51821" in human and "restarted 1x" in human
+    a_workers = [lane["pid"] for lane in lanes(a)[1:]]
+    b_workers = [lane["pid"] for lane in lanes(b)[1:]]
+    overlay.agents["a"].send_signal(signal.SIGTERM)  # a clean stop
+    overlay.agents["a"].wait(20)
+    overlay.agents["b"].kill()  # no chance to clean up: the workers see their parent die
+    overlay.agents["b"].wait(20)
+    for pid in a_workers + b_workers:
+        wait_for(f"worker {pid} to end", lambda p=pid: not _running(p), timeout=10)
+    for host in (a, b):  # no queue left holding the TAP open
+        wait_for(
+            f"{host.name}'s sky0 to go",
+            lambda h=host: "sky0" not in h.run(["ip", "-o", "link"]).stdout,
+            timeout=10,
+        )
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_controller_outage_and_agent_restart(lab: Lab, tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ class Agent:
         poll_wait: float = POLL_WAIT,
         dataplane: bool = True,
         stats_interval: float = STATS_INTERVAL,
+        workers: int = 1,
     ) -> None:
         self.state = state
         self.enrollment = state.enrollment()
@@ -61,13 +62,15 @@ class Agent:
         )
         self.dataplane: Dataplane | None = None
         self._want_dataplane = dataplane
+        self.workers = workers  # data-plane lanes, one process and TAP queue each
         self.hostconfig = HostConfig(self.enrollment.listen_port, self.enrollment.controller_url)
         self.apply_error: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._want_dataplane:
-            self.dataplane = Dataplane(self.key, self.enrollment.listen_port)
+            self.dataplane = Dataplane(self.key, self.enrollment.listen_port, lanes=self.workers)
             self.dataplane.start()
+            await self.dataplane.start_workers()
         if self.netmap is not None:
             await self._apply(self.netmap)  # resume on the last netmap before any contact
         tasks = [
@@ -84,7 +87,7 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._cp.aclose()
             if self.dataplane is not None:
-                self.dataplane.close()
+                await self.dataplane.aclose()
 
     # -- netmap ---------------------------------------------------------------
 
@@ -159,6 +162,7 @@ class Agent:
             "endpoints": endpoints(interfaces, self.enrollment.listen_port)[:16],
         }
         if self.dataplane is not None:
+            body["lane_keys"] = self.dataplane.lane_keys
             status = self.dataplane.status()
             body["peers"] = [
                 {"node_id": node_id, **{k: peer[k] for k in PEER_STATUS_FIELDS}}

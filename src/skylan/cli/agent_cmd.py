@@ -14,7 +14,9 @@ import typer
 from rich.table import Table
 
 from skylan.agent.state import DEFAULT_STATE_DIR, StateDir
+from skylan.cli.errors import fail
 from skylan.cli.output import JsonFlag, console
+from skylan.model.netmap import MAX_LANES
 
 app = typer.Typer(help="The node agent.", no_args_is_help=True)
 
@@ -26,14 +28,27 @@ StateOpt = Annotated[
 ]
 
 
-def _run_daemon(state: StateDir) -> None:
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        envvar="SKYLAN_AGENT_WORKERS",
+        min=1,
+        max=MAX_LANES,
+        help="Data-plane worker processes (one TAP queue and UDP port each, from the "
+        "listen port up); more than one spreads flows over cores.",
+    ),
+]
+
+
+def _run_daemon(state: StateDir, workers: int) -> None:
     from skylan.agent.daemon import Agent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
-        agent = Agent(state)
+        agent = Agent(state, workers=workers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,25 +82,33 @@ def join(
         int, typer.Option(min=1, max=65535, help="UDP port for tunnels.")
     ] = 51820,
     run: Annotated[bool, typer.Option("--run/--no-run", help="Start the daemon after.")] = True,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Enroll this machine with a join token, then run the agent."""
     from skylan.agent.join import join as do_join
     from skylan.model.jointoken import JoinToken
 
     JoinToken.parse(token)  # a clear error before any network traffic
+    _check_ports(listen_port, workers)
     state = StateDir(state_dir)
     enrollment = asyncio.run(do_join(url, token, state, hostname=hostname, listen_port=listen_port))
     console.print(f"enrolled as [bold]{enrollment.name}[/] ({enrollment.node_id})")
     if run:
-        _run_daemon(state)
+        _run_daemon(state, workers)
 
 
 @app.command("run")
-def run_cmd(state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+def run_cmd(state_dir: StateOpt = DEFAULT_STATE_DIR, workers: WorkersOpt = 1) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
     state = StateDir(state_dir)
-    state.enrollment()  # fail fast with a clear message when not enrolled
-    _run_daemon(state)
+    enrollment = state.enrollment()  # fail fast with a clear message when not enrolled
+    _check_ports(enrollment.listen_port, workers)
+    _run_daemon(state, workers)
+
+
+def _check_ports(listen_port: int, workers: int) -> None:
+    if listen_port + workers - 1 > 65535:
+        fail(f"{workers} workers need UDP ports {listen_port}..{listen_port + workers - 1}")
 
 
 def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -> None:
@@ -144,6 +167,14 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             f"data plane: udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
             f"GRO {'on' if dp['gro'] else 'off'}; offloads {offload or '-'}"
         )
+        for lane in dp.get("lanes", [])[1:]:
+            state = "running" if lane["running"] else "[red]not running[/]"
+            console.print(
+                f"lane {lane['lane']}: udp/{lane['listen_port']}, pid {lane['pid']}, {state}, "
+                f"{lane['established']} peer(s) up, tx {_bytes(lane['tx_bytes'])}, "
+                f"rx {_bytes(lane['rx_bytes'])}"
+                + (f", restarted {lane['restarts']}x" if lane["restarts"] else "")
+            )
         for note in dp["fallbacks"]:
             console.print(f"[yellow]fallback:[/] {note}")
         if dp.get("send_errors"):

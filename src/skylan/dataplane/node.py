@@ -13,16 +13,19 @@ import asyncio
 import base64
 import ipaddress
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.vxlan import VxlanPort
+from skylan.dataplane.workers import WorkerLanes, merged_status
 from skylan.hostnet import links, storm
 from skylan.model.counters import DropCounters
-from skylan.model.netmap import NetMap, NetworkMap, PortInfo
+from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PortInfo
 from skylan.switch import Member, Switch
 from skylan.switch.frames import mac_bytes
 from skylan.tunnel import wire
@@ -35,7 +38,7 @@ from skylan.tunnel.events import (
     PeerDead,
     SuperFrameReceived,
 )
-from skylan.tunnel.keys import StaticKeypair
+from skylan.tunnel.keys import StaticKeypair, encode_public
 
 log = logging.getLogger("skylan.dataplane")
 
@@ -70,34 +73,75 @@ def parse_endpoint(text: str) -> tuple[str, int] | None:
 
 
 class Dataplane:
+    """One lane of the node's encrypted data plane (lane 0, the only one by
+    default, also owns the interfaces' configuration and the kernel VXLANs).
+
+    With ``lanes`` > 1 every TAP has one queue per lane; lane 0 runs in the
+    agent and starts the others as worker processes (:mod:`.workers`), each
+    with its own UDP port (``listen_port + lane``), identity and engine.
+    """
+
     def __init__(
-        self, key: StaticKeypair, listen_port: int, config: TunnelConfig | None = None
+        self,
+        key: StaticKeypair,
+        listen_port: int,
+        config: TunnelConfig | None = None,
+        *,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> None:
-        self.key = key
+        if not 0 <= lane < lanes <= MAX_LANES:
+            raise ValueError(f"lane {lane} of {lanes}: at most {MAX_LANES} lanes")
+        if listen_port + lanes - 1 > 65535:
+            last = listen_port + lanes - 1
+            raise ValueError(f"{lanes} lanes need UDP ports {listen_port}..{last}")
+        self.node_key = key
+        self.key = key.lane(lane)
+        self.lane = lane
+        self.lanes = lanes
         self.engine = TunnelEngine(
-            key,
+            self.key,
             config=config or TunnelConfig(persistent_keepalive=25),
             wall_clock_offset=time.time() - time.monotonic(),
         )
-        self.udp = UdpSocket(listen_port)
+        self.udp = UdpSocket(listen_port + lane)
+        self.listen_port = listen_port
         self.ports: dict[str, Port] = {}  # network id -> port (encrypted networks)
         self.vxlans: dict[str, VxlanPort] = {}  # network id -> kernel VXLAN (unencrypted)
         self.by_vni: dict[int, Port] = {}
-        self.node_of_key: dict[bytes, str] = {}
-        self.key_of_node: dict[str, bytes] = {}
+        self.node_of_key: dict[bytes, str] = {}  # every lane key we pair with -> node
+        self.key_of_node: dict[str, bytes] = {}  # node -> the lane key we send to
         self.names: dict[bytes, str] = {}
         self.drops = DropCounters()
+        self.workers: WorkerLanes | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.errors: list[str] = []
         self._storm_limits: dict[str, int] = {}
         self._tap_view = memoryview(bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ))
 
+    @property
+    def lane_keys(self) -> list[str]:
+        """What the agent reports: the public keys of lanes 1..N-1."""
+        return [encode_public(self.node_key.lane(i).public) for i in range(1, self.lanes)]
+
     # -- lifetime -------------------------------------------------------------
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.udp.fileno(), self._on_udp)
+
+    async def start_workers(self) -> None:
+        """Lane 0 of several: start the other lanes' worker processes."""
+        if self.lane == 0 and self.lanes > 1 and self.workers is None:
+            self.workers = WorkerLanes(self.node_key, self.listen_port, self.lanes)
+            await self.workers.start()
+
+    async def aclose(self) -> None:
+        if self.workers is not None:
+            await self.workers.close()
+            self.workers = None
+        self.close()
 
     def close(self) -> None:
         if self._timer is not None:
@@ -125,26 +169,40 @@ class Dataplane:
 
     # -- desired state --------------------------------------------------------
 
-    async def apply(self, netmap: NetMap) -> None:
-        """Reconcile TAPs, switches and peers with ``netmap`` (idempotent)."""
+    async def apply(self, netmap: NetMap, names: dict[str, str] | None = None) -> None:
+        """Reconcile TAPs, switches and peers with ``netmap`` (idempotent).
+
+        Lane 0 names the TAPs and configures them; a worker lane is told
+        the names (``names``: network id -> TAP) and adds its queue to each.
+        """
         now = self.now
         own_id = netmap.node.node_id
         joined = {n.id: n for n in netmap.networks if netmap.own_port(n) is not None}
         wanted = {i: n for i, n in joined.items() if n.encrypted}
+        if names is not None:  # a worker lane: only the TAPs lane 0 has
+            wanted = {i: n for i, n in wanted.items() if i in names}
         for net_id in list(self.ports):
-            if net_id not in wanted:
+            if net_id not in wanted or (names and self.ports[net_id].name != names[net_id]):
                 self._remove_port(net_id)
-        await self._apply_vxlans(netmap, {i: n for i, n in joined.items() if not n.encrypted})
-        peers: dict[bytes, tuple[str, str, list[str]]] = {}
+        if self.lane == 0:
+            await self._apply_vxlans(netmap, {i: n for i, n in joined.items() if not n.encrypted})
+        peers: dict[bytes, tuple[str, str, tuple[str, int] | None]] = {}
+        send_keys: dict[str, bytes] = {}
         for net in wanted.values():
-            port = self.ports.get(net.id) or self._add_port(net)
+            port = self.ports.get(net.id) or self._add_port(net, names)
             await self._configure(port, net, netmap)
             members = []
             for peer in net.peers or []:
                 if peer.node_id == own_id:
                     continue
-                public = base64.b64decode(peer.public_key)
-                peers[public] = (peer.node_id, peer.name, peer.endpoints)
+                keys = [base64.b64decode(k) for k in (peer.public_key, *peer.lane_keys)]
+                endpoint = next((e for e in map(parse_endpoint, peer.endpoints) if e), None)
+                for p in paired_lanes(self.lane, self.lanes, len(keys)):
+                    lane_endpoint = None
+                    if endpoint is not None and endpoint[1] + p <= 65535:
+                        lane_endpoint = (endpoint[0], endpoint[1] + p)
+                    peers[keys[p]] = (peer.node_id, peer.name, lane_endpoint)
+                send_keys[peer.node_id] = keys[send_lane(self.lane, len(keys))]
                 members.append(
                     Member(peer.node_id, mac_bytes(peer.port.mac), _ipv4_bytes(peer.port.ipv4))
                 )
@@ -154,21 +212,21 @@ class Dataplane:
         for public in list(self.node_of_key):
             if public not in peers:
                 self.engine.remove_peer(public)
-                node = self.node_of_key.pop(public)
-                self.key_of_node.pop(node, None)
+                del self.node_of_key[public]
                 self.names.pop(public, None)
-        for public, (node_id, name, endpoints) in peers.items():
-            endpoint = next((e for e in map(parse_endpoint, endpoints) if e), None)
+        for public, (node_id, name, endpoint) in peers.items():
             known = public in self.node_of_key
             status_endpoint = self.engine.status(public, now).endpoint if known else None
             # once a peer has been heard from, its authenticated address wins
             self.engine.add_peer(public, None if status_endpoint else endpoint)
             self.node_of_key[public] = node_id
-            self.key_of_node[node_id] = public
             self.names[public] = name
             if not known:
                 self.engine.connect(public, now)
+        self.key_of_node = send_keys
         self._flush()
+        if self.workers is not None:
+            await self.workers.apply(netmap, {p.network_id: p.name for p in self.ports.values()})
 
     def _free_name(self) -> str:
         used = {p.name for p in self.ports.values()} | {v.name for v in self.vxlans.values()}
@@ -202,9 +260,9 @@ class Dataplane:
                 if message not in self.errors:
                     self.errors.append(message)
 
-    def _add_port(self, net: NetworkMap) -> Port:
-        name = self._free_name()
-        tap = TapDevice.open(name)
+    def _add_port(self, net: NetworkMap, names: dict[str, str] | None) -> Port:
+        name = names[net.id] if names is not None else self._free_name()
+        tap = TapDevice.open(name, multi_queue=self.lanes > 1)
         if tap.fallback:
             self.errors.append(f"{name}: {tap.fallback}")
         own_mac = b"\x00" * 6
@@ -222,7 +280,12 @@ class Dataplane:
         return port
 
     async def _configure(self, port: Port, net: NetworkMap, netmap: NetMap) -> None:
-        own = await _configure_link(port.name, net, netmap)
+        if self.lane == 0:
+            own = await _configure_link(port.name, net, netmap)
+        else:  # the device is lane 0's to configure; this lane has a queue of it
+            own_port = netmap.own_port(net)
+            assert own_port is not None
+            own = own_port
         port.switch.local_mac = mac_bytes(own.mac)
         if port.vni != net.vni:
             self.by_vni.pop(port.vni, None)
@@ -371,10 +434,23 @@ class Dataplane:
     # -- status ---------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """What the agent reports and ``skylan status`` shows: this lane's
+        view, merged with the worker lanes' latest reports on lane 0."""
+        own = self._lane_status()
+        if self.workers is None:
+            return own
+        return merged_status(own, self.workers.statuses())
+
+    def _lane_status(self) -> dict[str, Any]:
         now = self.now
-        peers = {}
+        lane_keys: dict[str, list[bytes]] = {}
         for public, node in self.node_of_key.items():
-            st = self.engine.status(public, now)
+            lane_keys.setdefault(node, []).append(public)
+        peers = {}
+        for node, keys in lane_keys.items():
+            main = self.key_of_node.get(node, keys[0])  # the tunnel we send on
+            st = self.engine.status(main, now)
+            every = [self.engine.status(k, now) for k in keys]
             peers[node] = {
                 "established": st.established,
                 "endpoint": f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
@@ -382,19 +458,22 @@ class Dataplane:
                 if st.last_handshake_age is not None
                 else None,
                 "rtt_ms": round(st.rtt * 1000, 2) if st.rtt is not None else None,
-                "tx_bytes": st.tx_bytes,
-                "rx_bytes": st.rx_bytes,
-                "tx_packets": st.tx_packets,
-                "rx_packets": st.rx_packets,
+                "tx_bytes": sum(x.tx_bytes for x in every),
+                "rx_bytes": sum(x.rx_bytes for x in every),
+                "tx_packets": sum(x.tx_packets for x in every),
+                "rx_packets": sum(x.rx_packets for x in every),
                 "dead": st.dead,
                 "fec": st.fec,
-                "repaired": st.repaired,
+                "repaired": sum(x.repaired for x in every),
+                "tunnels": len(keys),
             }
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
         for port in self.ports.values():
             for reason, n in port.switch.drops.by_reason.items():
                 drops[f"{port.name}:{reason}"] = n
         return {
+            "lane": self.lane,
+            "pid": os.getpid(),
             "listen_port": self.udp.port,
             "interfaces": {
                 p.name: {

@@ -18,6 +18,7 @@ TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 IFF_TAP = 0x0002
+IFF_MULTI_QUEUE = 0x0100
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 TUN_F_CSUM = 0x01
@@ -37,12 +38,17 @@ class TapDevice:
     fallback: str | None = None  # why an offload is off, for `skylan status`
 
     @classmethod
-    def open(cls, name: str) -> TapDevice:
+    def open(cls, name: str, *, multi_queue: bool = False) -> TapDevice:
+        """Create the TAP, or with ``multi_queue`` create it or add a queue to
+        it: each worker lane opens its own queue of the same device, and the
+        kernel spreads flows over the queues by hash (and sends a flow's
+        replies to the queue that wrote it)."""
         if len(name.encode()) > 15:
             raise ValueError(f"interface name {name!r} is longer than 15 bytes")
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (IFF_MULTI_QUEUE if multi_queue else 0)
         try:
-            ifr = struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
+            ifr = struct.pack("16sH", name.encode(), flags)
             fcntl.ioctl(fd, TUNSETIFF, ifr)
             fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
         except OSError:

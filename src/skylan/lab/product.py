@@ -105,7 +105,7 @@ class Deployment:
     def state_dir(self, host: Host) -> Path:
         return self.workdir / "agents" / host.name
 
-    def join(self, host: Host, token: str) -> subprocess.Popen[bytes]:
+    def join(self, host: Host, token: str, *, workers: int = 1) -> subprocess.Popen[bytes]:
         """`skylan agent join` on ``host``; the agent keeps running."""
         log = (self.workdir / f"agent-{host.name}.log").open("ab")
         return host.spawn(
@@ -121,6 +121,8 @@ class Deployment:
                 str(self.state_dir(host)),
                 "--hostname",
                 host.name,
+                "--workers",
+                str(workers),
             ],
             stdout=log,
             stderr=log,

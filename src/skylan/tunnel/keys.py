@@ -12,7 +12,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -79,6 +81,24 @@ class StaticKeypair:
             return cls.from_private(private)
         except ValueError as exc:
             raise KeyFileError(f"{path}: not a skylan private key ({exc})") from None
+
+    def lane(self, lane: int) -> StaticKeypair:
+        """The identity of data-plane worker lane ``lane`` (0 is this key).
+
+        Each lane runs its own tunnel engine, so it needs its own identity for
+        peers to tell its sessions apart. Derived from the node key (HKDF), a
+        restarted agent keeps the same lane keys, and only the node key is
+        ever stored; peers learn the public halves from the controller.
+        """
+        if lane == 0:
+            return self
+        private = HKDF(
+            algorithm=hashes.SHA256(),
+            length=KEY_LEN,
+            salt=b"skylan lane key v1",
+            info=lane.to_bytes(2, "big"),
+        ).derive(self.private)
+        return StaticKeypair.from_private(private)
 
     @classmethod
     def load_or_create(cls, path: Path) -> StaticKeypair:

@@ -1,0 +1,205 @@
+"""Worker lanes: the processes that run data-plane lanes 1..N-1.
+
+One Python process tops out at about one core, so a node with more cores
+scales out with ``IFF_MULTI_QUEUE``: every TAP gets one queue per lane, and
+each lane is a whole data plane (engine, switches, UDP socket on
+``listen_port + lane``) in its own process. Lane 0 stays in the agent,
+configures the interfaces, and starts the others with this class.
+
+The protocol on the pipes is JSON lines. The agent writes the lane's set-up
+(the node key, which never touches a command line or a file) and then every
+netmap with the TAP names lane 0 chose; the worker writes its status every
+second, which is all the agent needs to report on it, so status stays a
+synchronous read of the latest line. A worker that dies is restarted with
+the last netmap; the workers die with the agent (stdin EOF, and the parent
+death signal should the agent be killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from skylan.model.netmap import NetMap
+from skylan.tunnel.keys import StaticKeypair
+
+log = logging.getLogger("skylan.dataplane.workers")
+
+RESTART_DELAY = 1.0
+STOP_TIMEOUT = 5.0
+COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
+STATUS_LINE_LIMIT = 16 * 1024 * 1024  # a status with thousands of peers is a few MB
+
+
+@dataclass
+class Worker:
+    lane: int
+    process: asyncio.subprocess.Process | None = None
+    status: dict[str, Any] | None = None
+    exits: int = 0
+    last_exit: int | None = None
+    reader: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class WorkerLanes:
+    def __init__(self, key: StaticKeypair, listen_port: int, lanes: int) -> None:
+        self.key = key
+        self.listen_port = listen_port
+        self.workers = [Worker(lane) for lane in range(1, lanes)]
+        self._last: str | None = None  # the last apply line, for restarts
+        self._closing = False
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            await self._spawn(worker)
+
+    async def _spawn(self, worker: Worker) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "skylan.dataplane.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=STATUS_LINE_LIMIT,
+        )
+        worker.process = proc
+        worker.status = None
+        setup = {
+            "private_key": base64.b64encode(self.key.private).decode(),
+            "listen_port": self.listen_port,
+            "lane": worker.lane,
+            "lanes": len(self.workers) + 1,
+        }
+        await self._write(worker, json.dumps(setup))
+        if self._last is not None:
+            await self._write(worker, self._last)
+        worker.reader = asyncio.create_task(self._follow(worker), name=f"lane{worker.lane}")
+
+    async def _write(self, worker: Worker, line: str) -> None:
+        proc = worker.process
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            return  # it is being restarted, and gets the last netmap then
+        try:
+            proc.stdin.write(line.encode() + b"\n")
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # its reader sees the exit and restarts it
+
+    async def _follow(self, worker: Worker) -> None:
+        """Keep the worker's latest status; restart it if it exits."""
+        proc = worker.process
+        assert proc is not None and proc.stdout is not None
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # over the limit: skip it, the next one may fit
+                continue
+            if not line:
+                break
+            try:
+                worker.status = json.loads(line)
+            except ValueError:
+                log.warning("lane %d wrote a malformed status line", worker.lane)
+        worker.last_exit = await proc.wait()
+        worker.status = None
+        if self._closing:
+            return
+        worker.exits += 1
+        log.error("lane %d exited with %s; restarting it", worker.lane, worker.last_exit)
+        await asyncio.sleep(RESTART_DELAY)
+        if not self._closing:
+            await self._spawn(worker)
+
+    async def apply(self, netmap: NetMap, names: dict[str, str]) -> None:
+        self._last = json.dumps({"netmap": netmap.model_dump(mode="json"), "names": names})
+        for worker in self.workers:
+            await self._write(worker, self._last)
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Each worker lane's latest status, or what is known of it."""
+        out = []
+        for worker in self.workers:
+            proc = worker.process
+            running = proc is not None and proc.returncode is None
+            status = dict(worker.status) if worker.status and running else {}
+            status.update(
+                lane=worker.lane,
+                pid=proc.pid if proc is not None else None,
+                running=running,
+                restarts=worker.exits,
+                last_exit=worker.last_exit,
+            )
+            out.append(status)
+        return out
+
+    async def close(self) -> None:
+        self._closing = True
+        for worker in self.workers:
+            proc = worker.process
+            if proc is None or proc.returncode is not None:
+                continue
+            if proc.stdin is not None:
+                proc.stdin.close()  # EOF: the worker closes its TAP queues and exits
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for worker in self.workers:
+            if worker.reader is not None:
+                worker.reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker.reader
+
+
+def merged_status(own: dict[str, Any], lanes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lane 0's status with the worker lanes' traffic added in.
+
+    Counters are summed; a tunnel's state (established, endpoint, RTT) is
+    lane 0's, which every peer has; ``lanes`` lists every lane's own view.
+    """
+    merged: dict[str, Any] = json.loads(json.dumps(own))  # a deep copy; statuses are JSON
+    for lane in lanes:
+        for name, iface in lane.get("interfaces", {}).items():
+            mine = merged["interfaces"].get(name)
+            if mine is None:
+                continue
+            for k in COUNTERS:
+                mine[k] += iface.get(k, 0)
+            mine["announced"] = sorted(set(mine["announced"]) | set(iface.get("announced", ())))
+        for node, peer in lane.get("peers", {}).items():
+            mine = merged["peers"].get(node)
+            if mine is None:  # not lane 0's peer (yet): this lane's view stands in
+                merged["peers"][node] = dict(peer)
+                continue
+            for k in (*COUNTERS, "repaired"):
+                mine[k] += peer.get(k, 0)
+        for reason, n in lane.get("drops", {}).items():
+            merged["drops"][reason] = merged["drops"].get(reason, 0) + n
+        merged["send_errors"] += lane.get("send_errors", 0)
+        fallbacks = merged["fallbacks"]
+        fallbacks += [f for f in lane.get("fallbacks", ()) if f not in fallbacks]
+    merged["lanes"] = [_lane_summary(own), *(_lane_summary(lane) for lane in lanes)]
+    return merged
+
+
+def _lane_summary(status: dict[str, Any]) -> dict[str, Any]:
+    peers = status.get("peers", {}).values()
+    return {
+        "lane": status.get("lane"),
+        "listen_port": status.get("listen_port"),
+        "pid": status.get("pid"),
+        "running": status.get("running", True),
+        "restarts": status.get("restarts", 0),
+        "tunnels": sum(p.get("tunnels", 1) for p in peers),
+        "established": sum(1 for p in peers if p.get("established")),
+        "tx_bytes": sum(p.get("tx_bytes", 0) for p in peers),
+        "rx_bytes": sum(p.get("rx_bytes", 0) for p in peers),
+    }

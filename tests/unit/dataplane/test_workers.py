@@ -1,0 +1,148 @@
+"""Worker lanes as processes: set-up, netmaps, status, bad input, restarts,
+shutdown; and how lane 0 merges their status into the node's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from skylan.dataplane.workers import WorkerLanes, merged_status
+from skylan.model.netmap import NetMap, SelfInfo
+from skylan.tunnel.keys import StaticKeypair
+
+
+def free_port_pair() -> int:
+    """A UDP port whose successor is free too (lane 1 listens there)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("0.0.0.0", 0))
+            port: int = probe.getsockname()[1]
+            if port >= 65535:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nxt:
+                try:
+                    nxt.bind(("0.0.0.0", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free UDP port pair")
+
+
+async def until(what: str, check: Any, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0): look at its state
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_worker_lane_follows_netmaps_survives_bad_input_and_restarts() -> None:
+    async def scenario() -> None:
+        key = StaticKeypair.generate()
+        port = free_port_pair()
+        lanes = WorkerLanes(key, port, 2)
+        await lanes.start()
+        try:
+            (status,) = await until("a status", lambda: [s for s in lanes.statuses() if "pid" in s])
+            ready = await until(
+                "lane 1's own status", lambda: lanes.statuses()[0].get("listen_port")
+            )
+            assert ready == port + 1 and status["running"] and status["restarts"] == 0
+            netmap = NetMap(
+                version=7, node=SelfInfo(node_id="n", name="n", status="approved"), networks=[]
+            )
+            await lanes.apply(netmap, {})
+            worker = lanes.workers[0]
+            proc = worker.process
+            assert proc is not None and proc.stdin is not None
+            proc.stdin.write(b"{not json\n" + b'{"netmap": 3, "names": {}}\n')
+            await proc.stdin.drain()
+            await asyncio.sleep(1.5)  # two status periods: it is still there and reporting
+            assert proc.returncode is None and lanes.statuses()[0]["running"]
+            first = proc.pid
+            proc.kill()
+            await until(
+                "the lane to be restarted",
+                lambda: (
+                    (s := lanes.statuses()[0])["restarts"] == 1
+                    and s["running"]
+                    and s["pid"] != first
+                    and s.get("listen_port") == port + 1
+                ),
+            )
+            second = lanes.workers[0].process
+            assert second is not None
+        finally:
+            await lanes.close()
+        assert second.returncode == 0  # stdin EOF: a clean exit, not a kill
+        assert not alive(second.pid)
+        assert lanes.statuses()[0]["running"] is False
+
+    asyncio.run(scenario())
+
+
+def lane(n: int, tx: int, established: bool, announced: list[str]) -> dict[str, Any]:
+    return {
+        "lane": n,
+        "listen_port": 51820 + n,
+        "interfaces": {
+            "sky0": {
+                "network_id": "net",
+                "tx_bytes": tx,
+                "rx_bytes": 1,
+                "tx_packets": 1,
+                "rx_packets": 1,
+                "announced": announced,
+            }
+        },
+        "peers": {
+            "b": {
+                "established": established,
+                "tx_bytes": tx,
+                "rx_bytes": 2,
+                "tx_packets": 3,
+                "rx_packets": 4,
+                "repaired": 1,
+                "tunnels": 1,
+            }
+        },
+        "drops": {"bad_mac": n},
+        "send_errors": n,
+        "fallbacks": ["sky0: TSO unavailable"],
+    }
+
+
+def test_lane_status_is_summed_into_lane_zeros() -> None:
+    own = lane(0, 100, True, ["10.0.0.1"])
+    merged = merged_status(own, [lane(1, 50, False, ["10.0.0.9"]), lane(2, 5, True, [])])
+    assert merged["interfaces"]["sky0"]["tx_bytes"] == 155
+    assert merged["interfaces"]["sky0"]["announced"] == ["10.0.0.1", "10.0.0.9"]
+    peer = merged["peers"]["b"]
+    assert peer["tx_bytes"] == 155 and peer["rx_packets"] == 12 and peer["repaired"] == 3
+    assert peer["established"] is True  # lane 0's view of the tunnel
+    assert merged["drops"] == {"bad_mac": 3} and merged["send_errors"] == 3
+    assert merged["fallbacks"] == ["sky0: TSO unavailable"]
+    assert [(x["lane"], x["tx_bytes"], x["established"]) for x in merged["lanes"]] == [
+        (0, 100, 1),
+        (1, 50, 0),
+        (2, 5, 1),
+    ]
+    assert own["interfaces"]["sky0"]["tx_bytes"] == 100  # lane 0's own status is left alone
+    # a peer only a worker lane knows yet still shows
+    only = merged_status(lane(0, 1, True, []) | {"peers": {}}, [lane(1, 7, True, [])])
+    assert only["peers"]["b"]["tx_bytes"] == 7
