@@ -14,7 +14,9 @@ LAN = "192.168.10.0/24"
 LAN_HOST = "192.168.10.10"
 
 
-def deploy(lab: Lab, tmp_path: Path, names: tuple[str, ...]) -> tuple[Deployment, dict[str, Host]]:
+def deploy(
+    lab: Lab, tmp_path: Path, names: tuple[str, ...], workers: int = 1
+) -> tuple[Deployment, dict[str, Host]]:
     sky = Deployment(tmp_path)
     sky.start_controller(lab.add_host("ctl"))
     hosts = {n: lab.add_host(n) for n in names}
@@ -23,7 +25,7 @@ def deploy(lab: Lab, tmp_path: Path, names: tuple[str, ...]) -> tuple[Deployment
         "token"
     ]
     for host in hosts.values():
-        sky.join(host, token)
+        sky.join(host, token, workers=workers)
 
     def ready() -> bool:
         nodes = sky.admin("node", "list", "--json")
@@ -119,7 +121,7 @@ def scan(scanner: Host, target: str, *args: str) -> dict[str, str]:
 
 
 def test_cloaking_hides_nodes_from_the_internet(lab: Lab, tmp_path: Path) -> None:
-    sky, hosts = deploy(lab, tmp_path, ("a", "b"))
+    sky, hosts = deploy(lab, tmp_path, ("a", "b"), workers=2)  # lanes on 51820 and 51821
     internet = lab.add_internet()
     b = hosts["b"]
     listen(b)
@@ -151,7 +153,9 @@ def test_cloaking_hides_nodes_from_the_internet(lab: Lab, tmp_path: Path) -> Non
         n["networks"][0]["ipv4"] for n in sky.admin("node", "list", "--json") if n["name"] == "b"
     )
     assert wait_for("a reaches b", lambda: hosts["a"].ping(b_ip, count=1, timeout=1))
-    assert "counter" in b.run(["nft", "list", "table", "inet", "skylan"]).stdout
+    ruleset = b.run(["nft", "list", "table", "inet", "skylan"]).stdout
+    assert "counter" in ruleset
+    assert re.search(r"udp dport \{[^}]*51821", ruleset), ruleset  # every lane's port
 
     sky.admin("net", "update", "prod", "--visible")
     wait_for("b to be visible", lambda: not sky.status(b)["host"].get("cloaked"), timeout=30)

@@ -63,7 +63,9 @@ class Agent:
         self.dataplane: Dataplane | None = None
         self._want_dataplane = dataplane
         self.workers = workers  # data-plane lanes, one process and TAP queue each
-        self.hostconfig = HostConfig(self.enrollment.listen_port, self.enrollment.controller_url)
+        self.hostconfig = HostConfig(
+            self.enrollment.listen_port, self.enrollment.controller_url, lanes=workers
+        )
         self.apply_error: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:

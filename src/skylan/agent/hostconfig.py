@@ -37,6 +37,7 @@ class Desired:
 class HostConfig:
     listen_port: int
     controller_url: str
+    lanes: int = 1  # data-plane lanes listen on listen_port, listen_port + 1, ...
     applied: Desired | None = None
     forwarding_before: bool | None = None
     error: str | None = None
@@ -106,7 +107,7 @@ class HostConfig:
             forwards=tuple(sorted(set(forwards))),
             masquerades=tuple(sorted(set(masquerades))),
             cloak_interfaces=tuple(i.name for i in interfaces) if cloaked else (),
-            tunnel_ports=(self.listen_port, VXLAN_PORT),
+            tunnel_ports=(*range(self.listen_port, self.listen_port + self.lanes), VXLAN_PORT),
             peer_addresses=tuple(sorted(peers)),
             exceptions=tuple(dict.fromkeys(openings)),
             always_allow=(controller_ip,) if cloaked and controller_ip else (),
