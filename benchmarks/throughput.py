@@ -2,14 +2,16 @@
 the same run on the same two lab hosts.
 
     .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--streams 1 4]
-        [--loss 0.5] [--png docs/images/throughput.png] [--json]
+        [--workers 2] [--loss 0.5] [--png docs/images/throughput.png] [--json]
 
 For each case, the median over ``--runs`` (interleaved, so drift hits every
 case alike) of: iperf3 TCP Gbit/s for each stream count and its ratio to
 native veth; ping RTT at idle and back to back (``ping -f``), and what each
 adds over native; iperf3 UDP with
 64-byte datagrams (thousand packets per second received); the machine's busy
-CPU during the first TCP case and per Gbit/s, and the skylan agents' own CPU.
+CPU during the first TCP case and per Gbit/s, and the skylan agents' own CPU
+(with their worker lanes). ``--workers N`` adds a case on a second pair of
+hosts whose agents run N worker lanes (one TAP queue and process each).
 With ``--loss`` it measures TCP again with that much loss on the underlay
 (each wire-sized datagram, each way), and ``--png`` draws the table. Needs root.
 """
@@ -24,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,9 +129,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def skylan_overlay(lab: Lab, a: Host, b: Host, workdir: Path) -> tuple[str, str, list[int]]:
-    """One encrypted and one unencrypted (kernel VXLAN) network between a and b;
-    returns b's address in each and the agents' PIDs."""
+@dataclass
+class Target:
+    """One case: where iperf3 runs from, the address it measures, and the
+    skylan processes whose CPU counts for it."""
+
+    client: Host
+    ip: str
+    pids: list[int] = field(default_factory=list)
+
+
+def skylan_overlay(lab: Lab, hosts: list[Host], workdir: Path, workers: int) -> dict[str, Target]:
+    """An encrypted and an unencrypted (kernel VXLAN) network between hosts
+    0 and 1; with ``workers`` > 1 also an encrypted one between hosts 2 and 3,
+    whose agents run that many worker lanes. Returns the skylan cases."""
+    a, b = hosts[0], hosts[1]
     sky = Deployment(workdir)
     sky.start_controller(lab.add_host("ctl"))
     sky.admin("net", "create", "bench", "--cidr", "172.16.1.0/24")
@@ -137,25 +152,51 @@ def skylan_overlay(lab: Lab, a: Host, b: Host, workdir: Path) -> tuple[str, str,
         "token", "create", "--network", "bench", "--network", "plain", "--uses", "2", "--json"
     )["token"]
     agents = [sky.join(a, token).pid, sky.join(b, token).pid]
+    members = {a.name: 2, b.name: 2}
+    if workers > 1:
+        c, d = hosts[2], hosts[3]
+        sky.admin("net", "create", "lanes", "--cidr", "172.16.3.0/24")
+        token = sky.admin("token", "create", "--network", "lanes", "--uses", "2", "--json")["token"]
+        lane_agents = [sky.join(h, token, workers=workers).pid for h in (c, d)]
+        members |= {c.name: 1, d.name: 1}
 
     def attached() -> dict[str, dict[str, str]] | None:
         nodes = sky.admin("node", "list", "--json")
-        if len(nodes) != 2 or not all(len(n["networks"]) == 2 for n in nodes):
+        if {n["name"]: len(n["networks"]) for n in nodes} != members:
             return None
         return {n["name"]: {m["network"]: m["ipv4"] for m in n["networks"]} for n in nodes}
 
-    b_ips = wait_for("both nodes attached", attached, timeout=60)["b"]
-    for ip in b_ips.values():
-        wait_for(f"{ip} to answer", lambda i=ip: a.ping(i, count=1, timeout=1), timeout=30)
-    return b_ips["bench"], b_ips["plain"], agents
+    ips = wait_for("the nodes attached", attached, timeout=60)
+    cases = {
+        "skylan (AES-256-GCM)": Target(a, ips[b.name]["bench"], agents),
+        "skylan unencrypted": Target(a, ips[b.name]["plain"], agents),
+    }
+    if workers > 1:
+        cases[f"skylan {workers} workers"] = Target(c, ips[d.name]["lanes"], lane_agents)
+
+        def lanes_up() -> list[int] | None:
+            pids = []
+            for host in (c, d):
+                lanes = sky.status(host)["dataplane"].get("lanes", [])
+                if len(lanes) != workers or not all(x["established"] for x in lanes):
+                    return None
+                pids += [x["pid"] for x in lanes[1:]]
+            return pids
+
+        cases[f"skylan {workers} workers"].pids += wait_for("the lanes up", lanes_up, timeout=60)
+    for target in cases.values():
+        wait_for(
+            f"{target.ip} to answer",
+            lambda t=target: t.client.ping(t.ip, count=1, timeout=1),
+            timeout=30,
+        )
+    return cases
 
 
 Results = dict[str, dict[str, float]]
 
 
-def measure(
-    args: argparse.Namespace, a: Host, targets: dict[str, str], agents: list[int]
-) -> Results:
+def measure(args: argparse.Namespace, targets: dict[str, Target]) -> Results:
     first = args.streams[0]
     samples: dict[str, dict[str, list[float]]] = {n: {} for n in targets}
 
@@ -163,10 +204,10 @@ def measure(
         samples[name].setdefault(key, []).append(value)
 
     for _ in range(args.runs):  # interleaved, so drift hits every case alike
-        for name, ip in targets.items():
+        for name, t in targets.items():
             for streams in args.streams:
-                agent_before, (busy_before, total_before) = cpu_seconds(agents), machine_busy()
-                gbps = iperf(a, ip, args.seconds, streams)
+                agent_before, (busy_before, total_before) = cpu_seconds(t.pids), machine_busy()
+                gbps = iperf(t.client, t.ip, args.seconds, streams)
                 add(name, f"tcp{streams}", gbps)
                 if streams == first:
                     busy, total = machine_busy()
@@ -175,28 +216,31 @@ def measure(
                     add(
                         name,
                         "agents_cpu",
-                        (cpu_seconds(agents) - agent_before) / args.seconds * 100,
+                        (cpu_seconds(t.pids) - agent_before) / args.seconds * 100,
                     )
-            add(name, "rtt_ms", rtt_ms(a, ip))
-            add(name, "rtt_b2b_ms", rtt_ms(a, ip, back_to_back=True))
-            add(name, "udp64_kpps", udp64_kpps(a, ip, max(args.seconds // 2, 2)))
+            add(name, "rtt_ms", rtt_ms(t.client, t.ip))
+            add(name, "rtt_b2b_ms", rtt_ms(t.client, t.ip, back_to_back=True))
+            add(name, "udp64_kpps", udp64_kpps(t.client, t.ip, max(args.seconds // 2, 2)))
     return {n: {k: statistics.median(v) for k, v in per.items()} for n, per in samples.items()}
 
 
 def measure_loss(
-    args: argparse.Namespace, lab: Lab, a: Host, targets: dict[str, str]
+    args: argparse.Namespace, lab: Lab, targets: dict[str, Target]
 ) -> dict[str, float]:
     """TCP, 1 stream, with ``--loss`` % of the underlay's datagrams dropped
     each way (``Lab.drop``: wire-sized datagrams, as a lossy internet path
     loses them; segmentation offloads are off on the underlay meanwhile)."""
-    lab.drop(a.name, args.loss)
+    clients = {t.client.name for t in targets.values()}
+    for name in clients:
+        lab.drop(name, args.loss)
     try:
         runs: dict[str, list[float]] = {n: [] for n in targets}
         for _ in range(args.runs):
-            for name, ip in targets.items():
-                runs[name].append(iperf(a, ip, args.seconds, 1))
+            for name, t in targets.items():
+                runs[name].append(iperf(t.client, t.ip, args.seconds, 1))
     finally:
-        lab.drop(a.name, 0)
+        for name in clients:
+            lab.drop(name, 0)
     return {n: statistics.median(v) for n, v in runs.items()}
 
 
@@ -267,20 +311,26 @@ def main() -> None:
     )
     parser.add_argument("--png", type=Path, help="draw the results into this PNG")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also measure skylan encrypted with this many worker lanes per node (1: skip)",
+    )
     args = parser.parse_args()
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="skylan-tput-") as tmp:
-        a, b = lab.add_host("a"), lab.add_host("b")
-        b.spawn(["iperf3", "-s", "-p", "5201"])
+        hosts = [lab.add_host(n) for n in ("a", "b", "c", "d")[: 4 if args.workers > 1 else 2]]
+        for server in hosts[1::2]:
+            server.spawn(["iperf3", "-s", "-p", "5201"])
         time.sleep(0.5)
-        encrypted, plain, agents = skylan_overlay(lab, a, b, Path(tmp))
+        a, b = hosts[0], hosts[1]
         targets = {
-            "native veth": b.underlay_ip,
-            "kernel VXLAN": kernel_vxlan(a, b),
-            "skylan (AES-256-GCM)": encrypted,
-            "skylan unencrypted": plain,
+            "native veth": Target(a, b.underlay_ip),
+            "kernel VXLAN": Target(a, kernel_vxlan(a, b)),
+            **skylan_overlay(lab, hosts, Path(tmp), args.workers),
         }
-        results = measure(args, a, targets, agents)
-        lossy = measure_loss(args, lab, a, targets) if args.loss else {}
+        results = measure(args, targets)
+        lossy = measure_loss(args, lab, targets) if args.loss else {}
     if args.png:
         draw(args.png, results, args.streams, lossy, args.loss)
     if args.json:
@@ -303,21 +353,21 @@ def report(args: argparse.Namespace, results: Results, lossy: dict[str, float]) 
         f"{'RTT ms':>8}{'+ms':>7}{'b2b ms':>8}{'+ms':>7}"
         f"{'UDP64 kpps':>11}{'CPU %':>7}{'%/Gbit':>8}{'agents %':>9}"
     )
-    print(f"{'case':<22}{head}{tail}")
+    print(f"{'case':<24}{head}{tail}")
     for name, r in results.items():
         cols = "".join(
             f"{r[f'tcp{s}']:>11.2f}{r[f'tcp{s}'] / native[f'tcp{s}']:>7.2f}" for s in args.streams
         )
         agents = f"{r['agents_cpu']:>9.0f}" if name.startswith("skylan") else f"{'':>9}"
         print(
-            f"{name:<22}{cols}{r['rtt_ms']:>8.3f}{r['rtt_ms'] - native['rtt_ms']:>7.3f}"
+            f"{name:<24}{cols}{r['rtt_ms']:>8.3f}{r['rtt_ms'] - native['rtt_ms']:>7.3f}"
             f"{r['rtt_b2b_ms']:>8.3f}{r['rtt_b2b_ms'] - native['rtt_b2b_ms']:>7.3f}"
             f"{r['udp64_kpps']:>11.1f}{r['cpu']:>7.0f}{r['cpu'] / r[f'tcp{first}']:>8.1f}{agents}"
         )
     if lossy:
         print(f"TCP 1 stream with {args.loss}% loss on the underlay (Gbit/s, x native under loss):")
         for name, gbps in lossy.items():
-            print(f"  {name:<22}{gbps:>8.2f}{gbps / lossy['native veth']:>7.2f}")
+            print(f"  {name:<24}{gbps:>8.2f}{gbps / lossy['native veth']:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,13 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
         *("--png", str(png), "--json"),
     )
     report = json.loads(out)
-    cases = {"native veth", "kernel VXLAN", "skylan (AES-256-GCM)", "skylan unencrypted"}
+    cases = {
+        "native veth",
+        "kernel VXLAN",
+        "skylan (AES-256-GCM)",
+        "skylan unencrypted",
+        "skylan 2 workers",
+    }
     assert set(report["results"]) == cases
     assert set(report["lossy_tcp1"]) == cases
     for r in report["results"].values():
