@@ -1,7 +1,9 @@
 """Where the encrypted data plane spends its time: py-spy on both agents while
-one iperf3 TCP stream runs between two lab hosts.
+one iperf3 TCP stream (or, with ``--udp64``, a flood of 64-byte UDP datagrams)
+runs between two lab hosts.
 
     sudo .venv/bin/python benchmarks/profile_agents.py [--seconds 8] [--rate 300] [--top 12]
+        [--udp64]
 
 py-spy samples each agent (idle samples included, so waiting in ``epoll`` shows
 as such) and the samples are grouped by the innermost frame that names what
@@ -24,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.throughput import iperf, skylan_overlay
+from benchmarks.throughput import iperf, skylan_overlay, udp64_kpps
 
 from skylan.lab import Lab
 
@@ -48,6 +50,10 @@ GROUPS = {
     "TunnelEngine._data_run": "chunk header checks",
     "Reassembler.add_block": "reassembly copy",
     "Reassembler.add_many": "reassembly copy",
+    "coalesce": "merging UDP datagrams into GSO frames",
+    "_flow": "merging UDP datagrams into GSO frames",
+    "_merge": "merging UDP datagrams into GSO frames",
+    "_sum16": "merging UDP datagrams into GSO frames",
 }
 
 
@@ -77,6 +83,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--udp64", action="store_true", help="64-byte UDP instead of TCP")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -85,8 +92,15 @@ def main() -> None:
         a, b = lab.add_host("a"), lab.add_host("b")
         b.spawn(["iperf3", "-s", "-p", "5201"])
         time.sleep(0.5)
-        encrypted, _plain, agents = skylan_overlay(lab, a, b, Path(tmp))
-        iperf(a, encrypted, 2, 1)  # warm up
+        target = skylan_overlay(lab, [a, b], Path(tmp), workers=1)["skylan (AES-256-GCM)"]
+        encrypted, agents = target.ip, target.pids
+
+        def load(seconds: int) -> float:
+            if args.udp64:
+                return udp64_kpps(a, encrypted, seconds)
+            return iperf(a, encrypted, seconds, 1)
+
+        load(2)  # warm up
         raws = [Path(tmp) / f"{role}.txt" for role in ("sender", "receiver")]
         spies = [
             subprocess.Popen(
@@ -100,7 +114,7 @@ def main() -> None:
             for raw, pid in zip(raws, agents, strict=True)
         ]
         try:
-            gbps = iperf(a, encrypted, args.seconds, 1)
+            rate = load(args.seconds)
             for p in spies:
                 p.wait(timeout=args.seconds + 30)
         finally:
@@ -109,7 +123,8 @@ def main() -> None:
                     p.kill()
                     p.wait()
         sender, receiver = shares(raws[0]), shares(raws[1])
-    print(f"one TCP stream, {gbps:.2f} Gbit/s; share of each agent's samples (%)")
+    what = f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
+    print(f"{what}; share of each agent's samples (%)")
     both = set(sender) | set(receiver)
     groups = sorted(both, key=lambda g: -(sender.get(g, 0) + receiver.get(g, 0)))
     print(f"{'':<40}{'sender':>8}{'receiver':>10}")

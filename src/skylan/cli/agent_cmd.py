@@ -161,7 +161,10 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
     dp = data.get("dataplane")
     if dp:
         offload = ", ".join(
-            f"{name}: {'+'.join(i['offloads']) or 'none'}" for name, i in dp["interfaces"].items()
+            f"{name}: {'+'.join(i['offloads'] + (['udp-coalesce'] if i.get('udp_gso') else []))}"
+            if i["offloads"] or i.get("udp_gso")
+            else f"{name}: none"
+            for name, i in dp["interfaces"].items()
         )
         console.print(
             f"data plane: udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "

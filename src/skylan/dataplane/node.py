@@ -21,6 +21,7 @@ from typing import Any
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
+from skylan.dataplane.udpcoalesce import HEADERS, Frame, coalesce
 from skylan.dataplane.vxlan import VxlanPort
 from skylan.dataplane.workers import WorkerLanes, merged_status
 from skylan.hostnet import links, storm
@@ -60,7 +61,7 @@ class Port:
     switch: Switch
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets"), 0
+            ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets", "rx_coalesced"), 0
         )
     )
 
@@ -379,12 +380,11 @@ class Dataplane:
         now = self.now
         while (event := self.engine.next_event()) is not None:
             if isinstance(event, SuperFrameReceived):
-                self._to_tap(event.peer, event.network_id, event.vnet_hdr, event.frame, now)
+                self._to_tap(event.peer, event.network_id, [(event.vnet_hdr, event.frame)], now)
             elif isinstance(event, FramesReceived):
-                hdrs = event.vnet_hdrs
-                for i, frame in enumerate(event.frames):
-                    vnet = hdrs[i] if hdrs else ZERO_VNET_HDR
-                    self._to_tap(event.peer, event.network_id, vnet, frame, now)
+                hdrs = event.vnet_hdrs or (ZERO_VNET_HDR,) * len(event.frames)
+                frames = list(zip(hdrs, event.frames, strict=False))  # the engine pairs them
+                self._to_tap(event.peer, event.network_id, frames, now)
             elif isinstance(event, HandshakeCompleted):
                 log.info("tunnel to %s up via %s", self.names.get(event.peer), event.endpoint)
             elif isinstance(event, PeerDead):
@@ -392,21 +392,29 @@ class Dataplane:
             elif isinstance(event, EndpointChanged):
                 log.info("peer %s now at %s", self.names.get(event.peer), event.new)
 
-    def _to_tap(
-        self, public: bytes, vni: int, vnet: bytes, frame: bytes | memoryview, now: float
-    ) -> None:
+    def _to_tap(self, public: bytes, vni: int, frames: list[Frame], now: float) -> None:
+        """Frames from a peer, each checked by the network's switch, into the
+        TAP; runs of small same-flow UDP datagrams go in as one GSO frame."""
         port = self.by_vni.get(vni)
         node = self.node_of_key.get(public)
         if port is None or node is None:
-            self.drops.add("unknown_network")
+            self.drops.add("unknown_network", len(frames))
             return
-        if not port.switch.from_peer(node, frame, now):
-            return
-        if port.tap.write(vnet, frame):
-            port.counters["rx_bytes"] += len(frame)
-            port.counters["rx_packets"] += 1
+        accepted = [f for f in frames if port.switch.from_peer(node, f[1], now)]
+        if len(accepted) > 1 and port.tap.udp_gso:
+            writes = coalesce(accepted)
         else:
-            self.drops.add("tap_full")
+            writes = [(vnet, frame, 1) for vnet, frame in accepted]
+        counters = port.counters
+        for vnet, frame, datagrams in writes:
+            if port.tap.write(vnet, frame):
+                # the bytes of the frames as they were, not of the merged one
+                counters["rx_bytes"] += len(frame) + (datagrams - 1) * HEADERS
+                counters["rx_packets"] += datagrams
+                if datagrams > 1:
+                    counters["rx_coalesced"] += datagrams
+            else:
+                self.drops.add("tap_full", datagrams)
 
     def _flush(self) -> None:
         for tx in self.engine.datagrams_to_send():
@@ -480,6 +488,7 @@ class Dataplane:
                     "network_id": p.network_id,
                     "kind": "tap",
                     "offloads": p.tap.offloads,
+                    "udp_gso": p.tap.udp_gso,
                     "announced": p.switch.announced(now),
                     **p.counters,
                 }

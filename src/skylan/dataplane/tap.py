@@ -25,6 +25,8 @@ TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 TUN_F_TSO6 = 0x04
 TUN_F_TSO_ECN = 0x08
+TUN_F_USO4 = 0x20
+TUN_F_USO6 = 0x40
 VNET_HDR_LEN = 10
 ZERO_VNET_HDR = bytes(VNET_HDR_LEN)
 MAX_READ = 65536 + VNET_HDR_LEN + 64
@@ -36,6 +38,9 @@ class TapDevice:
     fd: int
     offloads: list[str] = field(default_factory=list)
     fallback: str | None = None  # why an offload is off, for `skylan status`
+    # whether the kernel takes UDP GSO frames (Linux 6.2+): bursts of small UDP
+    # datagrams are then written as one frame (see udpcoalesce)
+    udp_gso: bool = False
 
     @classmethod
     def open(cls, name: str, *, multi_queue: bool = False) -> TapDevice:
@@ -60,6 +65,14 @@ class TapDevice:
 
     def _enable_offloads(self) -> None:
         wanted = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+        try:
+            # a kernel that lets the TAP offer UDP segmentation also takes UDP
+            # GSO frames written to it. Offering it is left off: the kernel would
+            # then hand us GSO frames for peers whose kernels may not take them
+            fcntl.ioctl(self.fd, TUNSETOFFLOAD, wanted | TUN_F_USO4 | TUN_F_USO6)
+            self.udp_gso = True
+        except OSError:
+            self.udp_gso = False
         try:
             fcntl.ioctl(self.fd, TUNSETOFFLOAD, wanted)
             self.offloads = ["csum", "tso4", "tso6"]

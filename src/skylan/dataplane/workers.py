@@ -171,8 +171,8 @@ def merged_status(own: dict[str, Any], lanes: list[dict[str, Any]]) -> dict[str,
             mine = merged["interfaces"].get(name)
             if mine is None:
                 continue
-            for k in COUNTERS:
-                mine[k] += iface.get(k, 0)
+            for k in (*COUNTERS, "rx_coalesced"):
+                mine[k] = mine.get(k, 0) + iface.get(k, 0)
             mine["announced"] = sorted(set(mine["announced"]) | set(iface.get("announced", ())))
         for node, peer in lane.get("peers", {}).items():
             mine = merged["peers"].get(node)
