@@ -33,6 +33,7 @@ log = logging.getLogger("skylan.dataplane.workers")
 
 RESTART_DELAY = 1.0
 STOP_TIMEOUT = 5.0
+WRITE_TIMEOUT = 10.0
 COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
 STATUS_LINE_LIMIT = 16 * 1024 * 1024  # a status with thousands of peers is a few MB
 
@@ -87,9 +88,15 @@ class WorkerLanes:
             return  # it is being restarted, and gets the last netmap then
         try:
             proc.stdin.write(line.encode() + b"\n")
-            await proc.stdin.drain()
+            await asyncio.wait_for(proc.stdin.drain(), WRITE_TIMEOUT)
         except (BrokenPipeError, ConnectionResetError):
             pass  # its reader sees the exit and restarts it
+        except TimeoutError:
+            # a worker that stopped reading would block the agent's netmap
+            # loop: replace it (its reader restarts it with the last netmap)
+            log.error("lane %d stopped taking netmaps; restarting it", worker.lane)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
 
     async def _follow(self, worker: Worker) -> None:
         """Keep the worker's latest status; restart it if it exits."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from skylan.dataplane import workers
 from skylan.dataplane.workers import WorkerLanes, merged_status
 from skylan.model.netmap import NetMap, SelfInfo
 from skylan.tunnel.keys import StaticKeypair
@@ -146,3 +150,36 @@ def test_lane_status_is_summed_into_lane_zeros() -> None:
     # a peer only a worker lane knows yet still shows
     only = merged_status(lane(0, 1, True, []) | {"peers": {}}, [lane(1, 7, True, [])])
     assert only["peers"]["b"]["tx_bytes"] == 7
+
+
+def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers, "WRITE_TIMEOUT", 0.5)
+
+    async def scenario() -> None:
+        lanes = WorkerLanes(StaticKeypair.generate(), free_port_pair(), 2)
+        await lanes.start()
+        try:
+            await until("lane 1's status", lambda: lanes.statuses()[0].get("listen_port"))
+            proc = lanes.workers[0].process
+            assert proc is not None
+            os.kill(proc.pid, signal.SIGSTOP)  # hung: it reads nothing more
+            node = SelfInfo(node_id="n", name="n", status="approved")
+            netmap = NetMap(version=1, node=node, networks=[])
+            big = {f"net-{i}": "sky0" for i in range(20_000)}  # far more than a pipe holds
+            started = time.monotonic()
+            await lanes.apply(netmap, big)
+            assert time.monotonic() - started < 5  # the agent went on
+            await until(
+                "the hung lane to be replaced",
+                lambda: (
+                    (s := lanes.statuses()[0])["restarts"] == 1
+                    and s["running"]
+                    and s.get("listen_port")
+                ),
+            )
+        finally:
+            await lanes.close()
+
+    asyncio.run(scenario())
