@@ -6,6 +6,8 @@
 #
 #   OURS_UP="$PWD/benchmarks/peers_ours_up.sh" OURS_LAYER=L2 \
 #   OURS_CRYPTO=AES-256-GCM sudo -E ../shared/bench/peers.sh ours
+#
+# SKYLAN_AGENT_WORKERS=N in the environment runs both agents with N worker lanes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${SKYLAN_PYTHON:-$ROOT/.venv/bin/python}
