@@ -10,7 +10,7 @@ from skylan.model.netmap import NetMap
 from skylan.tunnel.keys import StaticKeypair, encode_public
 
 from .conftest import Api
-from .helpers import enrolled, netmap_until, network
+from .helpers import enroll, enrolled, join_token, netmap_until, network
 
 
 def poll(api: Api, node: dict[str, Any], since: int, timeout: float) -> Any:
@@ -148,6 +148,21 @@ def test_lane_keys_reach_peers_and_bad_ones_are_refused(api: Api) -> None:
     ):
         r = beat({"lane_keys": bad})
         assert r.status_code == 422 and message in r.text, r.text
+    # no node may claim another's key (its own, a peer's, or a peer's lane key)
+    b_key = next(
+        p["public_key"]
+        for n in netmap_until(api, a, lambda m: m["networks"])["networks"]
+        for p in n["peers"]
+        if p["node_id"] == b["node_id"]
+    )
+    r = api.client.post(
+        "/api/v1/agent/heartbeat", json={"lane_keys": [lanes[0]]}, headers=b["auth"]
+    )
+    assert r.status_code == 409 and "already a node's key" in r.json()["error"], r.text
+    r = beat({"lane_keys": [b_key]})
+    assert r.status_code == 409, r.text
+    thief = enroll(api, join_token(api)["token"], "c", public_key=lanes[1])
+    assert thief.status_code == 409 and "lane key" in thief.json()["error"], thief.text
     api.ok(beat({"lane_keys": []}))  # back to one lane
     netmap_until(
         api,

@@ -201,6 +201,9 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
             "a node with this public key is already enrolled; delete it first "
             "or keep using its credential"
         )
+    if _lane_key_owner(db, body.public_key) is not None:
+        db.rollback()
+        raise conflict("this public key is another node's worker lane key")
     credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
     node = NodeRow(
         name=_unique_name(db, body.hostname),
@@ -292,6 +295,7 @@ def heartbeat(body: Heartbeat, node: AgentNode, db: Db, request: Request) -> dic
     if body.seen_ips is not None:
         node.seen_ips = body.seen_ips
     if body.lane_keys is not None and body.lane_keys != list(node.lane_keys):
+        _check_lane_keys(db, node, body.lane_keys)
         node.lane_keys = body.lane_keys
         record_change(db, nodes=[node.id])  # peers pair their lanes with the new ones
     if body.endpoints is not None and body.endpoints != list(node.endpoints):
@@ -299,6 +303,27 @@ def heartbeat(body: Heartbeat, node: AgentNode, db: Db, request: Request) -> dic
         record_change(db, nodes=[node.id])  # peers need the new endpoints
     db.commit()
     return {"status": node.status, "server_time": now.isoformat()}
+
+
+def _lane_key_owner(db: Session, key: str, *, other_than: str | None = None) -> str | None:
+    """The node that already uses ``key`` as one of its lane keys."""
+    rows = db.execute(select(NodeRow.id, NodeRow.lane_keys))
+    return next(
+        (node_id for node_id, keys in rows if node_id != other_than and key in (keys or ())),
+        None,
+    )
+
+
+def _check_lane_keys(db: Session, node: NodeRow, keys: list[str]) -> None:
+    """A lane key names the node to its peers' data planes, so it must be no
+    other node's key: one node claiming another's would have peers attribute
+    that node's traffic to it (and its own tunnels break)."""
+    for key in keys:
+        taken = key == node.public_key or db.scalar(
+            select(NodeRow.id).where(NodeRow.public_key == key)
+        )
+        if taken or _lane_key_owner(db, key, other_than=node.id) is not None:
+            raise conflict(f"lane key {key} is already a node's key")
 
 
 @router.post("/stats", status_code=204)
