@@ -30,6 +30,11 @@ def test_tunnel_crypto_benchmark() -> None:
     assert "64 KB super-frame" in out and "1400 B packet" in out
 
 
+def test_idle_cost_benchmark() -> None:
+    out = run("idle_cost.py", "--samples", "5", "--pauses", "0", "0.01")
+    assert "seal us" in out and len(out.strip().splitlines()) == 4
+
+
 @pytest.mark.slow
 def test_netmap_fanout_benchmark() -> None:
     out = run("netmap_fanout.py", "--nodes", "30")
