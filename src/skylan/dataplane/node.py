@@ -47,6 +47,8 @@ TAP_PREFIX = "sky"
 READ_BATCH = 64
 GSO_NONE = 0  # virtio_net_hdr.gso_type of a frame the kernel did not coalesce
 SMALL_FRAME = 1600  # frames up to this size are batched per peer
+ETH_ADDRS = 12  # destination and source MAC
+ETHERTYPE_ARP = b"\x08\x06"
 BATCH_BYTES = 16 * 1024  # a batch is sealed once it holds this much
 
 
@@ -314,6 +316,7 @@ class Dataplane:
         now = self.now
         batches: dict[str, list[tuple[bytes, bytes]]] = {}
         batched = 0
+        last_macs, last_peers = b"", list[str]()
         view = self._tap_view
         head = wire.CONTAINER_PREFIX_LEN
         for _ in range(READ_BATCH):
@@ -326,14 +329,28 @@ class Dataplane:
             frame = view[head + VNET_HDR_LEN : head + n]
             port.counters["tx_bytes"] += len(frame)
             port.counters["tx_packets"] += 1
-            decision = port.switch.from_local(frame, now)
-            if decision.reply is not None:
-                port.tap.write(ZERO_VNET_HDR, decision.reply)
-            if not decision.peers:
+            macs = bytes(frame[:ETH_ADDRS])
+            if macs == last_macs:  # the same unicast conversation as the last frame
+                peers = last_peers
+            else:
+                decision = port.switch.from_local(frame, now)
+                if decision.reply is not None:
+                    port.tap.write(ZERO_VNET_HDR, decision.reply)
+                peers = decision.peers
+                # a known unicast destination: the next frame between the same
+                # two MACs in this pass goes the same way (nothing else changes
+                # the switch during a pass); floods, ARP and drops are decided
+                # frame by frame, for the storm limit and address learning
+                known = len(peers) == 1 and not decision.flooded and len(frame) >= ETH_ADDRS
+                if known and frame[12:14] != ETHERTYPE_ARP:
+                    last_macs, last_peers = macs, peers
+                else:
+                    last_macs = b""
+            if not peers:
                 continue
             if vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME:
                 item = (bytes(vnet), bytes(frame))
-                for node in decision.peers:
+                for node in peers:
                     batches.setdefault(node, []).append(item)
                 batched += len(frame)
                 if batched >= BATCH_BYTES:
@@ -343,7 +360,7 @@ class Dataplane:
                     batched = 0
                 continue
             wire.put_superframe_prefix(view, port.vni)
-            for node in decision.peers:
+            for node in peers:
                 if node in batches:
                     self._send(port, node, batches.pop(node), now)
                 self._send_container(node, view[: head + n], now)
