@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from skylan.tunnel.keys import StaticKeypair
 log = logging.getLogger("skylan.dataplane.workers")
 
 RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+STABLE_AFTER = 60.0  # a lane that ran this long before exiting starts the backoff over
 STOP_TIMEOUT = 5.0
 WRITE_TIMEOUT = 10.0
 COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
@@ -45,6 +48,8 @@ class Worker:
     status: dict[str, Any] | None = None
     exits: int = 0
     last_exit: int | None = None
+    started: float = 0.0
+    failures: int = 0  # exits in a row, each soon after its start
     reader: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -71,6 +76,7 @@ class WorkerLanes:
         )
         worker.process = proc
         worker.status = None
+        worker.started = time.monotonic()
         setup = {
             "private_key": base64.b64encode(self.key.private).decode(),
             "listen_port": self.listen_port,
@@ -118,8 +124,17 @@ class WorkerLanes:
         if self._closing:
             return
         worker.exits += 1
-        log.error("lane %d exited with %s; restarting it", worker.lane, worker.last_exit)
-        await asyncio.sleep(RESTART_DELAY)
+        # one that keeps failing (its UDP port taken, say) is retried ever more slowly
+        quick = time.monotonic() - worker.started < STABLE_AFTER
+        worker.failures = worker.failures + 1 if quick else 1
+        delay = min(RESTART_DELAY * 2 ** (worker.failures - 1), MAX_RESTART_DELAY)
+        log.error(
+            "lane %d exited with %s; restarting it in %.1f s",
+            worker.lane,
+            worker.last_exit,
+            delay,
+        )
+        await asyncio.sleep(delay)
         if not self._closing:
             await self._spawn(worker)
 

@@ -183,3 +183,26 @@ def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
             await lanes.close()
 
     asyncio.run(scenario())
+
+
+def test_a_lane_that_cannot_start_is_retried_ever_more_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers, "RESTART_DELAY", 0.2)
+    port = free_port_pair()
+
+    async def scenario() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+            squatter.bind(("0.0.0.0", port + 1))  # lane 1's port is taken
+            lanes = WorkerLanes(StaticKeypair.generate(), port, 2)
+            await lanes.start()
+            try:
+                await asyncio.sleep(4.0)
+                status = lanes.statuses()[0]
+                # with a fixed 0.2 s delay it would have been restarted ~8 times
+                assert 2 <= status["restarts"] <= 4, status
+                assert status["last_exit"] == 2  # "bad set-up", not a crash
+            finally:
+                await lanes.close()
+
+    asyncio.run(scenario())
