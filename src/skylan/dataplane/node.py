@@ -28,7 +28,7 @@ from skylan.hostnet import links, storm
 from skylan.model.counters import DropCounters
 from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PortInfo
 from skylan.switch import Member, Switch
-from skylan.switch.frames import mac_bytes
+from skylan.switch.frames import ETHERTYPE_ARP, mac_bytes
 from skylan.tunnel import wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.engine import TunnelEngine
@@ -48,7 +48,7 @@ READ_BATCH = 64
 GSO_NONE = 0  # virtio_net_hdr.gso_type of a frame the kernel did not coalesce
 SMALL_FRAME = 1600  # frames up to this size are batched per peer
 ETH_ADDRS = 12  # destination and source MAC
-ETHERTYPE_ARP = b"\x08\x06"
+ARP_TYPE = ETHERTYPE_ARP.to_bytes(2, "big")
 BATCH_BYTES = 16 * 1024  # a batch is sealed once it holds this much
 
 
@@ -341,8 +341,8 @@ class Dataplane:
                 # two MACs in this pass goes the same way (nothing else changes
                 # the switch during a pass); floods, ARP and drops are decided
                 # frame by frame, for the storm limit and address learning
-                known = len(peers) == 1 and not decision.flooded and len(frame) >= ETH_ADDRS
-                if known and frame[12:14] != ETHERTYPE_ARP:
+                known = len(peers) == 1 and not decision.flooded  # so not a runt either
+                if known and frame[12:14] != ARP_TYPE:
                     last_macs, last_peers = macs, peers
                 else:
                     last_macs = b""
@@ -473,9 +473,8 @@ class Dataplane:
             lane_keys.setdefault(node, []).append(public)
         peers = {}
         for node, keys in lane_keys.items():
-            main = self.key_of_node.get(node, keys[0])  # the tunnel we send on
-            st = self.engine.status(main, now)
-            every = [self.engine.status(k, now) for k in keys]
+            every = {k: self.engine.status(k, now) for k in keys}
+            st = every[self.key_of_node.get(node, keys[0])]  # the tunnel we send on
             peers[node] = {
                 "established": st.established,
                 "endpoint": f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
@@ -483,13 +482,13 @@ class Dataplane:
                 if st.last_handshake_age is not None
                 else None,
                 "rtt_ms": round(st.rtt * 1000, 2) if st.rtt is not None else None,
-                "tx_bytes": sum(x.tx_bytes for x in every),
-                "rx_bytes": sum(x.rx_bytes for x in every),
-                "tx_packets": sum(x.tx_packets for x in every),
-                "rx_packets": sum(x.rx_packets for x in every),
+                "tx_bytes": sum(x.tx_bytes for x in every.values()),
+                "rx_bytes": sum(x.rx_bytes for x in every.values()),
+                "tx_packets": sum(x.tx_packets for x in every.values()),
+                "rx_packets": sum(x.rx_packets for x in every.values()),
                 "dead": st.dead,
                 "fec": st.fec,
-                "repaired": sum(x.repaired for x in every),
+                "repaired": sum(x.repaired for x in every.values()),
                 "tunnels": len(keys),
             }
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
