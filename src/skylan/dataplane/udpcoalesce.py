@@ -22,9 +22,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from skylan.switch.frames import ETH_HEADER as ETH_LEN
+
 VNET_F_NEEDS_CSUM = 1
 VNET_GSO_UDP_L4 = 5
-ETH_LEN = 14
 IP_LEN = 20
 UDP_LEN = 8
 HEADERS = ETH_LEN + IP_LEN + UDP_LEN  # 42
@@ -66,18 +67,18 @@ def coalesce(frames: Sequence[Frame]) -> list[Write]:
     """``frames`` in order, with every run of two or more mergeable datagrams
     of one flow replaced by one GSO frame; each with its datagram count."""
     out: list[Write] = []
+    flows = [_flow(vnet, frame) for vnet, frame in frames]  # each frame's, once
     i, n = 0, len(frames)
     while i < n:
         vnet, frame = frames[i]
-        flow = _flow(vnet, frame)
+        flow = flows[i]
         j = i + 1
         if flow is not None:
             size = len(frame) - HEADERS
             total = size
             while j < n and j - i < MAX_SEGMENTS:
-                nvnet, nframe = frames[j]
-                nsize = len(nframe) - HEADERS
-                if nsize > size or total + nsize > MAX_PAYLOAD or _flow(nvnet, nframe) != flow:
+                nsize = len(frames[j][1]) - HEADERS
+                if nsize > size or total + nsize > MAX_PAYLOAD or flows[j] != flow:
                     break
                 total += nsize
                 j += 1
