@@ -201,7 +201,7 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
             "a node with this public key is already enrolled; delete it first "
             "or keep using its credential"
         )
-    if _lane_key_owner(db, body.public_key) is not None:
+    if body.public_key in _lane_keys_in_use(db):
         db.rollback()
         raise conflict("this public key is another node's worker lane key")
     credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
@@ -305,24 +305,20 @@ def heartbeat(body: Heartbeat, node: AgentNode, db: Db, request: Request) -> dic
     return {"status": node.status, "server_time": now.isoformat()}
 
 
-def _lane_key_owner(db: Session, key: str, *, other_than: str | None = None) -> str | None:
-    """The node that already uses ``key`` as one of its lane keys."""
+def _lane_keys_in_use(db: Session, *, other_than: str | None = None) -> set[str]:
+    """Every node's lane keys (but those of ``other_than``)."""
     rows = db.execute(select(NodeRow.id, NodeRow.lane_keys))
-    return next(
-        (node_id for node_id, keys in rows if node_id != other_than and key in (keys or ())),
-        None,
-    )
+    return {key for node_id, keys in rows if node_id != other_than for key in keys or ()}
 
 
 def _check_lane_keys(db: Session, node: NodeRow, keys: list[str]) -> None:
     """A lane key names the node to its peers' data planes, so it must be no
     other node's key: one node claiming another's would have peers attribute
     that node's traffic to it (and its own tunnels break)."""
+    taken = _lane_keys_in_use(db, other_than=node.id) | {node.public_key}
+    taken |= set(db.scalars(select(NodeRow.public_key).where(NodeRow.public_key.in_(keys))))
     for key in keys:
-        taken = key == node.public_key or db.scalar(
-            select(NodeRow.id).where(NodeRow.public_key == key)
-        )
-        if taken or _lane_key_owner(db, key, other_than=node.id) is not None:
+        if key in taken:
             raise conflict(f"lane key {key} is already a node's key")
 
 
