@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -111,6 +111,11 @@ def _check_ports(listen_port: int, workers: int) -> None:
         fail(f"{workers} workers need UDP ports {listen_port}..{listen_port + workers - 1}")
 
 
+def _offloads(interface: dict[str, Any]) -> str:
+    names = interface["offloads"] + (["udp-coalesce"] if interface.get("udp_gso") else [])
+    return "+".join(names) or "none"
+
+
 def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -> None:
     """Show this node's networks and peers, as the running agent sees them."""
     path = StateDir(state_dir).status_path
@@ -160,12 +165,7 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
         console.print(table)
     dp = data.get("dataplane")
     if dp:
-        offload = ", ".join(
-            f"{name}: {'+'.join(i['offloads'] + (['udp-coalesce'] if i.get('udp_gso') else []))}"
-            if i["offloads"] or i.get("udp_gso")
-            else f"{name}: none"
-            for name, i in dp["interfaces"].items()
-        )
+        offload = ", ".join(f"{name}: {_offloads(i)}" for name, i in dp["interfaces"].items())
         console.print(
             f"data plane: udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
             f"GRO {'on' if dp['gro'] else 'off'}; offloads {offload or '-'}"

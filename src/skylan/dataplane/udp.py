@@ -3,7 +3,8 @@
 A sealed super-frame leaves in one ``sendmsg`` with a ``UDP_SEGMENT`` control
 message (the kernel cuts it into datagrams); received datagrams of one flow
 arrive coalesced by ``UDP_GRO``, many per ``recvmmsg``, and are split again at
-the reported segment size. Both fall back to one datagram per call where the kernel says no.
+the reported segment size. Sending falls back to one datagram per call where
+the kernel refuses GSO; without GRO, single datagrams are gathered into runs.
 """
 
 from __future__ import annotations
