@@ -45,6 +45,7 @@ class Agent:
         dataplane: bool = True,
         stats_interval: float = STATS_INTERVAL,
         workers: int = 1,
+        ack_thinning: bool = True,
     ) -> None:
         self.state = state
         self.enrollment = state.enrollment()
@@ -63,6 +64,7 @@ class Agent:
         self.dataplane: Dataplane | None = None
         self._want_dataplane = dataplane
         self.workers = workers  # data-plane lanes, one process and TAP queue each
+        self.ack_thinning = ack_thinning
         self.hostconfig = HostConfig(
             self.enrollment.listen_port, self.enrollment.controller_url, lanes=workers
         )
@@ -70,7 +72,12 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._want_dataplane:
-            self.dataplane = Dataplane(self.key, self.enrollment.listen_port, lanes=self.workers)
+            self.dataplane = Dataplane(
+                self.key,
+                self.enrollment.listen_port,
+                lanes=self.workers,
+                ack_thinning=self.ack_thinning,
+            )
             self.dataplane.start()
             await self.dataplane.start_workers()
         if self.netmap is not None:

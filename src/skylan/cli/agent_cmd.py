@@ -40,15 +40,25 @@ WorkersOpt = Annotated[
     ),
 ]
 
+AckThinningOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ack-thinning/--no-ack-thinning",
+        envvar="SKYLAN_AGENT_ACK_THINNING",
+        help="Leave out pure TCP ACKs that a later ACK in the same batch supersedes "
+        "(as sch_cake's ack-filter); saves CPU on bulk transfers.",
+    ),
+]
 
-def _run_daemon(state: StateDir, workers: int) -> None:
+
+def _run_daemon(state: StateDir, workers: int, ack_thinning: bool) -> None:
     from skylan.agent.daemon import Agent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
-        agent = Agent(state, workers=workers)
+        agent = Agent(state, workers=workers, ack_thinning=ack_thinning)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +93,7 @@ def join(
     ] = 51820,
     run: Annotated[bool, typer.Option("--run/--no-run", help="Start the daemon after.")] = True,
     workers: WorkersOpt = 1,
+    ack_thinning: AckThinningOpt = True,
 ) -> None:
     """Enroll this machine with a join token, then run the agent."""
     from skylan.agent.join import join as do_join
@@ -94,16 +105,20 @@ def join(
     enrollment = asyncio.run(do_join(url, token, state, hostname=hostname, listen_port=listen_port))
     console.print(f"enrolled as [bold]{enrollment.name}[/] ({enrollment.node_id})")
     if run:
-        _run_daemon(state, workers)
+        _run_daemon(state, workers, ack_thinning)
 
 
 @app.command("run")
-def run_cmd(state_dir: StateOpt = DEFAULT_STATE_DIR, workers: WorkersOpt = 1) -> None:
+def run_cmd(
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+    workers: WorkersOpt = 1,
+    ack_thinning: AckThinningOpt = True,
+) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
     state = StateDir(state_dir)
     enrollment = state.enrollment()  # fail fast with a clear message when not enrolled
     _check_ports(enrollment.listen_port, workers)
-    _run_daemon(state, workers)
+    _run_daemon(state, workers, ack_thinning)
 
 
 def _check_ports(listen_port: int, workers: int) -> None:
@@ -113,6 +128,7 @@ def _check_ports(listen_port: int, workers: int) -> None:
 
 def _offloads(interface: dict[str, Any]) -> str:
     names = interface["offloads"] + (["udp-coalesce"] if interface.get("udp_gso") else [])
+    names += ["ack-thinning"] if interface.get("ack_thinning") else []
     return "+".join(names) or "none"
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from skylan.dataplane.ackthinning import IPV4_PROTO, IPV6_NEXT, MIN_TCP_FRAME, thin_acks
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
@@ -63,7 +64,8 @@ class Port:
     switch: Switch
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets", "rx_coalesced"), 0
+            ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets", "rx_coalesced", "tx_acks_thinned"),
+            0,
         )
     )
 
@@ -92,6 +94,7 @@ class Dataplane:
         *,
         lane: int = 0,
         lanes: int = 1,
+        ack_thinning: bool = True,
     ) -> None:
         if not 0 <= lane < lanes <= MAX_LANES:
             raise ValueError(f"lane {lane} of {lanes}: at most {MAX_LANES} lanes")
@@ -102,6 +105,7 @@ class Dataplane:
         self.key = key.lane(lane)
         self.lane = lane
         self.lanes = lanes
+        self.ack_thinning = ack_thinning
         self.engine = TunnelEngine(
             self.key,
             config=config or TunnelConfig(persistent_keepalive=25),
@@ -137,7 +141,9 @@ class Dataplane:
     async def start_workers(self) -> None:
         """Lane 0 of several: start the other lanes' worker processes."""
         if self.lane == 0 and self.lanes > 1 and self.workers is None:
-            self.workers = WorkerLanes(self.node_key, self.listen_port, self.lanes)
+            self.workers = WorkerLanes(
+                self.node_key, self.listen_port, self.lanes, ack_thinning=self.ack_thinning
+            )
             await self.workers.start()
 
     async def aclose(self) -> None:
@@ -316,6 +322,9 @@ class Dataplane:
         now = self.now
         batches: dict[str, list[tuple[bytes, bytes]]] = {}
         batched = 0
+        # ACK thinning only pays when a pass read two TCP segments or more;
+        # a burst of anything else (UDP, say) skips it for one check per frame
+        thinning, tcp = self.ack_thinning, 0
         last_macs, last_peers = b"", list[str]()
         view = self._tap_view
         head = wire.CONTAINER_PREFIX_LEN
@@ -349,23 +358,25 @@ class Dataplane:
             if not peers:
                 continue
             if vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME:
-                item = (bytes(vnet), bytes(frame))
+                item = (bytes(vnet), data := bytes(frame))
+                if len(data) >= MIN_TCP_FRAME and (data[IPV4_PROTO] == 6 or data[IPV6_NEXT] == 6):
+                    tcp += 1
                 for node in peers:
                     batches.setdefault(node, []).append(item)
                 batched += len(frame)
                 if batched >= BATCH_BYTES:
                     for node, items in batches.items():
-                        self._send(port, node, items, now)
+                        self._send(port, node, items, now, thinning and tcp > 1)
                     batches.clear()
                     batched = 0
                 continue
             wire.put_superframe_prefix(view, port.vni)
             for node in peers:
                 if node in batches:
-                    self._send(port, node, batches.pop(node), now)
+                    self._send(port, node, batches.pop(node), now, thinning and tcp > 1)
                 self._send_container(node, view[: head + n], now)
         for node, items in batches.items():
-            self._send(port, node, items, now)
+            self._send(port, node, items, now, thinning and tcp > 1)
         self._arm_timer()
 
     def _send_container(self, node: str, container: memoryview, now: float) -> None:
@@ -373,7 +384,13 @@ class Dataplane:
             self.engine.send_container(public, container, now)
             self._flush()  # sealed into reused buffers: out before the next seal
 
-    def _send(self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float) -> None:
+    def _send(
+        self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float, thin: bool
+    ) -> None:
+        if thin:
+            before = len(items)
+            items = thin_acks(items)
+            port.counters["tx_acks_thinned"] += before - len(items)
         if (public := self._key_for(node, len(items))) is not None:
             self.engine.send_vnet_frames(public, port.vni, items, now)
             self._flush()
@@ -505,6 +522,7 @@ class Dataplane:
                     "kind": "tap",
                     "offloads": p.tap.offloads,
                     "udp_gso": p.tap.udp_gso,
+                    "ack_thinning": self.ack_thinning,
                     "announced": p.switch.announced(now),
                     **p.counters,
                 }

@@ -39,7 +39,11 @@ class Worker:
     def __init__(self, setup: dict[str, Any]) -> None:
         key = StaticKeypair.from_private(base64.b64decode(setup["private_key"]))
         self.dataplane = Dataplane(
-            key, int(setup["listen_port"]), lane=int(setup["lane"]), lanes=int(setup["lanes"])
+            key,
+            int(setup["listen_port"]),
+            lane=int(setup["lane"]),
+            lanes=int(setup["lanes"]),
+            ack_thinning=bool(setup.get("ack_thinning", True)),
         )
 
     async def run(self, lines: asyncio.StreamReader) -> None:

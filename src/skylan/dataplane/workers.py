@@ -54,9 +54,12 @@ class Worker:
 
 
 class WorkerLanes:
-    def __init__(self, key: StaticKeypair, listen_port: int, lanes: int) -> None:
+    def __init__(
+        self, key: StaticKeypair, listen_port: int, lanes: int, *, ack_thinning: bool = True
+    ) -> None:
         self.key = key
         self.listen_port = listen_port
+        self.ack_thinning = ack_thinning
         self.workers = [Worker(lane) for lane in range(1, lanes)]
         self._last: str | None = None  # the last apply line, for restarts
         self._closing = False
@@ -82,6 +85,7 @@ class WorkerLanes:
             "listen_port": self.listen_port,
             "lane": worker.lane,
             "lanes": len(self.workers) + 1,
+            "ack_thinning": self.ack_thinning,
         }
         await self._write(worker, json.dumps(setup))
         if self._last is not None:
@@ -193,7 +197,7 @@ def merged_status(own: dict[str, Any], lanes: list[dict[str, Any]]) -> dict[str,
             mine = merged["interfaces"].get(name)
             if mine is None:
                 continue
-            for k in (*COUNTERS, "rx_coalesced"):
+            for k in (*COUNTERS, "rx_coalesced", "tx_acks_thinned"):
                 mine[k] = mine.get(k, 0) + iface.get(k, 0)
             mine["announced"] = sorted(set(mine["announced"]) | set(iface.get("announced", ())))
         for node, peer in lane.get("peers", {}).items():

@@ -105,7 +105,9 @@ class Deployment:
     def state_dir(self, host: Host) -> Path:
         return self.workdir / "agents" / host.name
 
-    def join(self, host: Host, token: str, *, workers: int = 1) -> subprocess.Popen[bytes]:
+    def join(
+        self, host: Host, token: str, *, workers: int = 1, ack_thinning: bool = True
+    ) -> subprocess.Popen[bytes]:
         """`skylan agent join` on ``host``; the agent keeps running."""
         log = (self.workdir / f"agent-{host.name}.log").open("ab")
         return host.spawn(
@@ -123,6 +125,7 @@ class Deployment:
                 host.name,
                 "--workers",
                 str(workers),
+                "--ack-thinning" if ack_thinning else "--no-ack-thinning",
             ],
             stdout=log,
             stderr=log,

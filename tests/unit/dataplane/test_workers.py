@@ -4,6 +4,7 @@ shutdown; and how lane 0 merges their status into the node's."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from skylan.dataplane import workers
+from skylan.dataplane.worker import Worker
 from skylan.dataplane.workers import WorkerLanes, merged_status
 from skylan.model.netmap import NetMap, SelfInfo
 from skylan.tunnel.keys import StaticKeypair
@@ -206,3 +208,19 @@ def test_a_lane_that_cannot_start_is_retried_ever_more_slowly(
                 await lanes.close()
 
     asyncio.run(scenario())
+
+
+def test_a_worker_lane_takes_the_agents_ack_thinning_setting() -> None:
+    key = StaticKeypair.generate()
+    setup: dict[str, Any] = {
+        "private_key": base64.b64encode(key.private).decode(),
+        "listen_port": free_port_pair(),
+        "lane": 1,
+        "lanes": 2,
+    }
+    for extra, expected in (({}, True), ({"ack_thinning": False}, False)):
+        worker = Worker(setup | extra)
+        try:
+            assert worker.dataplane.ack_thinning is expected
+        finally:
+            worker.dataplane.close()
