@@ -36,8 +36,9 @@ MAX_PAYLOAD = 0xFFFF - IP_LEN - UDP_LEN
 
 _VNET = struct.Struct("=BBHHHH")  # virtio_net_hdr (legacy: native byte order)
 # the vnet header of a frame that may be merged: checksum left to offload at
-# the UDP checksum, no GSO (checked as bytes, which is cheaper than unpacking)
-_MERGEABLE_VNET = (VNET_F_NEEDS_CSUM, 0)
+# the UDP checksum, no GSO (checked as bytes, which is cheaper than unpacking;
+# a header of any other length fails one of the two comparisons)
+_MERGEABLE_VNET = bytes((VNET_F_NEEDS_CSUM, 0))
 _NEEDS_CSUM_UDP_TAIL = struct.pack("=HH", CSUM_START, CSUM_OFFSET)
 
 Frame = tuple[bytes, bytes | memoryview]  # (virtio_net_hdr, Ethernet frame)
@@ -47,20 +48,18 @@ Write = tuple[bytes, bytes | memoryview, int]  # a Frame and how many datagrams 
 def _flow(vnet: bytes, frame: bytes | memoryview) -> bytes | None:
     """The bytes that must match for two datagrams to share a GSO frame, or
     None if this frame cannot be merged at all."""
-    if len(frame) <= HEADERS or len(vnet) != _VNET.size:
-        return None
-    if (vnet[0], vnet[1]) != _MERGEABLE_VNET or vnet[6:10] != _NEEDS_CSUM_UDP_TAIL:
+    if len(frame) <= HEADERS or vnet[6:] != _NEEDS_CSUM_UDP_TAIL or vnet[:2] != _MERGEABLE_VNET:
         return None
     head = bytes(frame[:HEADERS])
-    if head[12:14] != b"\x08\x00" or head[14] != 0x45 or head[23] != 17:
+    if head[23] != 17 or head[14] != 0x45 or head[12:14] != b"\x08\x00":
         return None  # not IPv4 without options, or not UDP
     if head[20] & 0x3F or head[21]:  # more fragments, or a fragment offset
         return None
     total = (head[16] << 8) | head[17]
     if total != len(frame) - ETH_LEN or (head[38] << 8) | head[39] != total - IP_LEN:
         return None  # padded, truncated or inconsistent lengths: leave it alone
-    # MACs and EtherType, TOS, DF, TTL and protocol, addresses and ports
-    return head[:14] + head[15:16] + bytes((head[20] & 0x40,)) + head[22:24] + head[26:38]
+    # MACs, EtherType and TOS; DF, TTL and protocol; addresses and ports
+    return head[:16] + head[20:24] + head[26:38]
 
 
 def coalesce(frames: Sequence[Frame]) -> list[Write]:
