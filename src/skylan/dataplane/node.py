@@ -328,16 +328,18 @@ class Dataplane:
         last_macs, last_peers = b"", list[str]()
         view = self._tap_view
         head = wire.CONTAINER_PREFIX_LEN
+        # read right behind room for the container prefix: a super-frame is
+        # sealed from this buffer as it is, never copied
+        read, into = port.tap.read_into, view[head:]
+        tx_bytes = tx_packets = 0  # into the port's counters once, after the pass
         for _ in range(READ_BATCH):
-            # read right behind room for the container prefix: a super-frame is
-            # sealed from this buffer as it is, never copied
-            n = port.tap.read_into(view[head:])
+            n = read(into)
             if n is None:
                 break
             vnet = view[head : head + VNET_HDR_LEN]
             frame = view[head + VNET_HDR_LEN : head + n]
-            port.counters["tx_bytes"] += len(frame)
-            port.counters["tx_packets"] += 1
+            tx_bytes += len(frame)
+            tx_packets += 1
             macs = bytes(frame[:ETH_ADDRS])
             if macs == last_macs:  # the same unicast conversation as the last frame
                 peers = last_peers
@@ -377,6 +379,8 @@ class Dataplane:
                 self._send_container(node, view[: head + n], now)
         for node, items in batches.items():
             self._send(port, node, items, now, thinning and tcp > 1)
+        port.counters["tx_bytes"] += tx_bytes
+        port.counters["tx_packets"] += tx_packets
         self._arm_timer()
 
     def _send_container(self, node: str, container: memoryview, now: float) -> None:
