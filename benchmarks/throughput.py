@@ -88,7 +88,11 @@ def iperf(client: Host, server_ip: str, seconds: int, streams: int) -> float:
     )
     if not res.ok:
         raise RuntimeError(f"iperf3 to {server_ip} failed: {res.stdout[-500:]} {res.stderr}")
-    return float(json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
+    result = json.loads(res.stdout)
+    received = result.get("end", {}).get("sum_received")
+    if received is None:  # iperf3 can exit 0 with only an error in its JSON
+        raise RuntimeError(f"iperf3 to {server_ip}: {result.get('error', 'no result')}")
+    return float(received["bits_per_second"]) / 1e9
 
 
 def kernel_vxlan(a: Host, b: Host) -> str:

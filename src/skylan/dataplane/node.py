@@ -18,7 +18,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from skylan.dataplane.ackthinning import IPV4_PROTO, IPV6_NEXT, MIN_TCP_FRAME, thin_acks
+from skylan.dataplane.ackthinning import (
+    IPV4_PROTO,
+    IPV6_NEXT,
+    MIN_TCP_FRAME,
+    PROTO_TCP,
+    thin_acks,
+)
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
@@ -361,7 +367,7 @@ class Dataplane:
                 continue
             if vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME:
                 item = (bytes(vnet), data := bytes(frame))
-                if len(data) >= MIN_TCP_FRAME and (data[IPV4_PROTO] == 6 or data[IPV6_NEXT] == 6):
+                if len(data) >= MIN_TCP_FRAME and PROTO_TCP in (data[IPV4_PROTO], data[IPV6_NEXT]):
                     tcp += 1
                 for node in peers:
                     batches.setdefault(node, []).append(item)
