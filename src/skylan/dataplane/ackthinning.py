@@ -68,6 +68,12 @@ def thin_acks(items: list[Item]) -> list[Item]:
     return [item for i, item in enumerate(items) if i not in dropped]
 
 
+def ends_in_tcp(items: list[Item]) -> bool:
+    """Whether the last frame is a TCP segment: a batch of ACKs read in one
+    pass always is, a burst of UDP datagrams is not (and costs one check)."""
+    return _maybe_tcp(items[-1][1])
+
+
 def _maybe_tcp(frame: bytes) -> bool:
     """IPv4 or IPv6 with TCP as its protocol; everything else can neither be
     thinned nor stand between two ACKs of a connection."""

@@ -18,13 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from skylan.dataplane.ackthinning import (
-    IPV4_PROTO,
-    IPV6_NEXT,
-    MIN_TCP_FRAME,
-    PROTO_TCP,
-    thin_acks,
-)
+from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
@@ -328,9 +322,6 @@ class Dataplane:
         now = self.now
         batches: dict[str, list[tuple[bytes, bytes]]] = {}
         batched = 0
-        # ACK thinning only pays when a pass read two TCP segments or more;
-        # a burst of anything else (UDP, say) skips it for one check per frame
-        thinning, tcp = self.ack_thinning, 0
         last_macs, last_peers = b"", list[str]()
         view = self._tap_view
         head = wire.CONTAINER_PREFIX_LEN
@@ -366,25 +357,23 @@ class Dataplane:
             if not peers:
                 continue
             if vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME:
-                item = (bytes(vnet), data := bytes(frame))
-                if len(data) >= MIN_TCP_FRAME and PROTO_TCP in (data[IPV4_PROTO], data[IPV6_NEXT]):
-                    tcp += 1
+                item = (bytes(vnet), bytes(frame))
                 for node in peers:
                     batches.setdefault(node, []).append(item)
                 batched += len(frame)
                 if batched >= BATCH_BYTES:
                     for node, items in batches.items():
-                        self._send(port, node, items, now, thinning and tcp > 1)
+                        self._send(port, node, items, now)
                     batches.clear()
                     batched = 0
                 continue
             wire.put_superframe_prefix(view, port.vni)
             for node in peers:
                 if node in batches:
-                    self._send(port, node, batches.pop(node), now, thinning and tcp > 1)
+                    self._send(port, node, batches.pop(node), now)
                 self._send_container(node, view[: head + n], now)
         for node, items in batches.items():
-            self._send(port, node, items, now, thinning and tcp > 1)
+            self._send(port, node, items, now)
         port.counters["tx_bytes"] += tx_bytes
         port.counters["tx_packets"] += tx_packets
         self._arm_timer()
@@ -394,10 +383,11 @@ class Dataplane:
             self.engine.send_container(public, container, now)
             self._flush()  # sealed into reused buffers: out before the next seal
 
-    def _send(
-        self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float, thin: bool
-    ) -> None:
-        if thin:
+    def _send(self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float) -> None:
+        # a batch that ends in a TCP segment may hold ACKs to thin; looking at
+        # the last frame only keeps bursts of anything else (UDP, say) free of
+        # any per-frame cost
+        if self.ack_thinning and len(items) > 1 and ends_in_tcp(items):
             before = len(items)
             items = thin_acks(items)
             port.counters["tx_acks_thinned"] += before - len(items)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skylan.dataplane.ackthinning import thin_acks
+from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
 
 VNET = b"\x01" + bytes(9)
 MACS = bytes.fromhex("020000000001020000000002")
@@ -224,3 +224,11 @@ def test_truncated_acks_are_left_alone(cut_a: int, cut_b: int) -> None:
     assert result[-1] == newer
     if cut_a or cut_b:
         assert result == [older, newer]
+
+
+def test_a_batch_is_worth_thinning_when_it_ends_in_tcp() -> None:
+    udp = MACS + b"\x08\x00" + bytes([0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17]) + bytes(30)
+    assert ends_in_tcp(items(udp, segment4(1000)))
+    assert ends_in_tcp(items(segment6(1000)))
+    assert not ends_in_tcp(items(segment4(1000), udp))
+    assert not ends_in_tcp(items(segment4(1000)[:40]))
