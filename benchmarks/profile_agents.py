@@ -3,7 +3,7 @@ one iperf3 TCP stream (or, with ``--udp64``, a flood of 64-byte UDP datagrams)
 runs between two lab hosts.
 
     sudo .venv/bin/python benchmarks/profile_agents.py [--seconds 8] [--rate 300] [--top 12]
-        [--udp64]
+        [--udp64] [--machine]
 
 py-spy samples each agent (idle samples included, so waiting in ``epoll`` shows
 as such) and the samples are grouped by the innermost frame that names what
@@ -11,6 +11,13 @@ the agent was doing: a system call, the cipher, or our own code. The table
 gives each group's share of that agent's samples, so the shares are ratios
 measured in the same run, comparable across machines. Needs root and py-spy
 (``pip install py-spy``).
+
+With ``--machine``, ``perf record -a`` samples the whole machine instead (both
+cores, every process, kernel included; ``cpu-clock``, since a VM may have no
+hardware counters), and the table splits the time between the agents' Python
+interpreter, their kernel work, the cipher, numpy and libc, the traffic
+generator, and idle: what the agents cost next to everything else on the
+path. Needs ``perf`` (Debian: ``linux-perf``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -78,15 +86,79 @@ def shares(raw: Path) -> dict[str, float]:
     return {g: n / total * 100 for g, n in counts.most_common()}
 
 
+# (process, shared object) of a perf sample -> what it stands for
+AGENT_DSOS = {
+    "libpython": "agents: Python interpreter",
+    "[kernel.kallsyms]": "agents: kernel (system calls, softirqs)",
+    "_rust.abi3.so": "agents: AES-GCM (cryptography's OpenSSL)",
+    "_multiarray_umath": "agents: numpy",
+    "libc.so": "agents: libc (memcpy, malloc)",
+}
+
+
+def machine_group(comm: str, dso: str) -> str:
+    if comm == "python" or comm.startswith("python3"):
+        return next((g for k, g in AGENT_DSOS.items() if dso.startswith(k)), "agents: other")
+    if comm == "iperf3":
+        return "iperf3 (kernel TCP/UDP included)"
+    if comm == "swapper":
+        return "idle"
+    return "other processes"
+
+
+def machine_shares(report: str) -> dict[str, float]:
+    """Shares of every sample from ``perf report --sort comm,dso`` lines."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in report.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].endswith("%"):
+            counts[machine_group(fields[1], fields[2])] += float(fields[0].rstrip("%"))
+    return dict(counts.most_common())
+
+
+def profile_machine(args: argparse.Namespace, load: Callable[[int], float], tmp: Path) -> None:
+    data = tmp / "perf.data"
+    perf = subprocess.Popen(
+        [
+            *("perf", "record", "-a", "-e", "cpu-clock", "-F", "999", "-o", str(data)),
+            *("--", "sleep", str(args.seconds)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        rate = load(args.seconds + 1)  # covers the whole sampling window
+        perf.wait(timeout=args.seconds + 30)
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+            perf.wait()
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", "comm,dso", "--stdio"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    what = f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
+    print(f"{what}; share of the whole machine's samples (%, both cores)")
+    for group, share in machine_shares(report).items():
+        print(f"{group:<45}{share:>6.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--udp64", action="store_true", help="64-byte UDP instead of TCP")
+    parser.add_argument(
+        "--machine", action="store_true", help="perf on the whole machine instead of py-spy"
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
+    if args.machine and shutil.which("perf") is None:
+        sys.exit("perf is not installed: apt install linux-perf")
+    if not args.machine and not Path(spy).exists():
         sys.exit("py-spy is not installed: pip install py-spy")
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="skylan-prof-") as tmp:
         a, b = lab.add_host("a"), lab.add_host("b")
@@ -101,6 +173,9 @@ def main() -> None:
             return iperf(a, encrypted, seconds, 1)
 
         load(2)  # warm up
+        if args.machine:
+            profile_machine(args, load, Path(tmp))
+            return
         raws = [Path(tmp) / f"{role}.txt" for role in ("sender", "receiver")]
         spies = [
             subprocess.Popen(
