@@ -22,10 +22,11 @@ parse as IPv4 or IPv6 TCP passes untouched.
 
 from __future__ import annotations
 
+from skylan.switch import frames
 from skylan.switch.frames import ETH_HEADER
 
-ETHERTYPE_IPV4 = b"\x08\x00"
-ETHERTYPE_IPV6 = b"\x86\xdd"
+ETHERTYPE_IPV4 = frames.ETHERTYPE_IPV4.to_bytes(2, "big")
+ETHERTYPE_IPV6 = frames.ETHERTYPE_IPV6.to_bytes(2, "big")
 PROTO_TCP = 6
 TCP_HEADER = 20
 ACK_ONLY = 0x10  # the flags byte of a pure ACK
@@ -90,12 +91,10 @@ def _supersedes(newer: tuple[int, int], ack: int, window: int) -> bool:
 
 
 def _tcp(frame: bytes) -> tuple[bytes, tuple[int, int] | None] | None:
-    """The frame's TCP connection (addresses, ports and MACs) and, for a pure
-    ACK, its (ack number, raw window); None for anything but IP/TCP."""
-    ethertype = frame[12:14]
-    if ethertype == ETHERTYPE_IPV4:
-        if len(frame) < ETH_HEADER + 20 or frame[ETH_HEADER + 9] != PROTO_TCP:
-            return None
+    """The TCP connection (addresses, ports and MACs) of a frame that
+    :func:`_maybe_tcp` accepted and, for a pure ACK, its (ack number, raw
+    window); None if its headers do not hold together."""
+    if frame[12:14] == ETHERTYPE_IPV4:
         ihl = (frame[ETH_HEADER] & 0x0F) * 4
         if frame[ETH_HEADER] >> 4 != 4 or ihl < 20:
             return None
@@ -104,17 +103,12 @@ def _tcp(frame: bytes) -> tuple[bytes, tuple[int, int] | None] | None:
         ip_payload = int.from_bytes(frame[ETH_HEADER + 2 : ETH_HEADER + 4], "big") - ihl
         ecn = frame[ETH_HEADER + 1] & 3
         fragment = frame[ETH_HEADER + 6] & 0x3F or frame[ETH_HEADER + 7]
-    elif ethertype == ETHERTYPE_IPV6:
-        # TCP right behind the fixed header; extension headers are left alone
-        if len(frame) < ETH_HEADER + 40 or frame[ETH_HEADER + 6] != PROTO_TCP:
-            return None
+    else:  # IPv6, with TCP right behind the fixed header (so no extension headers)
         tcp = ETH_HEADER + 40
         addresses = frame[ETH_HEADER + 8 : ETH_HEADER + 40]
         ip_payload = int.from_bytes(frame[ETH_HEADER + 4 : ETH_HEADER + 6], "big")
         ecn = (frame[ETH_HEADER + 1] >> 4) & 3
         fragment = 0
-    else:
-        return None
     if len(frame) < tcp + TCP_HEADER or fragment:
         return None
     conn = bytes(frame[:12]) + bytes(addresses) + bytes(frame[tcp : tcp + 4])

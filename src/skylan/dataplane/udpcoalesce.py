@@ -23,6 +23,7 @@ import struct
 from collections.abc import Sequence
 
 from skylan.switch.frames import ETH_HEADER as ETH_LEN
+from skylan.switch.frames import ETHERTYPE_IPV4
 
 VNET_F_NEEDS_CSUM = 1
 VNET_GSO_UDP_L4 = 5
@@ -40,6 +41,7 @@ _VNET = struct.Struct("=BBHHHH")  # virtio_net_hdr (legacy: native byte order)
 # a header of any other length fails one of the two comparisons)
 _MERGEABLE_VNET = bytes((VNET_F_NEEDS_CSUM, 0))
 _NEEDS_CSUM_UDP_TAIL = struct.pack("=HH", CSUM_START, CSUM_OFFSET)
+_IPV4 = ETHERTYPE_IPV4.to_bytes(2, "big")
 
 Frame = tuple[bytes, bytes | memoryview]  # (virtio_net_hdr, Ethernet frame)
 Write = tuple[bytes, bytes | memoryview, int]  # a Frame and how many datagrams it holds
@@ -51,7 +53,7 @@ def _flow(vnet: bytes, frame: bytes | memoryview) -> bytes | None:
     if len(frame) <= HEADERS or vnet[6:] != _NEEDS_CSUM_UDP_TAIL or vnet[:2] != _MERGEABLE_VNET:
         return None
     head = bytes(frame[:HEADERS])
-    if head[23] != 17 or head[14] != 0x45 or head[12:14] != b"\x08\x00":
+    if head[23] != 17 or head[14] != 0x45 or head[12:14] != _IPV4:
         return None  # not IPv4 without options, or not UDP
     if head[20] & 0x3F or head[21]:  # more fragments, or a fragment offset
         return None

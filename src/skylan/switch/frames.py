@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 ETH_HEADER = 14
 ETHERTYPE_ARP = 0x0806
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = 0x8100
 BROADCAST = b"\xff" * 6
 _ARP = struct.Struct("!HHBBH6s4s6s4s")  # htype ptype hlen plen op sha spa tha tpa
@@ -55,7 +57,9 @@ def parse_arp(frame: bytes | memoryview) -> Arp | None:
     if int.from_bytes(frame[12:14], "big") != ETHERTYPE_ARP:
         return None
     htype, ptype, hlen, plen, op, sha, spa, tha, tpa = _ARP.unpack_from(frame, ETH_HEADER)
-    if (htype, ptype, hlen, plen) != (1, 0x0800, 6, 4) or op not in (ARP_REQUEST, ARP_REPLY):
+    if (htype, ptype, hlen, plen) != (1, ETHERTYPE_IPV4, 6, 4):
+        return None
+    if op not in (ARP_REQUEST, ARP_REPLY):
         return None
     return Arp(op, sha, spa, tha, tpa)
 
@@ -65,7 +69,7 @@ def arp_reply(request: Arp, answer_mac: bytes) -> bytes:
     eth = request.sender_mac + answer_mac + ETHERTYPE_ARP.to_bytes(2, "big")
     return eth + _ARP.pack(
         1,
-        0x0800,
+        ETHERTYPE_IPV4,
         6,
         4,
         ARP_REPLY,
