@@ -116,6 +116,11 @@ def machine_shares(report: str) -> dict[str, float]:
     return dict(counts.most_common())
 
 
+def measured(args: argparse.Namespace, rate: float) -> str:
+    """What ran while sampling, and at what rate."""
+    return f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
+
+
 def profile_machine(args: argparse.Namespace, load: Callable[[int], float], tmp: Path) -> None:
     data = tmp / "perf.data"
     perf = subprocess.Popen(
@@ -139,8 +144,7 @@ def profile_machine(args: argparse.Namespace, load: Callable[[int], float], tmp:
         text=True,
         check=True,
     ).stdout
-    what = f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
-    print(f"{what}; share of the whole machine's samples (%, both cores)")
+    print(f"{measured(args, rate)}; share of the whole machine's samples (%, both cores)")
     for group, share in machine_shares(report).items():
         print(f"{group:<45}{share:>6.1f}")
 
@@ -198,8 +202,7 @@ def main() -> None:
                     p.kill()
                     p.wait()
         sender, receiver = shares(raws[0]), shares(raws[1])
-    what = f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
-    print(f"{what}; share of each agent's samples (%)")
+    print(f"{measured(args, rate)}; share of each agent's samples (%)")
     both = set(sender) | set(receiver)
     groups = sorted(both, key=lambda g: -(sender.get(g, 0) + receiver.get(g, 0)))
     print(f"{'':<40}{'sender':>8}{'receiver':>10}")
