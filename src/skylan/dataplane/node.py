@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
-from skylan.dataplane.udpcoalesce import HEADERS, Frame, coalesce
+from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
 from skylan.dataplane.vxlan import VxlanPort
 from skylan.dataplane.workers import WorkerLanes, merged_status
 from skylan.hostnet import links, storm
@@ -35,11 +36,13 @@ from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.engine import TunnelEngine
 from skylan.tunnel.events import (
     EndpointChanged,
+    FrameRowsReceived,
     FramesReceived,
     HandshakeCompleted,
     PeerDead,
     SuperFrameReceived,
 )
+from skylan.tunnel.framerows import ROW_HEAD, FrameRows
 from skylan.tunnel.keys import StaticKeypair, encode_public
 
 log = logging.getLogger("skylan.dataplane")
@@ -415,6 +418,8 @@ class Dataplane:
         while (event := self.engine.next_event()) is not None:
             if isinstance(event, SuperFrameReceived):
                 self._to_tap(event.peer, event.network_id, [(event.vnet_hdr, event.frame)], now)
+            elif isinstance(event, FrameRowsReceived):
+                self._rows_to_tap(event.peer, event.network_id, event.rows, now)
             elif isinstance(event, FramesReceived):
                 hdrs = event.vnet_hdrs or (ZERO_VNET_HDR,) * len(event.frames)
                 frames = list(zip(hdrs, event.frames, strict=False))  # the engine pairs them
@@ -429,16 +434,40 @@ class Dataplane:
     def _to_tap(self, public: bytes, vni: int, frames: list[Frame], now: float) -> None:
         """Frames from a peer, each checked by the network's switch, into the
         TAP; runs of small same-flow UDP datagrams go in as one GSO frame."""
-        port = self.by_vni.get(vni)
-        node = self.node_of_key.get(public)
-        if port is None or node is None:
-            self.drops.add("unknown_network", len(frames))
+        port = self._port_for(public, vni, len(frames))
+        if port is None:
             return
+        node = self.node_of_key[public]
         accepted = [f for f in frames if port.switch.from_peer(node, f[1], now)]
-        if len(accepted) > 1 and port.tap.udp_gso:
-            writes = coalesce(accepted)
-        else:
-            writes = [(vnet, frame, 1) for vnet, frame in accepted]
+        self._write(port, _merged(port, accepted))
+
+    def _rows_to_tap(self, public: bytes, vni: int, rows: FrameRows, now: float) -> None:
+        """A batch of equal-length frames from a peer. When they are one
+        conversation (the same two MACs) the switch decides once for all, and
+        when they are one UDP flow they are merged on the whole batch at once;
+        anything else goes frame by frame, with the same outcome."""
+        port = self._port_for(public, vni, len(rows))
+        if port is None:
+            return
+        node = self.node_of_key[public]
+        macs = rows.array[:, ROW_HEAD : ROW_HEAD + ETH_ADDRS]
+        if not (macs == macs[0]).all():
+            self._to_tap(public, vni, list(rows.items()), now)
+            return
+        accepted = port.switch.from_peer_alike(node, rows.frame(0), len(rows), now)
+        writes = coalesce_rows(rows) if accepted == len(rows) and port.tap.udp_gso else None
+        if writes is None:  # some dropped, not one UDP flow, or no UDP GSO on this TAP
+            writes = _merged(port, rows.items()[:accepted])
+        self._write(port, writes)
+
+    def _port_for(self, public: bytes, vni: int, frames: int) -> Port | None:
+        port = self.by_vni.get(vni)
+        if port is None or public not in self.node_of_key:
+            self.drops.add("unknown_network", frames)
+            return None
+        return port
+
+    def _write(self, port: Port, writes: list[Write]) -> None:
         counters = port.counters
         for vnet, frame, datagrams in writes:
             if port.tap.write(vnet, frame):
@@ -544,6 +573,14 @@ class Dataplane:
             "peers": peers,
             "drops": drops,
         }
+
+
+def _merged(port: Port, frames: Sequence[Frame]) -> list[Write]:
+    """The writes for frames accepted for ``port``'s TAP: runs of same-flow
+    UDP datagrams merged where the TAP takes UDP GSO frames."""
+    if len(frames) > 1 and port.tap.udp_gso:
+        return coalesce(frames)
+    return [(vnet, frame, 1) for vnet, frame in frames]
 
 
 async def _configure_link(name: str, net: NetworkMap, netmap: NetMap) -> PortInfo:

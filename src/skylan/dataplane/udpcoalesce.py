@@ -22,8 +22,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+import numpy as np
+
 from skylan.switch.frames import ETH_HEADER as ETH_LEN
 from skylan.switch.frames import ETHERTYPE_IPV4
+from skylan.tunnel.framerows import ROW_HEAD, FrameRows
 
 VNET_F_NEEDS_CSUM = 1
 VNET_GSO_UDP_L4 = 5
@@ -42,6 +45,13 @@ _VNET = struct.Struct("=BBHHHH")  # virtio_net_hdr (legacy: native byte order)
 _MERGEABLE_VNET = bytes((VNET_F_NEEDS_CSUM, 0))
 _NEEDS_CSUM_UDP_TAIL = struct.pack("=HH", CSUM_START, CSUM_OFFSET)
 _IPV4 = ETHERTYPE_IPV4.to_bytes(2, "big")
+
+# what may differ between two datagrams of one flow and one size: the IP
+# identification, the IP header checksum and the UDP checksum (frame offsets);
+# every other byte of the vnet and Ethernet/IPv4/UDP headers must match
+_FREE_BYTES = (18, 19, 24, 25, 40, 41)
+_ROW_MASK = np.ones(ROW_HEAD + HEADERS, bool)
+_ROW_MASK[[ROW_HEAD + k for k in _FREE_BYTES]] = False
 
 Frame = tuple[bytes, bytes | memoryview]  # (virtio_net_hdr, Ethernet frame)
 Write = tuple[bytes, bytes | memoryview, int]  # a Frame and how many datagrams it holds
@@ -93,8 +103,41 @@ def coalesce(frames: Sequence[Frame]) -> list[Write]:
     return out
 
 
+def coalesce_rows(rows: FrameRows) -> list[Write] | None:
+    """What :func:`coalesce` makes of ``rows.items()`` when every frame is a
+    mergeable datagram of one flow, found and built on the whole batch at
+    once; None when they are not (the caller then coalesces frame by frame)."""
+    first = rows.frame(0)
+    if _flow(rows.vnet_hdr(0), first) is None:
+        return None
+    array = rows.array
+    head = array[:, : ROW_HEAD + HEADERS]
+    if not (head == head[0])[:, _ROW_MASK].all():
+        return None
+    size = rows.frame_len - HEADERS
+    per = min(MAX_SEGMENTS, MAX_PAYLOAD // size)
+    if per < 2:
+        return None
+    payloads = array[:, ROW_HEAD + HEADERS :]
+    out: list[Write] = []
+    for i in range(0, len(rows), per):
+        j = min(i + per, len(rows))
+        if j - i == 1:
+            out.append((rows.vnet_hdr(i), rows.frame(i), 1))
+            continue
+        vnet, header = _merged_header(rows.frame(i), size, (j - i) * size)
+        out.append((vnet, header + payloads[i:j].tobytes(), j - i))
+    return out
+
+
 def _merge(run: Sequence[Frame], size: int, payload: int) -> Frame:
-    first = run[0][1]
+    vnet, header = _merged_header(run[0][1], size, payload)
+    return vnet, b"".join([header, *(f[HEADERS:] for _, f in run)])
+
+
+def _merged_header(first: bytes | memoryview, size: int, payload: int) -> tuple[bytes, bytes]:
+    """The virtio header and the Ethernet/IPv4/UDP headers of a GSO frame of
+    ``payload`` bytes in segments of ``size``, made from its first datagram's."""
     head = bytearray(first[:HEADERS])
     struct.pack_into("!H", head, ETH_LEN + 2, IP_LEN + UDP_LEN + payload)  # IP total length
     head[ETH_LEN + 10 : ETH_LEN + 12] = b"\0\0"
@@ -106,9 +149,8 @@ def _merge(run: Sequence[Frame], size: int, payload: int) -> Frame:
     # each segment it cuts
     pseudo = bytes(head[ETH_LEN + 12 : CSUM_START]) + struct.pack("!HH", 17, udp_len)
     struct.pack_into("!H", head, CSUM_START + 6, _sum16(pseudo))
-    body = b"".join([bytes(head), *(f[HEADERS:] for _, f in run)])
     vnet = _VNET.pack(VNET_F_NEEDS_CSUM, VNET_GSO_UDP_L4, HEADERS, size, CSUM_START, CSUM_OFFSET)
-    return vnet, body
+    return vnet, bytes(head)
 
 
 def _sum16(data: bytes | bytearray) -> int:

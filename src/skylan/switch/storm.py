@@ -10,11 +10,15 @@ class StormBucket:
         self.last = now
 
     def allow(self, now: float) -> bool:
+        return self.take(1, now) == 1
+
+    def take(self, count: int, now: float) -> int:
+        """How many of ``count`` frames arriving at ``now`` may pass (the
+        first ones: the bucket does not refill within one instant)."""
         if self.pps <= 0:
-            return True  # storm control off
+            return count  # storm control off
         self.tokens = min(float(self.pps), self.tokens + (now - self.last) * self.pps)
         self.last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+        granted = min(count, int(self.tokens))
+        self.tokens -= granted
+        return granted

@@ -137,29 +137,38 @@ class Switch:
 
     def from_peer(self, peer: str, frame: bytes | memoryview, now: float) -> bool:
         """Whether to deliver this authenticated frame to the TAP."""
+        return self.from_peer_alike(peer, frame, 1, now) == 1
+
+    def from_peer_alike(self, peer: str, frame: bytes | memoryview, count: int, now: float) -> int:
+        """How many of ``count`` authenticated frames that all carry ``frame``'s
+        Ethernet addresses to deliver to the TAP: the first that many.
+
+        One decision stands for the lot, because each frame would get the same
+        one: learning the same source from the same peer at the same instant
+        changes nothing, and only the storm limit on multicast counts frames.
+        Drops are counted per frame, as for :meth:`from_peer`.
+        """
         if peer not in self.members:
-            self.drops.add("not_member")
-            return False
+            self.drops.add("not_member", count)
+            return 0
         if len(frame) < ETH_HEADER:
-            self.drops.add("runt")
-            return False
+            self.drops.add("runt", count)
+            return 0
         dst = bytes(frame[0:6])
         src = bytes(frame[6:12])
         if is_multicast(src):
-            self.drops.add("bad_source_mac")
-            return False
+            self.drops.add("bad_source_mac", count)
+            return 0
         if not self.fdb.learn(src, peer, now):
-            self.drops.add("mac_spoof")
-            return False
+            self.drops.add("mac_spoof", count)
+            return 0
         if is_multicast(dst):
-            if not self._peer_storm[peer].allow(now):
-                self.drops.add("storm_peer")
-                return False
-            return True
+            allowed = self._peer_storm[peer].take(count, now)
+            if allowed < count:
+                self.drops.add("storm_peer", count - allowed)
+            return allowed
         owner = self.fdb.lookup(dst, now)
-        if owner == LOCAL:
-            return True
-        if owner is None:
-            return True  # unknown unicast: flooded to us, the kernel filters it
-        self.drops.add("not_for_us")
-        return False
+        if owner == LOCAL or owner is None:  # None: unknown unicast, the kernel filters it
+            return count
+        self.drops.add("not_for_us", count)
+        return 0

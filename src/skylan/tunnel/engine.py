@@ -33,6 +33,7 @@ from skylan.tunnel.events import (
     Address,
     EndpointChanged,
     Event,
+    FrameRowsReceived,
     FramesReceived,
     HandshakeCompleted,
     PeerDead,
@@ -548,6 +549,10 @@ class TunnelEngine:
                 SuperFrameReceived(
                     peer.public, container.network_id, container.vnet_hdr, container.frames[0]
                 )
+            )
+        elif container.rows is not None:
+            self._events.append(
+                FrameRowsReceived(peer.public, container.network_id, container.rows)
             )
         else:
             self._events.append(

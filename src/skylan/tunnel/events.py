@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skylan.tunnel.framerows import FrameRows
+
 Address = tuple[str, int]
 
 
@@ -32,6 +34,17 @@ class FramesReceived:
 
 
 @dataclass(frozen=True)
+class FrameRowsReceived:
+    """Like :class:`FramesReceived`, for a batch whose frames all have one
+    length: the frames as rows of the decrypted message, for a driver that
+    handles such a batch as a whole (``rows.items()`` gives them one by one)."""
+
+    peer: bytes
+    network_id: int
+    rows: FrameRows
+
+
+@dataclass(frozen=True)
 class SuperFrameReceived:
     peer: bytes
     network_id: int
@@ -46,7 +59,14 @@ class PeerDead:
     peer: bytes
 
 
-Event = HandshakeCompleted | EndpointChanged | FramesReceived | SuperFrameReceived | PeerDead
+Event = (
+    HandshakeCompleted
+    | EndpointChanged
+    | FramesReceived
+    | FrameRowsReceived
+    | SuperFrameReceived
+    | PeerDead
+)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
+from skylan.tunnel.framerows import VNET_LEN, FrameRows
 from skylan.tunnel.noise import DHLEN, TAGLEN
 
 
@@ -185,7 +186,7 @@ class Kind(IntEnum):
     FEEDBACK = 4  # the path to the sender loses chunks: please add redundancy
 
 
-VNET_HDR_LEN = 10  # struct virtio_net_hdr without num_buffers
+VNET_HDR_LEN = VNET_LEN  # struct virtio_net_hdr without num_buffers
 CONTAINER_PREFIX = struct.Struct("!BI")  # kind, network id
 CONTAINER_PREFIX_LEN = CONTAINER_PREFIX.size  # 5
 _FRAME_LEN = struct.Struct("!H")
@@ -201,6 +202,15 @@ class Container:
     vnet_hdr: bytes = b""
     vnet_hdrs: tuple[bytes, ...] = ()  # VNET_FRAMES: one per frame
     want_fec: bool = False  # FEEDBACK
+    # VNET_FRAMES of one length: the frames as rows (``frames`` and
+    # ``vnet_hdrs`` are then empty)
+    rows: FrameRows | None = None
+
+    def vnet_items(self) -> list[tuple[bytes, bytes | memoryview]]:
+        """A VNET_FRAMES container's frames, each with its virtio header."""
+        if self.rows is not None:
+            return list(self.rows.items())
+        return list(zip(self.vnet_hdrs, self.frames, strict=True))
 
 
 def encode_frames(network_id: int, frames: list[bytes]) -> bytes:
@@ -274,6 +284,10 @@ def decode_container(plaintext: bytes | memoryview) -> Container:
         )
         return Container(kind, network_id, (frame,), bytes(plaintext[CONTAINER_PREFIX_LEN:start]))
     with_vnet = kind is Kind.VNET_FRAMES
+    if with_vnet and isinstance(plaintext, bytes):
+        rows = FrameRows.find(plaintext, CONTAINER_PREFIX_LEN, MIN_FRAME)
+        if rows is not None:
+            return Container(kind, network_id, rows=rows)
     extra = VNET_HDR_LEN if with_vnet else 0
     frames = []
     vnet_hdrs = []

@@ -16,6 +16,7 @@ from skylan.switch.frames import (
     mac_text,
     parse_arp,
 )
+from skylan.switch.storm import StormBucket
 
 ME = mac_bytes("02:00:00:00:00:01")
 B = mac_bytes("02:00:00:00:00:02")
@@ -215,3 +216,65 @@ def test_helpers() -> None:
     request = parse_arp(arp(1, ME, "10.0.0.1", b"\x00" * 6, "10.0.0.2"))
     assert request is not None and not request.gratuitous
     assert parse_arp(arp_reply(request, B)) is not None
+
+
+def state(sw: Switch) -> tuple[object, ...]:
+    learned = {mac: (e.peer, e.seen) for mac, e in sw.fdb.learned.items()}
+    tokens = {p: (b.tokens, b.last) for p, b in sw._peer_storm.items()}
+    return dict(sw.drops.by_reason), learned, tokens
+
+
+MACS = [ME, B, C, VMAC, BCAST, IPV6_ALL_NODES, mac_bytes("02:00:00:00:00:77")]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["b", "c", "stranger"]),
+            st.sampled_from(MACS),
+            st.sampled_from(MACS),
+            st.integers(1, 150),
+            st.floats(0, 0.5),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([0, 3, 100]),
+)
+def test_deciding_for_frames_alike_is_deciding_for_each(
+    runs: list[tuple[str, bytes, bytes, int, float]], storm_pps: int
+) -> None:
+    """A batch of frames with the same addresses, decided once, leaves the
+    switch exactly as deciding every frame of it would: the same frames
+    delivered (the first ones), the same drops by reason, the same learned
+    MACs and storm buckets."""
+    one, each = switch(storm_pps), switch(storm_pps)
+    now = 1.0
+    for peer, dst, src, count, dt in runs:
+        now += dt
+        frame = eth(dst, src)
+        verdicts = [each.from_peer(peer, frame, now) for _ in range(count)]
+        delivered = one.from_peer_alike(peer, frame, count, now)
+        assert verdicts == [True] * delivered + [False] * (count - delivered)
+        assert state(one) == state(each)
+    assert each.from_peer_alike("b", eth(ME, B)[:10], 4, now) == 0
+    assert each.drops["runt"] == 4
+
+
+@given(
+    st.sampled_from([0, 1, 7, 100]),
+    st.lists(st.tuples(st.floats(0, 0.3), st.integers(1, 40)), max_size=20),
+)
+def test_storm_bucket_grants_whole_tokens_only(pps: int, arrivals: list[tuple[float, int]]) -> None:
+    """``take`` against a model of the bucket: a frame passes while a whole
+    token is left, the bucket refills at ``pps`` up to ``pps``, 0 means off."""
+    bucket, tokens, last, now = StormBucket(pps, 0.0), float(max(pps, 1)), 0.0, 0.0
+    for dt, count in arrivals:
+        now += dt
+        want = 0
+        tokens = min(float(pps), tokens + (now - last) * pps)
+        last = now
+        for _ in range(count):
+            if pps <= 0 or tokens >= 1.0:
+                tokens -= 1.0 if pps > 0 else 0.0
+                want += 1
+        assert bucket.take(count, now) == want

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skylan.tunnel import timestamp, wire
+from skylan.tunnel import framerows, timestamp, wire
 
 frames = st.binary(min_size=wire.MIN_FRAME, max_size=2000)
 
@@ -27,7 +27,48 @@ def test_vnet_frames_container_round_trips(
 ) -> None:
     c = wire.decode_container(wire.encode_vnet_frames(network_id, items))
     assert c.kind is wire.Kind.VNET_FRAMES and c.network_id == network_id
-    assert list(zip(c.vnet_hdrs, c.frames, strict=True)) == items
+    assert c.vnet_items() == items
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.binary(min_size=wire.MIN_FRAME, max_size=200),
+    st.lists(st.binary(min_size=10, max_size=10), min_size=1, max_size=40),
+    st.data(),
+)
+def test_equal_length_frames_decode_as_rows(
+    network_id: int, frame: bytes, vnets: list[bytes], data: st.DataObject
+) -> None:
+    """From UNIFORM_FROM frames of one length on, a batch comes back as rows
+    holding exactly the frames; one frame of another length anywhere, or
+    fewer frames, and it is parsed frame by frame as before."""
+    items = [(vnet, bytes([i % 256]) + frame[1:]) for i, vnet in enumerate(vnets)]
+    odd = data.draw(st.none() | st.integers(0, len(items) - 1))
+    if odd is not None:
+        vnet, f = items[odd]
+        items[odd] = (vnet, f + data.draw(st.binary(min_size=1, max_size=30)))
+    c = wire.decode_container(wire.encode_vnet_frames(network_id, items))
+    assert c.vnet_items() == items
+    uniform = odd is None and len(items) >= framerows.UNIFORM_FROM
+    assert (c.rows is not None) is uniform
+    if c.rows is not None:
+        assert (c.frames, c.vnet_hdrs) == ((), ())
+        assert [(c.rows.vnet_hdr(i), c.rows.frame(i)) for i in range(len(c.rows))] == items
+        assert c.rows.array.shape == (len(items), framerows.ROW_HEAD + len(frame))
+
+
+def test_rows_need_every_length_field_equal() -> None:
+    """A batch whose size happens to be a multiple of its first row, but whose
+    length fields differ, is not taken for rows (and fails to parse, as the
+    frame-by-frame parser finds it malformed)."""
+    body = b"".join(
+        wire.encode_vnet_frames(1, [(bytes(10), bytes(30))])[wire.CONTAINER_PREFIX_LEN :]
+        for _ in range(framerows.UNIFORM_FROM)
+    )
+    forged = bytearray(wire.encode_vnet_frames(1, [(bytes(10), bytes(30))])[:5] + body)
+    forged[5 + 3 * (12 + 30) + 1] = 31  # frame 3 claims one byte more
+    with pytest.raises(wire.WireError):
+        wire.decode_container(bytes(forged))
 
 
 @given(st.integers(0, 2**32 - 1), st.binary(min_size=10, max_size=10), frames)
