@@ -3,7 +3,7 @@ one iperf3 TCP stream (or, with ``--udp64``, a flood of 64-byte UDP datagrams)
 runs between two lab hosts.
 
     sudo .venv/bin/python benchmarks/profile_agents.py [--seconds 8] [--rate 300] [--top 12]
-        [--udp64] [--machine]
+        [--udp64] [--machine] [--loss PCT]
 
 py-spy samples each agent (idle samples included, so waiting in ``epoll`` shows
 as such) and the samples are grouped by the innermost frame that names what
@@ -18,6 +18,11 @@ hardware counters), and the table splits the time between the agents' Python
 interpreter, their kernel work, the cipher, numpy and libc, the traffic
 generator, and idle: what the agents cost next to everything else on the
 path. Needs ``perf`` (Debian: ``linux-perf``).
+
+With ``--loss PCT`` the hosts' underlay is made what
+``benchmarks/peers_under_loss.sh`` measures on: segmentation and receive
+offloads off (datagrams cross one by one) and PCT % of the datagrams arriving
+at each host dropped (nftables ``numgen random`` on ingress).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.throughput import iperf, skylan_overlay, udp64_kpps
 
-from skylan.lab import Lab
+from skylan.lab import Host, Lab
 
 # innermost Python frames that stand for a kind of work (the C call they make
 # is in the label); any other frame is shown by its own name
@@ -118,7 +123,30 @@ def machine_shares(report: str) -> dict[str, float]:
 
 def measured(args: argparse.Namespace, rate: float) -> str:
     """What ran while sampling, and at what rate."""
-    return f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
+    what = f"UDP 64 B, {rate:.1f} kpps" if args.udp64 else f"one TCP stream, {rate:.2f} Gbit/s"
+    return f"{what}, {args.loss} % loss without offloads" if args.loss else what
+
+
+# peers_under_loss.sh's underlay: no GSO/TSO, no GRO, random ingress loss
+NO_OFFLOADS = (
+    *("tso", "tx-udp-segmentation", "tx-udp_tnl-segmentation"),
+    *("tx-udp_tnl-csum-segmentation", "gro"),
+)
+
+
+def lossy_underlay(hosts: list[Host], pct: float) -> None:
+    per_100k = round(pct * 1000)
+    rules = f"""
+table netdev bench_loss {{
+    chain in {{
+        type filter hook ingress device "eth0" priority 0
+        numgen random mod 100000 < {per_100k} counter drop
+    }}
+}}
+"""
+    for host in hosts:
+        host.run(["ethtool", "-K", "eth0", *(x for f in NO_OFFLOADS for x in (f, "off"))])
+        host.run(["nft", "-f", "-"], input=rules, check=True)
 
 
 def profile_machine(args: argparse.Namespace, load: Callable[[int], float], tmp: Path) -> None:
@@ -158,6 +186,9 @@ def main() -> None:
     parser.add_argument(
         "--machine", action="store_true", help="perf on the whole machine instead of py-spy"
     )
+    parser.add_argument(
+        "--loss", type=float, default=0.0, help="%% loss on an underlay without offloads"
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if args.machine and shutil.which("perf") is None:
@@ -176,6 +207,8 @@ def main() -> None:
                 return udp64_kpps(a, encrypted, seconds)
             return iperf(a, encrypted, seconds, 1)
 
+        if args.loss:
+            lossy_underlay([a, b], args.loss)
         load(2)  # warm up
         if args.machine:
             profile_machine(args, load, Path(tmp))
