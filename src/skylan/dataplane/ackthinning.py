@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from skylan.switch import frames
 from skylan.switch.frames import ETH_HEADER
+from skylan.tunnel.wire import VnetItem
 
 ETHERTYPE_IPV4 = frames.ETHERTYPE_IPV4.to_bytes(2, "big")
 ETHERTYPE_IPV6 = frames.ETHERTYPE_IPV6.to_bytes(2, "big")
@@ -38,7 +39,7 @@ IPV4_PROTO = ETH_HEADER + 9  # where a frame's IP protocol is, in IPv4
 IPV6_NEXT = ETH_HEADER + 6  # and in IPv6
 SEQ_MASK = 0xFFFFFFFF
 
-Item = tuple[bytes, bytes]  # (virtio_net_hdr, Ethernet frame), as the TAP pass batches them
+Item = VnetItem  # (virtio_net_hdr, Ethernet frame), as the TAP pass batches them
 
 
 def thin_acks(items: list[Item]) -> list[Item]:
@@ -75,7 +76,7 @@ def ends_in_tcp(items: list[Item]) -> bool:
     return _maybe_tcp(items[-1][1])
 
 
-def _maybe_tcp(frame: bytes) -> bool:
+def _maybe_tcp(frame: bytes | bytearray) -> bool:
     """IPv4 or IPv6 with TCP as its protocol; everything else can neither be
     thinned nor stand between two ACKs of a connection."""
     if len(frame) < MIN_TCP_FRAME:
@@ -90,7 +91,7 @@ def _supersedes(newer: tuple[int, int], ack: int, window: int) -> bool:
     return 0 < advance < HALF_SEQ_SPACE and newer[1] >= window
 
 
-def _tcp(frame: bytes) -> tuple[bytes, tuple[int, int] | None] | None:
+def _tcp(frame: bytes | bytearray) -> tuple[bytes, tuple[int, int] | None] | None:
     """The TCP connection (addresses, ports and MACs) of a frame that
     :func:`_maybe_tcp` accepted and, for a pure ACK, its (ack number, raw
     window); None if its headers do not hold together."""
@@ -128,7 +129,7 @@ def _tcp(frame: bytes) -> tuple[bytes, tuple[int, int] | None] | None:
     return conn, (ack, window)
 
 
-def _only_timestamps(frame: bytes, start: int, end: int) -> bool:
+def _only_timestamps(frame: bytes | bytearray, start: int, end: int) -> bool:
     """Whether the options hold nothing but padding and timestamps (which
     a newer ACK carries newer values of)."""
     i = start

@@ -128,7 +128,8 @@ class Dataplane:
         self._timer: asyncio.TimerHandle | None = None
         self.errors: list[str] = []
         self._storm_limits: dict[str, int] = {}
-        self._tap_view = memoryview(bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ))
+        self._tap_buf = bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ)
+        self._tap_view = memoryview(self._tap_buf)
 
     @property
     def lane_keys(self) -> list[str]:
@@ -323,11 +324,12 @@ class Dataplane:
         for it, so frames stay in order.
         """
         now = self.now
-        batches: dict[str, list[tuple[bytes, bytes]]] = {}
+        batches: dict[str, list[wire.VnetItem]] = {}
         batched = 0
         last_macs, last_peers = b"", list[str]()
-        view = self._tap_view
+        view, buf = self._tap_view, self._tap_buf
         head = wire.CONTAINER_PREFIX_LEN
+        at = head + VNET_HDR_LEN  # where each frame starts in the buffer
         # read right behind room for the container prefix: a super-frame is
         # sealed from this buffer as it is, never copied
         read, into = port.tap.read_into, view[head:]
@@ -336,14 +338,15 @@ class Dataplane:
             n = read(into)
             if n is None:
                 break
-            vnet = view[head : head + VNET_HDR_LEN]
-            frame = view[head + VNET_HDR_LEN : head + n]
-            tx_bytes += len(frame)
+            end = head + n
+            tx_bytes += end - at
             tx_packets += 1
-            macs = bytes(frame[:ETH_ADDRS])
-            if macs == last_macs:  # the same unicast conversation as the last frame
+            # the same unicast conversation as the last frame (compared in
+            # place: this runs for every small frame)
+            if last_macs and buf.startswith(last_macs, at, end):
                 peers = last_peers
             else:
+                frame = view[at:end]
                 decision = port.switch.from_local(frame, now)
                 if decision.reply is not None:
                     port.tap.write(ZERO_VNET_HDR, decision.reply)
@@ -354,16 +357,17 @@ class Dataplane:
                 # frame by frame, for the storm limit and address learning
                 known = len(peers) == 1 and not decision.flooded  # so not a runt either
                 if known and frame[12:14] != ARP_TYPE:
-                    last_macs, last_peers = macs, peers
+                    last_macs, last_peers = bytes(frame[:ETH_ADDRS]), peers
                 else:
                     last_macs = b""
             if not peers:
                 continue
-            if vnet[1] == GSO_NONE and len(frame) <= SMALL_FRAME:
-                item = (bytes(vnet), bytes(frame))
+            if buf[head + 1] == GSO_NONE and end - at <= SMALL_FRAME:
+                # bytearray slices: one copy each, cheaper than bytes(view[...])
+                item = (buf[head:at], buf[at:end])
                 for node in peers:
                     batches.setdefault(node, []).append(item)
-                batched += len(frame)
+                batched += end - at
                 if batched >= BATCH_BYTES:
                     for node, items in batches.items():
                         self._send(port, node, items, now)
@@ -386,7 +390,7 @@ class Dataplane:
             self.engine.send_container(public, container, now)
             self._flush()  # sealed into reused buffers: out before the next seal
 
-    def _send(self, port: Port, node: str, items: list[tuple[bytes, bytes]], now: float) -> None:
+    def _send(self, port: Port, node: str, items: list[wire.VnetItem], now: float) -> None:
         # a batch that ends in a TCP segment may hold ACKs to thin; looking at
         # the last frame only keeps bursts of anything else (UDP, say) free of
         # any per-frame cost

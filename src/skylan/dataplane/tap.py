@@ -10,8 +10,10 @@ refused the device still works, frame by frame, and says so.
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TUNSETIFF = 0x400454CA
@@ -41,6 +43,18 @@ class TapDevice:
     # whether the kernel takes UDP GSO frames (Linux 6.2+): bursts of small UDP
     # datagrams are then written as one frame (see udpcoalesce)
     udp_gso: bool = False
+    # read_into(buf) -> bytes read, or None when nothing is waiting: one frame
+    # (vnet header + frame) into ``buf`` (at least ``MAX_READ`` bytes), so the
+    # fast path reads a super-frame straight into the buffer it is sealed from.
+    # It is a FileIO's readinto on the same fd, called directly: it returns
+    # None on an empty queue instead of raising, and there is no Python frame
+    # in between, which matters once per small frame
+    read_into: Callable[[memoryview], int | None] = field(init=False, repr=False)
+    _reader: io.FileIO = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reader = io.FileIO(self.fd, "rb", closefd=False)
+        self.read_into = self._reader.readinto
 
     @classmethod
     def open(cls, name: str, *, multi_queue: bool = False) -> TapDevice:
@@ -84,22 +98,6 @@ class TapDevice:
                 self.offloads = []
             self.fallback = f"TSO unavailable ({exc.strerror}); frames are sent one by one"
 
-    def read(self) -> bytes | None:
-        """One vnet header + frame, or None when nothing is waiting."""
-        try:
-            return os.read(self.fd, MAX_READ)
-        except BlockingIOError:
-            return None
-
-    def read_into(self, buf: memoryview) -> int | None:
-        """Like :meth:`read`, into ``buf`` (at least ``MAX_READ`` bytes): the
-        fast path reads a super-frame straight into the buffer it is sealed
-        from, with no copy."""
-        try:
-            return os.readv(self.fd, [buf])
-        except BlockingIOError:
-            return None
-
     def write(self, vnet_hdr: bytes | memoryview, frame: bytes | memoryview) -> bool:
         try:
             os.writev(self.fd, [vnet_hdr, frame])
@@ -109,5 +107,6 @@ class TapDevice:
 
     def close(self) -> None:
         if self.fd >= 0:
+            self._reader.close()  # closefd=False: only marks it closed
             os.close(self.fd)
             self.fd = -1

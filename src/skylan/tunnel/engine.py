@@ -143,7 +143,7 @@ class TunnelEngine:
         self.send_container(public, wire.encode_frames(network_id, frames), now)
 
     def send_vnet_frames(
-        self, public: bytes, network_id: int, items: list[tuple[bytes, bytes]], now: float
+        self, public: bytes, network_id: int, items: list[wire.VnetItem], now: float
     ) -> None:
         """Frames with their virtio headers: one seal and one send for the lot."""
         if len(items) == 1:
@@ -152,7 +152,12 @@ class TunnelEngine:
             self.send_container(public, wire.encode_vnet_frames(network_id, items), now)
 
     def send_superframe(
-        self, public: bytes, network_id: int, vnet_hdr: bytes, frame: bytes, now: float
+        self,
+        public: bytes,
+        network_id: int,
+        vnet_hdr: bytes | bytearray,
+        frame: bytes | bytearray,
+        now: float,
     ) -> None:
         self.send_container(public, wire.encode_superframe(network_id, vnet_hdr, frame), now)
 

@@ -222,10 +222,15 @@ def encode_frames(network_id: int, frames: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def encode_vnet_frames(network_id: int, items: list[tuple[bytes, bytes]]) -> bytes:
+# a frame with its virtio_net_hdr, as a TAP read gives them (the data plane
+# slices both out of its read buffer as bytearrays: one copy each)
+VnetItem = tuple[bytes | bytearray, bytes | bytearray]
+
+
+def encode_vnet_frames(network_id: int, items: list[VnetItem]) -> bytes:
     """Frames read from a TAP together, each with its virtio header (which may
     ask the receiver's kernel to finish a checksum): one seal for the batch."""
-    parts = [CONTAINER_PREFIX.pack(Kind.VNET_FRAMES, network_id)]
+    parts: list[bytes | bytearray] = [CONTAINER_PREFIX.pack(Kind.VNET_FRAMES, network_id)]
     for vnet_hdr, frame in items:
         if len(vnet_hdr) != VNET_HDR_LEN:
             raise ValueError("virtio_net_hdr must be 10 bytes")
@@ -241,7 +246,9 @@ def put_superframe_prefix(buf: bytearray | memoryview, network_id: int) -> None:
     CONTAINER_PREFIX.pack_into(buf, 0, Kind.SUPERFRAME, network_id)
 
 
-def encode_superframe(network_id: int, vnet_hdr: bytes, frame: bytes) -> bytes:
+def encode_superframe(
+    network_id: int, vnet_hdr: bytes | bytearray, frame: bytes | bytearray
+) -> bytes:
     if len(vnet_hdr) != VNET_HDR_LEN:
         raise ValueError("virtio_net_hdr must be 10 bytes")
     return CONTAINER_PREFIX.pack(Kind.SUPERFRAME, network_id) + vnet_hdr + frame
