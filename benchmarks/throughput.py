@@ -248,6 +248,12 @@ def measure_loss(
     return {n: statistics.median(v) for n, v in runs.items()}
 
 
+def _label(case: str) -> str:
+    """A case's name on two lines, so that neighbours' names do not overlap."""
+    first, _, rest = case.partition(" ")
+    return f"{first}\n{rest}" if rest else first
+
+
 def draw(
     path: Path, results: Results, streams: list[int], lossy: dict[str, float], loss: float
 ) -> None:
@@ -258,8 +264,12 @@ def draw(
 
     names = list(results)
     native = results["native veth"]
-    panels = 3 if lossy else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2))
+    if lossy:  # four panels, two by two
+        fig, grid = plt.subplots(2, 2, figsize=(11, 8.4))
+        axes = list(grid.flatten())
+    else:
+        fig, row = plt.subplots(1, 3, figsize=(15.6, 4.2))
+        axes = list(row)
     width = 0.8 / len(streams)
     for i, st in enumerate(streams):
         values = [results[n][f"tcp{st}"] for n in names]
@@ -288,9 +298,11 @@ def draw(
         )
     axes[1].set_title("ping RTT (ms)")
     axes[1].legend(fontsize=8)
+    axes[2].bar(range(len(names)), [results[n]["udp64_kpps"] for n in names], color="#17becf")
+    axes[2].set_title("UDP 64 B received (kpps)")
     if lossy:
-        axes[2].bar(range(len(names)), [lossy.get(n, 0.0) for n in names], color="#6b8e23")
-        axes[2].set_title(f"TCP 1 stream with {loss}% loss (Gbit/s)")
+        axes[3].bar(range(len(names)), [lossy.get(n, 0.0) for n in names], color="#6b8e23")
+        axes[3].set_title(f"TCP 1 stream with {loss}% loss (Gbit/s)")
     for ax in axes:
         ax.set_xticks(
             [
@@ -298,7 +310,7 @@ def draw(
                 for x in range(len(names))
             ]
         )
-        ax.set_xticklabels([n.replace(" (", "\n(") for n in names], fontsize=8)
+        ax.set_xticklabels([_label(n) for n in names], fontsize=8)
     fig.suptitle(f"skylan data planes, medians, {os.cpu_count()} CPUs")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
