@@ -54,6 +54,7 @@ SMALL_FRAME = 1600  # frames up to this size are batched per peer
 ETH_ADDRS = 12  # destination and source MAC
 ARP_TYPE = ETHERTYPE_ARP.to_bytes(2, "big")
 BATCH_BYTES = 16 * 1024  # a batch is sealed once it holds this much
+TIMER_RECHECK = 0.05  # s: how stale the loop's wake-up may get after data passes
 
 
 @dataclass
@@ -126,6 +127,8 @@ class Dataplane:
         self.workers: WorkerLanes | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._recheck: asyncio.TimerHandle | None = None  # see _arm_timer
+        self._timer_checked = float("-inf")  # loop time the engine was last asked
         self.errors: list[str] = []
         self._storm_limits: dict[str, int] = {}
         self._tap_buf = bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ)
@@ -157,8 +160,9 @@ class Dataplane:
         self.close()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for handle in (self._timer, self._recheck):
+            if handle is not None:
+                handle.cancel()
         for vx in self.vxlans.values():
             vx.delete()  # kernel interfaces outlive us unless removed
         if self._storm_limits:
@@ -238,6 +242,7 @@ class Dataplane:
                 self.engine.connect(public, now)
         self.key_of_node = send_keys
         self._flush()
+        self._arm_timer(force=True)  # handshakes just started need their retries
         if self.workers is not None:
             await self.workers.apply(netmap, {p.network_id: p.name for p in self.ports.values()})
 
@@ -487,9 +492,30 @@ class Dataplane:
         for tx in self.engine.datagrams_to_send():
             self.udp.send(tx.buffers, tx.segment_size, tx.count, tx.addr)
 
-    def _arm_timer(self) -> None:
+    def _arm_timer(self, *, force: bool = False) -> None:
+        """Keep the loop's wake-up at the engine's next deadline.
+
+        Asking the engine walks every peer (0.6 µs each), and the answer moves
+        with every packet sent (the keepalive deadline follows the last send),
+        which re-armed an asyncio timer per pass. So after a data pass the
+        engine is asked at most every ``TIMER_RECHECK``, and a check is
+        scheduled for the end of that interval: a deadline that a pass moved
+        earlier is then seen at most that much later. The engine's deadlines
+        are all half a second or more from the event that sets them (first
+        handshake retry, reassembly timeout, keepalives), so none fires
+        noticeably late; after the timer itself and after a netmap change the
+        engine is asked at once (``force``).
+        """
         if self._loop is None:
             return
+        now = self._loop.time()
+        if not force and now - self._timer_checked < TIMER_RECHECK:
+            if self._recheck is None:
+                self._recheck = self._loop.call_at(
+                    self._timer_checked + TIMER_RECHECK, self._recheck_timer
+                )
+            return
+        self._timer_checked = now
         due = self.engine.get_timer()
         if self._timer is not None:
             if due is not None and abs(self._timer.when() - due) < 1e-3:
@@ -499,12 +525,16 @@ class Dataplane:
         if due is not None:
             self._timer = self._loop.call_at(max(due, self._loop.time()), self._on_timer)
 
+    def _recheck_timer(self) -> None:
+        self._recheck = None
+        self._arm_timer(force=True)
+
     def _on_timer(self) -> None:
         self._timer = None
         self.engine.handle_timer(self.now)
         self._deliver_events()
         self._flush()
-        self._arm_timer()
+        self._arm_timer(force=True)
 
     # -- status ---------------------------------------------------------------
 
