@@ -247,3 +247,32 @@ def test_a_merged_batch_segments_back_into_its_datagrams() -> None:
     assert whole is not None and [n for *_, n in whole] == [MAX_SEGMENTS, 100 - MAX_SEGMENTS]
     delivered = [seg for vnet, frame, _ in whole for seg in segment(vnet, bytes(frame))]
     assert [d[HEADERS:] for d in delivered] == [f[HEADERS:] for _, f in items]
+
+
+@given(
+    st.integers(14, 120).flatmap(
+        lambda size: st.lists(
+            st.tuples(
+                st.sampled_from([PLAIN_VNET, bytes(10)]) | st.binary(min_size=10, max_size=10),
+                st.binary(min_size=size, max_size=size),
+            ),
+            min_size=UNIFORM_FROM,
+            max_size=70,
+        )
+    ),
+    st.booleans(),
+)
+def test_any_batch_of_one_length_is_merged_as_frame_by_frame_or_left_alone(
+    items: list[Frame], seed_with_a_datagram: bool
+) -> None:
+    """Arbitrary bytes in the rows (a peer may send anything it can seal):
+    never an exception, and whatever is merged is what frame by frame gives."""
+    if seed_with_a_datagram:  # a valid first row, so the whole-batch check runs
+        first = datagram(b"q" * (len(items[0][1]) - HEADERS)) if len(items[0][1]) > HEADERS else b""
+        if first:
+            items = [(PLAIN_VNET, first), *items[1:]]
+    whole = coalesce_rows(as_rows(items))
+    if whole is not None:
+        assert [(v, bytes(f), n) for v, f, n in whole] == [
+            (v, bytes(f), n) for v, f, n in coalesce(items)
+        ]
