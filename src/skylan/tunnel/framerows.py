@@ -31,13 +31,18 @@ class FrameRows:
     """Frames of one length as they lie in a decrypted message: row ``i`` is
     frame ``i``'s length field, virtio header and frame, back to back."""
 
-    __slots__ = ("count", "data", "frame_len", "offset")
+    __slots__ = ("array", "count", "data", "frame_len", "offset", "stride")
 
     def __init__(self, data: bytes, offset: int, frame_len: int, count: int) -> None:
         self.data = data
         self.offset = offset
         self.frame_len = frame_len
         self.count = count
+        self.stride = ROW_HEAD + frame_len
+        # a read-only count x stride view of the message (no copy), made once:
+        # the length check, the switch's MAC check and merging all look at it
+        flat: Bytes = np.frombuffer(data, np.uint8, count * self.stride, offset)
+        self.array: Bytes = flat.reshape(count, self.stride)
 
     @classmethod
     def find(cls, data: bytes, offset: int, min_frame: int) -> FrameRows | None:
@@ -61,16 +66,6 @@ class FrameRows:
 
     def __len__(self) -> int:
         return self.count
-
-    @property
-    def stride(self) -> int:
-        return ROW_HEAD + self.frame_len
-
-    @property
-    def array(self) -> Bytes:
-        """A read-only ``count x stride`` view of the message (no copy)."""
-        flat: Bytes = np.frombuffer(self.data, np.uint8, self.count * self.stride, self.offset)
-        return flat.reshape(self.count, self.stride)
 
     def vnet_hdr(self, i: int) -> bytes:
         start = self.offset + i * self.stride + LENGTH_LEN
