@@ -444,9 +444,10 @@ class Dataplane:
         """Frames from a peer, each checked by the network's switch, into the
         TAP; runs of small same-flow UDP datagrams go in as one GSO frame."""
         port = self._port_for(public, vni, len(frames))
-        if port is None:
-            return
-        node = self.node_of_key[public]
+        if port is not None:
+            self._each_to_tap(port, self.node_of_key[public], frames, now)
+
+    def _each_to_tap(self, port: Port, node: str, frames: Sequence[Frame], now: float) -> None:
         accepted = [f for f in frames if port.switch.from_peer(node, f[1], now)]
         self._write(port, _merged(port, accepted))
 
@@ -461,7 +462,7 @@ class Dataplane:
         node = self.node_of_key[public]
         macs = rows.array[:, ROW_HEAD : ROW_HEAD + ETH_ADDRS]
         if not (macs == macs[0]).all():
-            self._to_tap(public, vni, list(rows.items()), now)
+            self._each_to_tap(port, node, rows.items(), now)
             return
         accepted = port.switch.from_peer_alike(node, rows.frame(0), len(rows), now)
         writes = coalesce_rows(rows) if accepted == len(rows) and port.tap.udp_gso else None
