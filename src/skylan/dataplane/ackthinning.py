@@ -39,10 +39,8 @@ IPV4_PROTO = ETH_HEADER + 9  # where a frame's IP protocol is, in IPv4
 IPV6_NEXT = ETH_HEADER + 6  # and in IPv6
 SEQ_MASK = 0xFFFFFFFF
 
-Item = VnetItem  # (virtio_net_hdr, Ethernet frame), as the TAP pass batches them
 
-
-def thin_acks(items: list[Item]) -> list[Item]:
+def thin_acks(items: list[VnetItem]) -> list[VnetItem]:
     """``items`` in order without the ACKs a later one in the list supersedes."""
     # one cheap pass first: most batches of small frames hold no TCP at all
     # (a burst of UDP) or one ACK, and cost no more than this
@@ -70,7 +68,7 @@ def thin_acks(items: list[Item]) -> list[Item]:
     return [item for i, item in enumerate(items) if i not in dropped]
 
 
-def ends_in_tcp(items: list[Item]) -> bool:
+def ends_in_tcp(items: list[VnetItem]) -> bool:
     """Whether the last frame is a TCP segment: a batch of ACKs read in one
     pass always is, a burst of UDP datagrams is not (and costs one check)."""
     return _maybe_tcp(items[-1][1])
