@@ -1,6 +1,12 @@
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from skylan import __version__
+from skylan.agent.state import Enrollment, StateDir
 from skylan.cli.main import app
 
 
@@ -14,3 +20,29 @@ def test_help_lists_groups() -> None:
     res = CliRunner().invoke(app, ["--help"])
     assert res.exit_code == 0
     assert "lab" in res.stdout
+
+
+def test_agent_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    """A second agent (or another VPN) on the port: a one-line error and exit 1,
+    before anything is set up, instead of a traceback or a silently shared port."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("0.0.0.0", 0))
+    try:
+        port = holder.getsockname()[1]
+        StateDir(tmp_path).save_enrollment(
+            Enrollment("n1", "n1", "http://127.0.0.1:9", "00" * 32, "cred", port)
+        )
+        res = subprocess.run(
+            [sys.executable, "-m", "skylan", "agent", "run", "--state-dir", str(tmp_path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.close()
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith(f"error: UDP port {port} on 0.0.0.0 is already in use")
+    assert not any("Traceback" in line for line in lines)

@@ -15,11 +15,13 @@ from skylan.agent.controlplane import ControlPlaneError
 from skylan.agent.state import NotEnrolled
 from skylan.cli.context import NotLoggedIn
 from skylan.client.errors import SkylanError
+from skylan.dataplane.portinuse import PortInUseError
 from skylan.lab.errors import LabError
 from skylan.model.jointoken import JoinTokenFormatError
 from skylan.tunnel.keys import KeyFileError
 
-_stderr = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line however narrow the terminal (or log) is
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     LabError,
@@ -29,6 +31,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     NotEnrolled,
     JoinTokenFormatError,
     KeyFileError,
+    PortInUseError,
     PermissionError,
     FileNotFoundError,
 )

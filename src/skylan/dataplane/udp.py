@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from skylan.dataplane.mmsg import SOL_UDP, UDP_GRO, MessageBatch
+from skylan.dataplane.portinuse import PortInUseError
 
 UDP_SEGMENT = 103
 SOFT_GRO_MAX_SEGMENT = 2048  # only datagrams of a tunnel chunk's size are gathered
@@ -25,11 +26,18 @@ MAX_UDP_PAYLOAD = 65507  # an IPv4 packet's 65535 bytes less the IP and UDP head
 
 class UdpSocket:
     def __init__(self, port: int, host: str = "0.0.0.0") -> None:
+        # No SO_REUSEADDR: on UDP it lets a second socket bind the same port
+        # (even one the kernel picks for port 0) and silently take its traffic.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             self.sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError as exc:
+            self.sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(host, port) from None
+            raise
         self.sock.setblocking(False)
         self.gso = True
         self.gro = True

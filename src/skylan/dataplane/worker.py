@@ -91,7 +91,7 @@ async def serve() -> int:
     try:
         worker = Worker(json.loads(await lines.readline()))
     except (ValueError, KeyError, TypeError, OSError) as exc:
-        print(f"skylan worker: bad set-up: {exc}", file=sys.stderr)
+        print(f"skylan worker: cannot start: {exc}", file=sys.stderr)
         return 2
     await worker.run(lines)
     return 0

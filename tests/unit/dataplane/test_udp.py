@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skylan.dataplane.portinuse import PortInUseError
 from skylan.dataplane.udp import MAX_UDP_PAYLOAD, UdpSocket
 from skylan.model.counters import DropCounters
 from skylan.tunnel.session import Session
@@ -21,6 +22,18 @@ def pair() -> Iterator[tuple[UdpSocket, UdpSocket]]:
     yield a, b
     a.close()
     b.close()
+
+
+def test_a_port_in_use_is_refused_not_shared(pair: tuple[UdpSocket, UdpSocket]) -> None:
+    """A second socket on the port would silently take the first one's traffic
+    (what SO_REUSEADDR allows on UDP, even for ports the kernel picks)."""
+    a, b = pair
+    with pytest.raises(PortInUseError, match=f"UDP port {b.port} on 127.0.0.1 is already in use"):
+        UdpSocket(b.port, "127.0.0.1")
+    with pytest.raises(PortInUseError):
+        UdpSocket(b.port)  # the wildcard address covers 127.0.0.1
+    a.sock.sendto(b"still mine", ("127.0.0.1", b.port))
+    assert received(b, 1) == [b"still mine"]
 
 
 def received(sock: UdpSocket, want: int) -> list[bytes]:

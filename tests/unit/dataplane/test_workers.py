@@ -203,7 +203,7 @@ def test_a_lane_that_cannot_start_is_retried_ever_more_slowly(
                 status = lanes.statuses()[0]
                 # with a fixed 0.2 s delay it would have been restarted ~8 times
                 assert 2 <= status["restarts"] <= 4, status
-                assert status["last_exit"] == 2  # "bad set-up", not a crash
+                assert status["last_exit"] == 2  # "cannot start", not a crash
             finally:
                 await lanes.close()
 
