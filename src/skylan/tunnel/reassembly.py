@@ -147,22 +147,34 @@ class Reassembler:
         return self._finish(key, partial), used
 
     def add_block(
-        self, key: int, count: int, first: int, block: segments.Bytes, now: float
+        self,
+        key: int,
+        count: int,
+        first: int,
+        block: segments.Bytes,
+        now: float,
+        *,
+        tail: bytes | memoryview | None = None,
     ) -> tuple[memoryview | None, int] | None:
         """Store chunks ``first``, ``first + 1``, … of one message, one per row
-        of ``block`` (a GRO batch's payloads, headers stripped) with one copy.
+        of ``block`` (a GRO batch's payloads, headers stripped) with one copy;
+        and ``tail``, the message's last chunk, when the rows end right before
+        it (it ends the GRO batch, often shorter: one call instead of a second
+        one for it alone).
 
         Only the plain case is taken, where :meth:`add_many` would store every
-        row in turn: none of them seen yet, none the (possibly shorter) last
-        chunk, all of the set's chunk size, no parity waiting to rebuild one.
-        Otherwise None: the caller goes chunk by chunk instead, so the outcome
-        is always the same.
+        chunk in turn: none of them seen yet, all of the set's chunk size (the
+        tail no longer), no parity waiting to rebuild one. Otherwise None: the
+        caller goes chunk by chunk instead, so the outcome is always the same.
         """
         rows, size = block.shape
+        end = first + rows
+        if end >= count or (tail is not None and (end != count - 1 or len(tail) > size)):
+            return None
         partial = self._sets.get(key)
         mask = ((1 << rows) - 1) << first
-        if first + rows >= count:
-            return None
+        if tail is not None:
+            mask |= 1 << end
         if partial is not None and (
             partial.count != count
             or partial.parity  # chunk by chunk, so parity rebuilds exactly when it would
@@ -171,20 +183,27 @@ class Reassembler:
             or (partial.last is not None and partial.last_len > size)
         ):
             return None
-        partial = self._admit(key, count, rows, rows * size, now)
+        chunks, nbytes = rows, rows * size
+        if tail is not None:
+            chunks, nbytes = rows + 1, nbytes + len(tail)
+        partial = self._admit(key, count, chunks, nbytes, now)
         if partial is None:
-            return None, rows
+            return None, chunks
         if partial.buf is None:
             partial.size = size
             partial.buf = bytearray(count * size)
         target: segments.Bytes = np.frombuffer(partial.buf, np.uint8, rows * size, first * size)
         target.reshape(rows, size)[:] = block
+        if tail is not None:
+            start = end * size
+            partial.buf[start : start + len(tail)] = tail
+            partial.last_len = len(tail)
         partial.seen |= mask
-        partial.stored += rows * size
-        self.bytes_held += rows * size
+        partial.stored += nbytes
+        self.bytes_held += nbytes
         if partial.seen != (1 << count) - 1:
-            return (self._repair(key, partial, now) if partial.parity else None), rows
-        return self._finish(key, partial), rows
+            return (self._repair(key, partial, now) if partial.parity else None), chunks
+        return self._finish(key, partial), chunks
 
     def add_redundant(
         self, key: int, count: int, index: int, chunk: bytes | memoryview, now: float

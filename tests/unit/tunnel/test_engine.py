@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -508,6 +509,51 @@ def test_a_whole_superframe_in_one_gro_batch() -> None:
     assert not b.engine.drops.by_reason
     b.engine.receive_segments(flat, tx.segment_size, a.addr, net.now)  # replayed whole
     assert received(b) == [] and b.engine.drops["replay"] == tx.count
+
+
+def _two_messages_mangled(
+    mangle: Callable[[list[bytes], list[bytes]], list[bytes]], *, batched: bool
+) -> tuple[list[bytes], dict[str, int]]:
+    net = Net()
+    a, b = established(net)
+    messages = []
+    for seed in (5, 6):
+        a.engine.send_superframe(
+            b.keys.public, 3, bytes(10), frame(random.Random(seed).randbytes(60_000)), net.now
+        )
+        messages.append([d for tx in a.engine.datagrams_to_send() for d in tx.datagrams()])
+    stream = mangle(*messages)
+    if batched:
+        for data, segment in _gro_batches(stream, set()):
+            b.engine.receive_segments(data, segment, a.addr, net.now)
+    else:
+        for d in stream:
+            b.engine.receive_datagram(d, a.addr, net.now)
+    return received(b), dict(b.engine.drops.by_reason)
+
+
+def _flip(byte: int) -> Callable[[list[bytes], list[bytes]], list[bytes]]:
+    def mangle(m1: list[bytes], m2: list[bytes]) -> list[bytes]:
+        tail = bytearray(m1[-1])
+        tail[byte] ^= 0x01
+        return [*m1[:-1], bytes(tail), *m2]
+
+    return mangle
+
+
+def _swapped_tails(m1: list[bytes], m2: list[bytes]) -> list[bytes]:
+    return [*m1[:-1], m2[-1], *m2[:-1], m1[-1]]
+
+
+def test_a_batch_ends_in_its_last_chunk_only_when_it_is_that() -> None:
+    """A message's last chunk is taken with the rows before it (the shorter
+    datagram that ends a GRO batch). A datagram there that is not that chunk
+    (another message's last chunk, or any header byte changed) must come
+    out as it does datagram by datagram."""
+    for mangle in [_swapped_tails, *(_flip(i) for i in range(wire.DATA_HDR_LEN))]:
+        one_by_one = _two_messages_mangled(mangle, batched=False)
+        assert _two_messages_mangled(mangle, batched=True) == one_by_one
+    assert len(_two_messages_mangled(_swapped_tails, batched=True)[0]) == 2
 
 
 def _lose_fifth_chunk(dgram: bytes, src: tuple[str, int], dst: tuple[str, int]) -> list[bytes]:

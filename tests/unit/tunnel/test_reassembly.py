@@ -70,24 +70,26 @@ def test_bounds_hold_under_flood() -> None:
     st.lists(
         st.tuples(
             st.integers(0, 1),  # message key
-            st.sampled_from([3, 3, 3, 2]),  # chunk count claimed (mostly consistent)
+            st.sampled_from([3, 3, 3, 2, 4]),  # chunk count claimed (mostly consistent)
             st.integers(0, 2),  # first chunk index of the block
-            st.integers(1, 2),  # rows
+            st.integers(1, 3),  # rows
             st.sampled_from([100, 100, 100, 60]),  # chunk size (mostly consistent)
+            st.sampled_from([None, None, 100, 40, 1, 120]),  # the last chunk too, this long
         ),
         max_size=25,
     ),
-    st.integers(500, 4000),
+    st.integers(150, 4000),  # small enough that one message can be over it
 )
 def test_blocks_store_exactly_what_chunk_lists_store(
-    ops: list[tuple[int, int, int, int, int]], budget: int
+    ops: list[tuple[int, int, int, int, int, int | None]], budget: int
 ) -> None:
     """add_block is a fast path of add_many: same messages, same counts used,
-    same drops and bytes held, whatever the overlaps, sizes and budget."""
+    same drops and bytes held, whatever the overlaps, sizes, budget and last
+    chunk (right behind the rows or not, shorter, as long or longer)."""
     fast_drops, slow_drops = DropCounters(), DropCounters()
     fast = Reassembler(fast_drops, max_sets=3, max_bytes=budget)
     slow = Reassembler(slow_drops, max_sets=3, max_bytes=budget)
-    for key, count, first, asked, size in ops:
+    for key, count, first, asked, size, tail_len in ops:
         if first >= count:
             continue
         rows = min(asked, count - first)
@@ -95,7 +97,10 @@ def test_blocks_store_exactly_what_chunk_lists_store(
             [[(key * 31 + first + i) % 251] * size for i in range(rows)], dtype=np.uint8
         )
         chunks = [(first + i, block[i].tobytes()) for i in range(rows)]
-        got = fast.add_block(key, count, first, block, 0.0)
+        tail = None if tail_len is None else bytes([key + 7]) * tail_len
+        if tail is not None:
+            chunks.append((count - 1, tail))
+        got = fast.add_block(key, count, first, block, 0.0, tail=tail)
         if got is None:
             got = fast.add_many(key, count, chunks, 0.0)
         want = slow.add_many(key, count, chunks, 0.0)
@@ -105,6 +110,16 @@ def test_blocks_store_exactly_what_chunk_lists_store(
         )
         assert fast.bytes_held == slow.bytes_held and len(fast) == len(slow)
         assert fast_drops.by_reason == slow_drops.by_reason
+
+
+def test_a_block_with_its_last_chunk_is_one_message() -> None:
+    drops = DropCounters()
+    r = Reassembler(drops)
+    block = np.frombuffer(b"a" * 50 + b"b" * 50, np.uint8).reshape(2, 50)
+    whole, used = r.add_block(5, 3, 0, block, 0.0, tail=b"c" * 7) or (None, 0)
+    assert whole is not None and used == 3
+    assert bytes(whole) == b"a" * 50 + b"b" * 50 + b"c" * 7
+    assert r.bytes_held == 0 and len(r) == 0 and not drops.by_reason
 
 
 def test_a_block_completes_a_message_started_by_single_chunks() -> None:

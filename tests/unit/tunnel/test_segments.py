@@ -71,6 +71,23 @@ def test_run_length_stops_at_the_first_other_datagram(
         assert expected == rows
 
 
+def test_run_length_sees_every_header_byte_of_every_row() -> None:
+    """One changed header byte anywhere ends the run there: every row (the
+    last included, which a check of the whole run at once could skip) and
+    every byte, deterministically."""
+    segment = DATA_HDR_LEN + 4
+    for first, rows in ((0, 6), (3, 5), (0, MAX_CHUNKS - 1), (MAX_CHUNKS - 9, 8)):
+        count = first + rows + 1
+        clean = b"".join(header(first + i, count) + bytes(4) for i in range(rows))
+        assert segments.run_length(segments.as_rows(memoryview(clean), 0, segment, 999)) == rows
+        for row in range(1, rows):
+            for byte in range(DATA_HDR_LEN):
+                flat = bytearray(clean)
+                flat[row * segment + byte] ^= 0x80
+                view = segments.as_rows(memoryview(bytes(flat)), 0, segment, 999)
+                assert segments.run_length(view) == row, (first, rows, row, byte)
+
+
 def test_as_rows_takes_only_whole_segments_and_the_limit() -> None:
     data = memoryview(bytes(range(50)))
     assert segments.as_rows(data, 3, 10, 99).shape == (4, 10)
