@@ -15,7 +15,7 @@ from skylan.agent.controlplane import ControlPlaneError
 from skylan.agent.state import NotEnrolled
 from skylan.cli.context import NotLoggedIn
 from skylan.client.errors import SkylanError
-from skylan.dataplane.portinuse import PortInUseError
+from skylan.dataplane.tunnelport import TunnelPortError
 from skylan.lab.errors import LabError
 from skylan.model.jointoken import JoinTokenFormatError
 from skylan.tunnel.keys import KeyFileError
@@ -31,7 +31,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     NotEnrolled,
     JoinTokenFormatError,
     KeyFileError,
-    PortInUseError,
+    TunnelPortError,
     PermissionError,
     FileNotFoundError,
 )

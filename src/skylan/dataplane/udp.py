@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from skylan.dataplane.mmsg import SOL_UDP, UDP_GRO, MessageBatch
-from skylan.dataplane.portinuse import PortInUseError
+from skylan.dataplane.tunnelport import TunnelPortError
 
 UDP_SEGMENT = 103
 SOFT_GRO_MAX_SEGMENT = 2048  # only datagrams of a tunnel chunk's size are gathered
@@ -35,9 +35,7 @@ class UdpSocket:
             self.sock.bind((host, port))
         except OSError as exc:
             self.sock.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(host, port) from None
-            raise
+            raise TunnelPortError(host, port, exc.errno or 0, exc.strerror or str(exc)) from None
         self.sock.setblocking(False)
         self.gso = True
         self.gro = True

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skylan.dataplane.portinuse import PortInUseError
+from skylan.dataplane.tunnelport import TunnelPortError
 from skylan.dataplane.udp import MAX_UDP_PAYLOAD, UdpSocket
 from skylan.model.counters import DropCounters
 from skylan.tunnel.session import Session
@@ -28,12 +28,17 @@ def test_a_port_in_use_is_refused_not_shared(pair: tuple[UdpSocket, UdpSocket]) 
     """A second socket on the port would silently take the first one's traffic
     (what SO_REUSEADDR allows on UDP, even for ports the kernel picks)."""
     a, b = pair
-    with pytest.raises(PortInUseError, match=f"UDP port {b.port} on 127.0.0.1 is already in use"):
+    with pytest.raises(TunnelPortError, match=f"UDP port {b.port} on 127.0.0.1 is already in use"):
         UdpSocket(b.port, "127.0.0.1")
-    with pytest.raises(PortInUseError):
+    with pytest.raises(TunnelPortError):
         UdpSocket(b.port)  # the wildcard address covers 127.0.0.1
     a.sock.sendto(b"still mine", ("127.0.0.1", b.port))
     assert received(b, 1) == [b"still mine"]
+
+
+def test_an_address_not_on_this_host_is_a_clear_error() -> None:
+    with pytest.raises(TunnelPortError, match=r"cannot use UDP port 4789 on 198\.18\.255\.254: "):
+        UdpSocket(4789, "198.18.255.254")  # the lab's range, on no interface here
 
 
 def received(sock: UdpSocket, want: int) -> list[bytes]:
