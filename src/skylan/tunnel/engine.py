@@ -479,7 +479,16 @@ class TunnelEngine:
             block = rows[:taken, wire.DATA_HDR_LEN :]
             tail = None
             if index + taken == count - 1:  # the rows end right before the last chunk
-                tail = self._tail(view, off + taken * segment, off, segment)
+                after = self._chunks(
+                    view,
+                    off + taken * segment,
+                    segment,
+                    receiver=receiver,
+                    count=count,
+                    counter=counter,
+                )
+                if after and after[0][0] == count - 1:
+                    tail = after[0][1]
             whole, used = session.reassembly.add_block(
                 counter, count, index, block, now, tail=tail
             ) or (None, 0)
@@ -497,23 +506,6 @@ class TunnelEngine:
             if plaintext is not None:
                 self._on_plaintext(peer, session, header, plaintext, addr=addr, now=now)
         return used
-
-    @staticmethod
-    def _tail(view: memoryview, start: int, first: int, segment: int) -> memoryview | None:
-        """The chunk at ``start`` if it is the last chunk of the message whose
-        chunk at ``first`` came before it: that header but for the index,
-        which is the message's last (the count, byte 3, less one)."""
-        end = min(start + segment, len(view))
-        at = segments.CHUNK_INDEX
-        if (
-            end - start <= wire.DATA_HDR_LEN
-            or view[start + at] != view[first + at + 1] - 1
-            or view[start : start + at] != view[first : first + at]
-            or view[start + at + 1 : start + wire.DATA_HDR_LEN]
-            != view[first + at + 1 : first + wire.DATA_HDR_LEN]
-        ):
-            return None
-        return view[start + wire.DATA_HDR_LEN : end]
 
     @staticmethod
     def _chunks(

@@ -21,10 +21,11 @@ Bytes = npt.NDArray[np.uint8]
 FLAGS = 1
 CHUNK_INDEX = 2  # the one header byte that differs between a message's chunks
 _INDICES = np.arange(MAX_CHUNKS, dtype=np.uint8)
+# what the headers of a run minus row 0's read as two words each: the index
+# step in the first word, nothing in the second
 _INDEX_STEPS = np.arange(MAX_CHUNKS, dtype="<u8") << np.uint64(8 * CHUNK_INDEX)
-# what the headers of a whole run minus row 0's read as two words each: the
-# index step in the first word, nothing in the second
-_RUN_STEPS = np.stack([_INDEX_STEPS, np.zeros_like(_INDEX_STEPS)], axis=1).tobytes()
+_RUN_STEPS = np.stack([_INDEX_STEPS, np.zeros_like(_INDEX_STEPS)], axis=1)
+_RUN_BYTES = _RUN_STEPS.tobytes()
 
 
 def lay_out(header: bytes, ciphertext: Bytes, chunk_size: int, gap: int = 0) -> Bytes:
@@ -104,12 +105,7 @@ def run_length(rows: Bytes) -> int:
     if count == 0:
         return 0
     words = rows[:, :DATA_HDR_LEN].view("<u8")
-    # the usual answer, all of them, in three array operations (the
-    # subtraction wraps as the addition below does)
-    if (words - words[0]).tobytes() == _RUN_STEPS[: DATA_HDR_LEN * count]:
-        return count
-    same = words[:, 0] == words[0, 0] + _INDEX_STEPS[:count]
-    same &= words[:, 1] == words[0, 1]
-    if same.all():
-        return count
-    return int(same.argmin())
+    steps = words - words[0]  # modulo 2**64, as the index steps add up
+    if steps.tobytes() == _RUN_BYTES[: DATA_HDR_LEN * count]:
+        return count  # the usual answer, all of them, in three array operations
+    return int((steps == _RUN_STEPS[:count]).all(axis=1).argmin())  # the first that is not

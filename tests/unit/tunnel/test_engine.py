@@ -541,6 +541,12 @@ def _flip(byte: int) -> Callable[[list[bytes], list[bytes]], list[bytes]]:
     return mangle
 
 
+def _tail_as_chunk_before(m1: list[bytes], m2: list[bytes]) -> list[bytes]:
+    tail = bytearray(m1[-1])
+    tail[2] = tail[3] - 2  # the index of the full chunk before it, already in
+    return [*m1[:-1], bytes(tail), *m2]
+
+
 def _swapped_tails(m1: list[bytes], m2: list[bytes]) -> list[bytes]:
     return [*m1[:-1], m2[-1], *m2[:-1], m1[-1]]
 
@@ -548,9 +554,10 @@ def _swapped_tails(m1: list[bytes], m2: list[bytes]) -> list[bytes]:
 def test_a_batch_ends_in_its_last_chunk_only_when_it_is_that() -> None:
     """A message's last chunk is taken with the rows before it (the shorter
     datagram that ends a GRO batch). A datagram there that is not that chunk
-    (another message's last chunk, or any header byte changed) must come
+    (another message's last chunk, another index, any header byte changed) must come
     out as it does datagram by datagram."""
-    for mangle in [_swapped_tails, *(_flip(i) for i in range(wire.DATA_HDR_LEN))]:
+    mangles = [_swapped_tails, _tail_as_chunk_before, *(_flip(i) for i in range(wire.DATA_HDR_LEN))]
+    for mangle in mangles:
         one_by_one = _two_messages_mangled(mangle, batched=False)
         assert _two_messages_mangled(mangle, batched=True) == one_by_one
     assert len(_two_messages_mangled(_swapped_tails, batched=True)[0]) == 2
