@@ -545,7 +545,7 @@ class Dataplane:
         own = self._lane_status()
         if self.workers is None:
             return own
-        return merged_status(own, self.workers.statuses())
+        return merged_status(own, self.workers.statuses(), self.workers.retired)
 
     def _lane_status(self) -> dict[str, Any]:
         now = self.now

@@ -38,6 +38,8 @@ STABLE_AFTER = 60.0  # a lane that ran this long before exiting starts the backo
 STOP_TIMEOUT = 5.0
 WRITE_TIMEOUT = 10.0
 COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
+INTERFACE_COUNTERS = (*COUNTERS, "rx_coalesced", "tx_acks_thinned")
+PEER_COUNTERS = (*COUNTERS, "repaired")
 STATUS_LINE_LIMIT = 16 * 1024 * 1024  # a status with thousands of peers is a few MB
 
 
@@ -63,6 +65,9 @@ class WorkerLanes:
         self.workers = [Worker(lane) for lane in range(1, lanes)]
         self._last: str | None = None  # the last apply line, for restarts
         self._closing = False
+        # what lanes counted before they exited: a restarted lane counts from
+        # zero, and the node's counters must not go back when one does
+        self.retired: dict[str, Any] = {}
 
     async def start(self) -> None:
         for worker in self.workers:
@@ -124,6 +129,8 @@ class WorkerLanes:
             except ValueError:
                 log.warning("lane %d wrote a malformed status line", worker.lane)
         worker.last_exit = await proc.wait()
+        if worker.status is not None:  # its last report, at most a second old
+            add_counters(self.retired, worker.status, keep_new=True)
         worker.status = None
         if self._closing:
             return
@@ -185,35 +192,53 @@ class WorkerLanes:
                     await worker.reader
 
 
-def merged_status(own: dict[str, Any], lanes: list[dict[str, Any]]) -> dict[str, Any]:
+def merged_status(
+    own: dict[str, Any], lanes: list[dict[str, Any]], retired: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Lane 0's status with the worker lanes' traffic added in.
 
-    Counters are summed; a tunnel's state (established, endpoint, RTT) is
-    lane 0's, which every peer has; ``lanes`` lists every lane's own view.
+    Counters are summed, with what lanes counted before they last exited
+    (``retired``), so the node's counters never go back; a tunnel's state
+    (established, endpoint, RTT) is lane 0's, which every peer has; ``lanes``
+    lists every lane's own view, counted since that lane's last start.
     """
     merged: dict[str, Any] = json.loads(json.dumps(own))  # a deep copy; statuses are JSON
     for lane in lanes:
+        adopted = {n: p for n, p in lane.get("peers", {}).items() if n not in merged["peers"]}
+        add_counters(merged, lane, keep_new=False)
         for name, iface in lane.get("interfaces", {}).items():
             mine = merged["interfaces"].get(name)
-            if mine is None:
-                continue
-            for k in (*COUNTERS, "rx_coalesced", "tx_acks_thinned"):
-                mine[k] = mine.get(k, 0) + iface.get(k, 0)
-            mine["announced"] = sorted(set(mine["announced"]) | set(iface.get("announced", ())))
-        for node, peer in lane.get("peers", {}).items():
-            mine = merged["peers"].get(node)
-            if mine is None:  # not lane 0's peer (yet): this lane's view stands in
-                merged["peers"][node] = dict(peer)
-                continue
-            for k in (*COUNTERS, "repaired"):
-                mine[k] += peer.get(k, 0)
-        for reason, n in lane.get("drops", {}).items():
-            merged["drops"][reason] = merged["drops"].get(reason, 0) + n
-        merged["send_errors"] += lane.get("send_errors", 0)
+            if mine is not None:
+                mine["announced"] = sorted(set(mine["announced"]) | set(iface.get("announced", ())))
+        for node, peer in adopted.items():  # not lane 0's peer (yet): this lane's view stands in
+            merged["peers"][node] = dict(peer)
         fallbacks = merged["fallbacks"]
         fallbacks += [f for f in lane.get("fallbacks", ()) if f not in fallbacks]
+    if retired:
+        add_counters(merged, retired, keep_new=False)
     merged["lanes"] = [_lane_summary(own), *(_lane_summary(lane) for lane in lanes)]
     return merged
+
+
+def add_counters(into: dict[str, Any], status: dict[str, Any], *, keep_new: bool) -> None:
+    """Add ``status``'s traffic counters to ``into``'s, per interface, peer
+    and drop reason. An interface or peer that ``into`` lacks is skipped, or,
+    with ``keep_new``, kept with its counters alone (to add up retired lanes).
+    """
+    for section, names in (("interfaces", INTERFACE_COUNTERS), ("peers", PEER_COUNTERS)):
+        entries = into.setdefault(section, {})
+        for key, theirs in status.get(section, {}).items():
+            mine = entries.get(key)
+            if mine is None:
+                if not keep_new:
+                    continue
+                mine = entries[key] = {}
+            for k in names:
+                mine[k] = mine.get(k, 0) + theirs.get(k, 0)
+    drops = into.setdefault("drops", {})
+    for reason, n in status.get("drops", {}).items():
+        drops[reason] = drops.get(reason, 0) + n
+    into["send_errors"] = into.get("send_errors", 0) + status.get("send_errors", 0)
 
 
 def _lane_summary(status: dict[str, Any]) -> dict[str, Any]:

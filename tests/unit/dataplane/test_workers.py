@@ -154,6 +154,68 @@ def test_lane_status_is_summed_into_lane_zeros() -> None:
     assert only["peers"]["b"]["tx_bytes"] == 7
 
 
+def test_what_a_lane_counted_before_it_exited_stays_in_the_nodes_counters() -> None:
+    own = lane(0, 100, True, [])
+    before = merged_status(own, [lane(1, 50, True, [])])
+    retired: dict[str, Any] = {}
+    workers.add_counters(retired, lane(1, 50, True, []), keep_new=True)
+    restarted = lane(1, 0, True, []) | {"drops": {}, "send_errors": 0}
+    for section, names in (
+        ("interfaces", workers.INTERFACE_COUNTERS),
+        ("peers", workers.PEER_COUNTERS),
+    ):
+        for entry in restarted[section].values():
+            entry.update(dict.fromkeys(names, 0))  # it counts from zero again
+    after = merged_status(own, [restarted], retired)
+    for section, key, names in (
+        ("interfaces", "sky0", workers.INTERFACE_COUNTERS),
+        ("peers", "b", workers.PEER_COUNTERS),
+    ):
+        for k in names:
+            assert after[section][key].get(k, 0) == before[section][key].get(k, 0), (section, k)
+    assert after["drops"] == before["drops"] and after["send_errors"] == before["send_errors"]
+    assert [x["tx_bytes"] for x in after["lanes"]] == [100, 0]  # each lane since its start
+    # a second exit adds up; what lane 0 no longer has is left out, not invented
+    workers.add_counters(retired, lane(1, 7, True, []), keep_new=True)
+    assert retired["peers"]["b"]["tx_bytes"] == 57 and retired["send_errors"] == 2
+    gone = merged_status(lane(0, 1, True, []) | {"peers": {}}, [], retired)
+    assert gone["peers"] == {} and gone["interfaces"]["sky0"]["tx_bytes"] == 58
+
+
+def test_a_restarted_lane_does_not_take_back_what_it_counted() -> None:
+    async def scenario() -> None:
+        port = free_port_pair()
+        lanes = WorkerLanes(StaticKeypair.generate(), port, 2)
+        await lanes.start()
+        try:
+            await until("lane 1's status", lambda: lanes.statuses()[0].get("listen_port"))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for _ in range(3):  # no message of the tunnel's: each is counted as a drop
+                    sender.sendto(b"\xee" * 40, ("127.0.0.1", port + 1))
+            counted = await until(
+                "the lane to count the drops",
+                lambda: (
+                    sum(lanes.statuses()[0].get("drops", {}).values()) == 3
+                    and lanes.statuses()[0]["drops"]
+                ),
+            )
+            proc = lanes.workers[0].process
+            assert proc is not None
+            first = proc.pid
+            proc.kill()
+            await until(
+                "the lane to be restarted",
+                lambda: (s := lanes.statuses()[0])["running"] and s["pid"] != first,
+            )
+            own = {"interfaces": {}, "peers": {}, "drops": {}, "send_errors": 0, "fallbacks": []}
+            assert lanes.retired["drops"] == counted
+            assert merged_status(own, lanes.statuses(), lanes.retired)["drops"] == counted
+        finally:
+            await lanes.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
