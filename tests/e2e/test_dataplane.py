@@ -602,16 +602,20 @@ def test_controller_outage_and_agent_restart(lab: Lab, tmp_path: Path) -> None:
     agent.send_signal(signal.SIGKILL)  # no goodbye: its TAP vanishes with the process
     agent.wait(10)
     started = time.monotonic()
-    a.spawn(
-        [
-            sys.executable,
-            "-m",
-            "skylan",
-            "agent",
-            "run",
-            "--state-dir",
-            str(overlay.sky.state_dir(a)),
-        ]
-    )
+    run = [sys.executable, "-m", "skylan", "agent", "run", "--state-dir"]
+    restarted = a.spawn([*run, str(overlay.sky.state_dir(a))])
     wait_for("a reaches b again", lambda: a.ping(overlay.ips["b"], count=1, timeout=1), timeout=10)
     assert time.monotonic() - started < 10
+    # move a's tunnels to another UDP port without enrolling again: b follows
+    restarted.terminate()
+    restarted.wait(10)
+    a.spawn([*run, str(overlay.sky.state_dir(a)), "--listen-port", "51999"])
+    wait_for("b reaches a on its new port", lambda: b_sees_a_on(overlay, 51999), timeout=30)
+    assert overlay.hosts["b"].ping(overlay.ips["a"], count=2, timeout=2)
+
+
+def b_sees_a_on(overlay: Overlay, port: int) -> bool:
+    b = overlay.hosts["b"]
+    (peer,) = [p for p in overlay.sky.status(b)["networks"][0]["peers"] if p["name"] == "a"]
+    endpoint = (peer.get("tunnel") or {}).get("endpoint") or ""
+    return bool(endpoint.endswith(f":{port}") and b.ping(overlay.ips["a"], count=1, timeout=1))

@@ -46,3 +46,34 @@ def test_agent_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith(f"error: UDP port {port} on 0.0.0.0 is already in use")
     assert not any("Traceback" in line for line in lines)
+
+
+def test_agent_run_moves_the_tunnels_to_another_port_and_keeps_it(tmp_path: Path) -> None:
+    """``--listen-port`` changes the saved port (a node need not enroll again to
+    move off a port another program took); the run then uses the new one, here
+    held by another socket, so the error names it."""
+    state = StateDir(tmp_path)
+    state.save_enrollment(Enrollment("n1", "n1", "http://127.0.0.1:9", "00" * 32, "cred", 51820))
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("0.0.0.0", 0))
+    try:
+        port = holder.getsockname()[1]
+        argv = [sys.executable, "-m", "skylan", "agent", "run", "--state-dir", str(tmp_path)]
+        res = subprocess.run(
+            [*argv, "--listen-port", str(port)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.close()
+    assert res.returncode == 1, res.stderr
+    assert f"udp/51820 -> udp/{port}" in res.stdout
+    assert res.stderr.strip().splitlines()[-1].startswith(f"error: UDP port {port} on 0.0.0.0")
+    assert state.enrollment().listen_port == port
+    bad = CliRunner().invoke(
+        app, ["agent", "run", "--state-dir", str(tmp_path), "--listen-port", "70000"]
+    )
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert state.enrollment().listen_port == port  # a refused value changes nothing

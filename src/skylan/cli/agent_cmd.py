@@ -113,11 +113,26 @@ def run_cmd(
     state_dir: StateOpt = DEFAULT_STATE_DIR,
     workers: WorkersOpt = 1,
     ack_thinning: AckThinningOpt = True,
+    listen_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="SKYLAN_AGENT_LISTEN_PORT",
+            help="Move the tunnels to this UDP port (saved for the next runs; peers "
+            "learn it from the controller and from the first packets).",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
     state = StateDir(state_dir)
     enrollment = state.enrollment()  # fail fast with a clear message when not enrolled
-    _check_ports(enrollment.listen_port, workers)
+    port = enrollment.listen_port if listen_port is None else listen_port
+    _check_ports(port, workers)
+    if port != enrollment.listen_port:
+        console.print(f"tunnel port: udp/{enrollment.listen_port} -> udp/{port}")
+        enrollment.listen_port = port
+        state.save_enrollment(enrollment)
     _run_daemon(state, workers, ack_thinning)
 
 

@@ -17,7 +17,7 @@ class TunnelPortError(OSError):
         if code == errno.EADDRINUSE:
             message = (
                 f"UDP port {port} on {host} is already in use (another skylan agent, or "
-                "another VPN?); stop it or enroll with a different --listen-port"
+                "another VPN?); stop it, or move the tunnels: skylan agent run --listen-port N"
             )
         else:
             message = f"cannot use UDP port {port} on {host}: {reason}"
