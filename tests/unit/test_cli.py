@@ -22,18 +22,22 @@ def test_help_lists_groups() -> None:
     assert "lab" in res.stdout
 
 
-def test_agent_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
-    """A second agent (or another VPN) on the port: a one-line error and exit 1,
-    before anything is set up, instead of a traceback or a silently shared port."""
+def agent_run_on_a_held_port(
+    state_dir: Path, *extra: str, saved_port: int | None = None
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """``skylan agent run`` in a subprocess while another socket holds a UDP
+    port, for a node enrolled with ``saved_port`` (default: the held one);
+    ``extra`` arguments may name the held port as ``{port}``."""
     holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     holder.bind(("0.0.0.0", 0))
     try:
-        port = holder.getsockname()[1]
-        StateDir(tmp_path).save_enrollment(
-            Enrollment("n1", "n1", "http://127.0.0.1:9", "00" * 32, "cred", port)
+        port: int = holder.getsockname()[1]
+        StateDir(state_dir).save_enrollment(
+            Enrollment("n1", "n1", "http://127.0.0.1:9", "00" * 32, "cred", saved_port or port)
         )
+        argv = [sys.executable, "-m", "skylan", "agent", "run", "--state-dir", str(state_dir)]
         res = subprocess.run(
-            [sys.executable, "-m", "skylan", "agent", "run", "--state-dir", str(tmp_path)],
+            [*argv, *(arg.format(port=port) for arg in extra)],
             check=False,
             capture_output=True,
             text=True,
@@ -41,6 +45,13 @@ def test_agent_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
         )
     finally:
         holder.close()
+    return port, res
+
+
+def test_agent_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    """A second agent (or another VPN) on the port: a one-line error and exit 1,
+    before anything is set up, instead of a traceback or a silently shared port."""
+    port, res = agent_run_on_a_held_port(tmp_path)
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
@@ -52,25 +63,11 @@ def test_agent_run_moves_the_tunnels_to_another_port_and_keeps_it(tmp_path: Path
     """``--listen-port`` changes the saved port (a node need not enroll again to
     move off a port another program took); the run then uses the new one, here
     held by another socket, so the error names it."""
-    state = StateDir(tmp_path)
-    state.save_enrollment(Enrollment("n1", "n1", "http://127.0.0.1:9", "00" * 32, "cred", 51820))
-    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    holder.bind(("0.0.0.0", 0))
-    try:
-        port = holder.getsockname()[1]
-        argv = [sys.executable, "-m", "skylan", "agent", "run", "--state-dir", str(tmp_path)]
-        res = subprocess.run(
-            [*argv, "--listen-port", str(port)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        holder.close()
+    port, res = agent_run_on_a_held_port(tmp_path, "--listen-port", "{port}", saved_port=51820)
     assert res.returncode == 1, res.stderr
     assert f"udp/51820 -> udp/{port}" in res.stdout
     assert res.stderr.strip().splitlines()[-1].startswith(f"error: UDP port {port} on 0.0.0.0")
+    state = StateDir(tmp_path)
     assert state.enrollment().listen_port == port
     bad = CliRunner().invoke(
         app, ["agent", "run", "--state-dir", str(tmp_path), "--listen-port", "70000"]
