@@ -27,8 +27,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         s.stop()
 
 
-def cli(args: list[str], config: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SKYLAN_CONFIG": str(config), "COLUMNS": "200"}
+def cli(args: list[str], config: Path, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SKYLAN_CONFIG": str(config), "COLUMNS": str(columns)}
     return subprocess.run(
         [sys.executable, "-m", "skylan", *args],
         capture_output=True,
@@ -103,13 +103,16 @@ def test_cli_login_and_commands(served: Served, tmp_path: Path) -> None:
 
 
 def test_controller_init_and_fingerprint(tmp_path: Path) -> None:
-    r = cli(["controller", "init", "--data-dir", str(tmp_path / "d")], tmp_path / "c.json")
+    r = cli(["controller", "init", "--data-dir", str(tmp_path / "d")], tmp_path / "c.json", 60)
     assert r.returncode == 0, r.stderr
     assert "Bootstrap admin token" in r.stdout
     fp = cli(
         ["controller", "fingerprint", "--data-dir", str(tmp_path / "d")], tmp_path / "c.json"
     ).stdout.strip()
     assert len(fp) == 64 and fp in r.stdout
+    # the login command it prints is one line to copy, however narrow the output
+    (login,) = [line for line in r.stdout.splitlines() if "skylan login" in line]
+    assert login.split()[-2:] == ["--fingerprint", fp] and "--token skyadm_" in login
     again = cli(["controller", "init", "--data-dir", str(tmp_path / "d")], tmp_path / "c.json")
     assert "already exists" in again.stdout
     missing = cli(

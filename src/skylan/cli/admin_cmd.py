@@ -261,7 +261,7 @@ def token_create(
         emit(tok, True)
         return
     console.print("Run this on each machine to join (the token is not shown again):")
-    console.print(f"  [bold]{tok.join_command}[/]", soft_wrap=True)
+    console.print(f"  [bold]{tok.join_command}[/]")
 
 
 @token_app.command("list")

@@ -11,7 +11,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+# soft_wrap: a printed command or token stays one line, whatever the width of the
+# terminal or log, so it can be copied; tables still fit the width
+console = Console(highlight=False, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
