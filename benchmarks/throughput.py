@@ -213,10 +213,11 @@ def measure(args: argparse.Namespace, targets: dict[str, Target]) -> Results:
                 agent_before, (busy_before, total_before) = cpu_seconds(t.pids), machine_busy()
                 gbps = iperf(t.client, t.ip, args.seconds, streams)
                 add(name, f"tcp{streams}", gbps)
+                busy, total = machine_busy()
+                cpu = (busy - busy_before) / (total - total_before) * (os.cpu_count() or 1) * 100
+                add(name, f"cpu{streams}", cpu)
                 if streams == first:
-                    busy, total = machine_busy()
-                    cores = os.cpu_count() or 1
-                    add(name, "cpu", (busy - busy_before) / (total - total_before) * cores * 100)
+                    add(name, "cpu", cpu)
                     add(
                         name,
                         "agents_cpu",
@@ -361,24 +362,27 @@ def report(args: argparse.Namespace, results: Results, lossy: dict[str, float]) 
     first = args.streams[0]
     native = results["native veth"]
     print(
-        f"medians of {args.runs} runs, TCP {args.seconds} s; CPU = whole machine during TCP "
-        f"{first} stream(s), 100 = one core; agents = the skylan agents' own CPU"
+        f"medians of {args.runs} runs, TCP {args.seconds} s; CPU % = whole machine during TCP "
+        f"{first} stream(s), 100 = one core; %/Gb = whole machine's CPU per Gbit/s during each "
+        "TCP run; agents = the skylan agents' own CPU"
     )
-    head = "".join(f"{f'TCP{s} Gb/s':>11}{'x nat':>7}" for s in args.streams)
+    head = "".join(f"{f'TCP{s} Gb/s':>11}{'x nat':>7}{'%/Gb':>6}" for s in args.streams)
     tail = (
         f"{'RTT ms':>8}{'+ms':>7}{'b2b ms':>8}{'+ms':>7}"
-        f"{'UDP64 kpps':>11}{'CPU %':>7}{'%/Gbit':>8}{'agents %':>9}"
+        f"{'UDP64 kpps':>11}{'CPU %':>7}{'agents %':>9}"
     )
     print(f"{'case':<24}{head}{tail}")
     for name, r in results.items():
         cols = "".join(
-            f"{r[f'tcp{s}']:>11.2f}{r[f'tcp{s}'] / native[f'tcp{s}']:>7.2f}" for s in args.streams
+            f"{r[f'tcp{s}']:>11.2f}{r[f'tcp{s}'] / native[f'tcp{s}']:>7.2f}"
+            f"{r[f'cpu{s}'] / r[f'tcp{s}']:>6.1f}"
+            for s in args.streams
         )
         agents = f"{r['agents_cpu']:>9.0f}" if name.startswith("skylan") else f"{'':>9}"
         print(
             f"{name:<24}{cols}{r['rtt_ms']:>8.3f}{r['rtt_ms'] - native['rtt_ms']:>7.3f}"
             f"{r['rtt_b2b_ms']:>8.3f}{r['rtt_b2b_ms'] - native['rtt_b2b_ms']:>7.3f}"
-            f"{r['udp64_kpps']:>11.1f}{r['cpu']:>7.0f}{r['cpu'] / r[f'tcp{first}']:>8.1f}{agents}"
+            f"{r['udp64_kpps']:>11.1f}{r['cpu']:>7.0f}{agents}"
         )
     if lossy:
         print(f"TCP 1 stream with {args.loss}% loss on the underlay (Gbit/s, x native under loss):")

@@ -71,6 +71,6 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
     assert set(report["lossy_tcp1"]) == cases
     for r in report["results"].values():
         assert r["tcp1"] > 0 and r["rtt_ms"] > 0 and r["udp64_kpps"] > 0 and r["cpu"] > 0
-        assert r["rtt_b2b_ms"] > 0
+        assert r["rtt_b2b_ms"] > 0 and r["cpu1"] == r["cpu"]
     assert all(v > 0 for v in report["lossy_tcp1"].values())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
