@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 # A relay forwards what comes from port A to port B and everything else to port A;
@@ -94,17 +94,17 @@ def round_trips(client: socket.socket, first: int, pause: float, samples: int) -
 
 
 def measure(relay: list[str] | None, echo: list[str], pause: float, samples: int) -> float:
-    client, echo_sock = bound(), bound()
-    if relay is None:
-        with started(echo, echo_sock, 0):
-            return round_trips(client, port(echo_sock), pause, samples)
-    near, far = bound(), bound()
-    with (
-        started(echo, echo_sock, 0),
-        started(relay, near, port(client), port(far)),
-        started(relay, far, port(near), port(echo_sock)),
-    ):
-        return round_trips(client, port(near), pause, samples)
+    """Round trips to the echo, directly or (with ``relay``) through two relays;
+    the children are killed, then every socket closed, on the way out."""
+    with ExitStack() as stack:
+        client, echo_sock, near, far = (stack.enter_context(bound()) for _ in range(4))
+        stack.enter_context(started(echo, echo_sock, 0))
+        first = port(echo_sock)
+        if relay is not None:
+            stack.enter_context(started(relay, near, port(client), port(far)))
+            stack.enter_context(started(relay, far, port(near), port(echo_sock)))
+            first = port(near)
+        return round_trips(client, first, pause, samples)
 
 
 def main() -> None:
