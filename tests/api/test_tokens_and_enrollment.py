@@ -53,7 +53,8 @@ def test_expired_revoked_malformed_and_unknown_tokens(api: Api) -> None:
     assert r.status_code == 401 and "revoked" in r.json()["error"]
     r = enroll(api, "not-a-token")
     assert r.status_code == 401 and "not a skylan join token" in r.json()["error"]
-    fake = str(JoinToken.new("0" * 64))
+    own = api.client.app.state.cert_fingerprint  # type: ignore[attr-defined]
+    fake = str(JoinToken.new(own))
     r = enroll(api, fake)
     assert r.status_code == 401 and "unknown join token" in r.json()["error"]
     assert api.delete("/api/v1/tokens/nope").status_code == 404
@@ -138,3 +139,17 @@ def test_concurrent_enrollments_with_one_hostname_all_succeed(api: Api) -> None:
     assert [r.status_code for r in results] == [201] * 8, [r.text for r in results]
     names = {r.json()["name"] for r in results}
     assert len(names) == 8 and "autoscaled" in names
+
+
+def test_a_token_naming_another_certificate_is_refused_and_keeps_its_use(api: Api) -> None:
+    """The fingerprint part is what the agent pinned: a token whose fingerprint is
+    not this controller's certificate was never checked against us, so it does
+    not enroll (and spends nothing), even with a valid secret."""
+    tok = join_token(api)
+    secret = JoinToken.parse(tok["token"]).secret
+    for other in ("0" * 64, "f" * 64):
+        r = enroll(api, str(JoinToken(other, secret)))
+        assert r.status_code == 401, r.text
+        assert "another controller" in r.json()["error"]
+    assert api.ok(api.get(f"/api/v1/tokens/{tok['id']}"))["uses"] == 0
+    assert enroll(api, tok["token"]).status_code == 201

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from skylan.agent.pinning import PinMismatch, check_pin, pinned_ssl_context
 from skylan.model.netmap import NetMap
+from skylan.pinning import PinnedAsyncTransport, pin_failure
 
 
 class ControlPlaneError(Exception):
@@ -21,17 +21,14 @@ class ControlPlane:
         self, url: str, fingerprint: str, credential: str | None = None, timeout: float = 20.0
     ) -> None:
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._fingerprint = fingerprint
+        # the pin is proven in a TLS handshake before the first request (which
+        # carries the join token or the node credential) is sent
         self._http = httpx.AsyncClient(
             base_url=url.rstrip("/"),
-            verify=pinned_ssl_context(),
             headers=headers,
             timeout=timeout,
-            event_hooks={"response": [self._pin]},
+            transport=PinnedAsyncTransport(fingerprint),
         )
-
-    async def _pin(self, response: httpx.Response) -> None:
-        check_pin(response, self._fingerprint)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -53,9 +50,10 @@ class ControlPlane:
                 params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
-        except PinMismatch as exc:
-            raise ControlPlaneError(str(exc)) from None
         except httpx.HTTPError as exc:
+            refused = pin_failure(exc)
+            if refused is not None:
+                raise ControlPlaneError(refused) from None
             raise ControlPlaneError(f"controller unreachable: {exc!r}") from None
         if response.status_code >= 400:
             try:

@@ -32,6 +32,7 @@ from skylan.model.api import (
     TotalStats,
 )
 from skylan.model.netmap import NetMap
+from skylan.pinning import pin_failure
 
 T = TypeVar("T", bound=BaseModel)
 API = "/api/v1"
@@ -42,6 +43,7 @@ class Skylan:
         self, url: str, token: str, *, fingerprint: str | None = None, timeout: float = 30.0
     ) -> None:
         self.url = url.rstrip("/")
+        self.pinned = fingerprint is not None
         self._http = pinned_client(
             self.url, fingerprint, timeout, {"Authorization": f"Bearer {token}"}
         )
@@ -63,6 +65,9 @@ class Skylan:
         try:
             response = self._http.request(method, API + path, json=body, params=params)
         except httpx.HTTPError as exc:
+            refused = pin_failure(exc) if self.pinned else None
+            if refused is not None:
+                raise SkylanError(refused) from None
             raise SkylanError(f"cannot reach the controller at {self.url}: {exc}") from None
         if response.status_code >= 400:
             try:

@@ -8,6 +8,7 @@ its own netmap.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable
@@ -177,6 +178,10 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
         token = JoinToken.parse(body.token)
     except JoinTokenFormatError as exc:
         raise ApiError(401, str(exc)) from None
+    if not hmac.compare_digest(token.fingerprint, request.app.state.cert_fingerprint):
+        # a token names the certificate its agent pins; one naming another is
+        # not ours to honour (its agent never checked it was talking to us)
+        raise ApiError(401, "this join token names another controller's certificate")
     row = db.scalar(
         select(JoinTokenRow).where(JoinTokenRow.secret_hash == hash_secret(token.secret))
     )
