@@ -93,7 +93,15 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_agent_join_sends_nothing_to_an_impostor(impostor: Impostor, tmp_path: Path) -> None:
     token = JoinToken(PINNED_ELSEWHERE, "joinsecret" * 4)
     r = _cli(
-        ["agent", "join", impostor.url, str(token), "--state-dir", str(tmp_path / "st"), "--no-run"],
+        [
+            "agent",
+            "join",
+            impostor.url,
+            str(token),
+            "--state-dir",
+            str(tmp_path / "st"),
+            "--no-run",
+        ],
         tmp_path,
     )
     assert r.returncode == 1, r.stdout + r.stderr
