@@ -126,6 +126,20 @@ def test_endpoint_changes_reach_peers(api: Api) -> None:
     assert nm["node"]["name"] == "b"
 
 
+ZERO_KEY = "A" * 43 + "="
+ORDER_8_KEY = "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA="  # a point of order 8
+
+
+def test_low_order_keys_do_not_enroll(api: Api) -> None:
+    """A key every DH with gives zero: such a member would share no secret with
+    anyone and used to make the other members' engines raise."""
+    tok = join_token(api, max_uses=3)
+    for key in (ZERO_KEY, ORDER_8_KEY):
+        r = enroll(api, tok["token"], "evil", public_key=key)
+        assert r.status_code == 422 and "low-order" in r.json()["error"], r.text
+    assert api.ok(api.get(f"/api/v1/tokens/{tok['id']}"))["uses"] == 0
+
+
 def test_lane_keys_reach_peers_and_bad_ones_are_refused(api: Api) -> None:
     network(api)
     a = enrolled(api, "a", networks=["prod"])
@@ -143,6 +157,8 @@ def test_lane_keys_reach_peers_and_bad_ones_are_refused(api: Api) -> None:
     )
     for bad, message in (
         (["not base64!"], "lane_keys"),
+        ([ZERO_KEY], "low-order"),
+        ([lanes[0], ORDER_8_KEY], "low-order"),
         ([lanes[0], lanes[0]], "distinct"),
         ([lanes[0]] * 64, "lane_keys"),
     ):

@@ -211,6 +211,8 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             )
         for note in dp["fallbacks"]:
             console.print(f"[yellow]fallback:[/] {note}")
+        for name, why in sorted(dp.get("bad_peers", {}).items()):
+            console.print(f"[red]peer {name} skipped:[/] {why}")
         if dp.get("send_errors"):
             console.print(f"underlay send errors: {dp['send_errors']}")
         if dp["drops"]:

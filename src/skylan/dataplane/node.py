@@ -10,7 +10,6 @@ and keeps the engine's timer armed.
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import logging
 import os
@@ -43,7 +42,7 @@ from skylan.tunnel.events import (
     SuperFrameReceived,
 )
 from skylan.tunnel.framerows import ROW_HEAD, FrameRows
-from skylan.tunnel.keys import StaticKeypair, encode_public
+from skylan.tunnel.keys import StaticKeypair, decode_public, encode_public
 
 log = logging.getLogger("skylan.dataplane")
 
@@ -130,6 +129,7 @@ class Dataplane:
         self._recheck: asyncio.TimerHandle | None = None  # see _arm_timer
         self._timer_checked = float("-inf")  # loop time the engine was last asked
         self.errors: list[str] = []
+        self.bad_peers: dict[str, str] = {}  # name -> why the last netmap's entry was skipped
         self._storm_limits: dict[str, int] = {}
         self._tap_buf = bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ)
         self._tap_view = memoryview(self._tap_buf)
@@ -194,6 +194,7 @@ class Dataplane:
         """
         now = self.now
         own_id = netmap.node.node_id
+        self.bad_peers = {}
         joined = {n.id: n for n in netmap.networks if netmap.own_port(n) is not None}
         wanted = {i: n for i, n in joined.items() if n.encrypted}
         if names is not None:  # a worker lane: only the TAPs lane 0 has
@@ -212,7 +213,17 @@ class Dataplane:
             for peer in net.peers or []:
                 if peer.node_id == own_id:
                     continue
-                keys = [base64.b64decode(k) for k in (peer.public_key, *peer.lane_keys)]
+                # a member whose entry is unusable (a key no handshake can
+                # succeed with, a bad MAC) is skipped and counted: one bad peer
+                # must not cost the others their tunnels or their broadcasts
+                try:
+                    keys = [decode_public(k) for k in (peer.public_key, *peer.lane_keys)]
+                    member = Member(
+                        peer.node_id, mac_bytes(peer.port.mac), _ipv4_bytes(peer.port.ipv4)
+                    )
+                except ValueError as exc:
+                    self._bad_peer(peer.name, exc)
+                    continue
                 endpoint = next((e for e in map(parse_endpoint, peer.endpoints) if e), None)
                 for p in paired_lanes(self.lane, self.lanes, len(keys)):
                     lane_endpoint = None
@@ -220,9 +231,7 @@ class Dataplane:
                         lane_endpoint = (endpoint[0], endpoint[1] + p)
                     peers[keys[p]] = (peer.node_id, peer.name, lane_endpoint)
                 send_keys[peer.node_id] = keys[send_lane(self.lane, len(keys))]
-                members.append(
-                    Member(peer.node_id, mac_bytes(peer.port.mac), _ipv4_bytes(peer.port.ipv4))
-                )
+                members.append(member)
             port.switch.set_members(members, now)
             if port.switch.storm_pps != net.storm_pps:
                 port.switch.set_storm_limit(net.storm_pps, now)
@@ -234,8 +243,14 @@ class Dataplane:
         for public, (node_id, name, endpoint) in peers.items():
             known = public in self.node_of_key
             status_endpoint = self.engine.status(public, now).endpoint if known else None
-            # once a peer has been heard from, its authenticated address wins
-            self.engine.add_peer(public, None if status_endpoint else endpoint)
+            try:
+                # once a peer has been heard from, its authenticated address wins
+                self.engine.add_peer(public, None if status_endpoint else endpoint)
+            except ValueError as exc:  # e.g. a netmap naming our own key for another node
+                self._bad_peer(name, exc)
+                if send_keys.get(node_id) == public:
+                    del send_keys[node_id]
+                continue
             self.node_of_key[public] = node_id
             self.names[public] = name
             if not known:
@@ -245,6 +260,11 @@ class Dataplane:
         self._arm_timer(force=True)  # handshakes just started need their retries
         if self.workers is not None:
             await self.workers.apply(netmap, {p.network_id: p.name for p in self.ports.values()})
+
+    def _bad_peer(self, name: str, exc: ValueError) -> None:
+        if self.bad_peers.get(name) != str(exc):
+            log.warning("peer %s skipped: %s", name, exc)
+        self.bad_peers[name] = str(exc)
 
     def _free_name(self) -> str:
         used = {p.name for p in self.ports.values()} | {v.name for v in self.vxlans.values()}
@@ -605,6 +625,7 @@ class Dataplane:
             "gro": self.udp.gro,
             "send_errors": self.udp.send_errors,
             "fallbacks": self.errors,
+            "bad_peers": self.bad_peers,
             "peers": peers,
             "drops": drops,
         }

@@ -40,7 +40,7 @@ from skylan.tunnel.events import (
     SuperFrameReceived,
     Transmit,
 )
-from skylan.tunnel.keys import StaticKeypair
+from skylan.tunnel.keys import StaticKeypair, check_public
 from skylan.tunnel.noise import HandshakeIK, NoiseError
 from skylan.tunnel.peer import Peer, PeerStatus, PendingHandshake
 from skylan.tunnel.session import REKEY_AFTER_MESSAGES, Session, SessionError
@@ -80,9 +80,12 @@ class TunnelEngine:
     # -- peers --------------------------------------------------------------
 
     def add_peer(self, public: bytes, endpoint: Address | None = None) -> None:
-        """Allow ``public`` to talk to us; idempotent (updates the endpoint)."""
-        if len(public) != 32:
-            raise ValueError("a peer's public key is 32 bytes")
+        """Allow ``public`` to talk to us; idempotent (updates the endpoint).
+
+        Raises ValueError for a key no handshake could succeed with (wrong
+        length, a low-order point, our own): the caller skips that peer.
+        """
+        check_public(public)
         if public == self.static.public:
             raise ValueError("a node cannot be its own peer")
         peer = self._peers.get(public)
@@ -236,8 +239,12 @@ class TunnelEngine:
             remote_static=peer.public,
             prologue=self.config.prologue,
         )
+        try:
+            noise = hs.write_message_1(self._timestamp(now))
+        except NoiseError:  # its key admits no shared secret: this peer alone fails
+            self.drops.add("bad_peer_key")
+            return
         index = self._new_index()
-        noise = hs.write_message_1(self._timestamp(now))
         body = wire.Initiation(index, noise, b"", b"").encode_without_macs()
         mac1 = compute_mac1(peer.public, body)
         mac2 = self._mac2(peer, body + mac1, now)
@@ -551,7 +558,11 @@ class TunnelEngine:
             self._flush_queue(peer, session, now, confirm=False)
         self._authenticated_from(peer, addr, now)
         self._ask_for_redundancy(peer, session, now)
-        container = wire.decode_container(plaintext)
+        try:
+            container = wire.decode_container(plaintext)
+        except WireError as exc:  # authentic but malformed: that message alone is lost
+            self.drops.add(exc.reason)
+            return
         if container.kind is wire.Kind.KEEPALIVE:
             return
         if container.kind is wire.Kind.FEEDBACK:

@@ -152,9 +152,9 @@ class HandshakeIK:
         assert self.initiator and self.rs is not None
         e = self.e = self.e or StaticKeypair.generate()
         self.ss.mix_hash(e.public)
-        self.ss.mix_key(e.dh(self.rs))
+        self.ss.mix_key(_dh(e, self.rs))
         enc_s = self.ss.encrypt_and_hash(self.s.public)
-        self.ss.mix_key(self.s.dh(self.rs))
+        self.ss.mix_key(_dh(self.s, self.rs))
         return e.public + enc_s + self.ss.encrypt_and_hash(payload)
 
     def read_message_1(self, message: bytes) -> bytes:
@@ -173,8 +173,8 @@ class HandshakeIK:
         assert not self.initiator and self.re is not None and self.rs is not None
         e = self.e = self.e or StaticKeypair.generate()
         self.ss.mix_hash(e.public)
-        self.ss.mix_key(e.dh(self.re))
-        self.ss.mix_key(e.dh(self.rs))
+        self.ss.mix_key(_dh(e, self.re))
+        self.ss.mix_key(_dh(e, self.rs))
         return e.public + self.ss.encrypt_and_hash(payload)
 
     def read_message_2(self, message: bytes) -> bytes:
@@ -194,8 +194,10 @@ class HandshakeIK:
 
 
 def _dh(pair: StaticKeypair, public: bytes) -> bytes:
+    """Every DH of the handshake: a peer's bad key is a :class:`NoiseError`
+    (a failed handshake with that peer), never an exception of the caller's."""
     try:
         shared = pair.dh(public)
-    except ValueError:  # an all-zero result: a low-order point
+    except ValueError:  # an all-zero result: a low-order point (or not 32 bytes)
         raise NoiseError("invalid public key") from None
     return shared

@@ -1,0 +1,35 @@
+"""A data plane driven by a netmap from a file, with no controller: what an
+agent does with a netmap, reduced to that (for tests that hand-craft netmaps a
+controller would refuse to make).
+
+    python netmap_node.py KEYFILE PORT NETMAP.json STATUS.json
+
+Writes the data plane's status to STATUS.json every 0.3 s until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from skylan.dataplane.node import Dataplane
+from skylan.model.netmap import NetMap
+from skylan.tunnel.keys import StaticKeypair
+
+
+async def main(key_file: Path, port: int, netmap_file: Path, status_file: Path) -> None:
+    dp = Dataplane(StaticKeypair.load(key_file), port)
+    dp.start()
+    await dp.apply(NetMap.model_validate_json(netmap_file.read_text()))
+    while True:
+        tmp = status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dp.status()))
+        tmp.replace(status_file)
+        await asyncio.sleep(0.3)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    asyncio.run(main(Path(args[0]), int(args[1]), Path(args[2]), Path(args[3])))
