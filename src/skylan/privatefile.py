@@ -22,3 +22,21 @@ def write_private(path: Path, data: bytes | str) -> None:
     finally:
         os.close(fd)
     tmp.replace(path)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter, whatever the umask
+    (or the mode it had before)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """``path`` exists (created empty if not) and is readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path

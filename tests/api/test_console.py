@@ -260,3 +260,15 @@ def test_an_api_failure_is_a_page_not_a_traceback(
     assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
     assert "see the controller log" in page.text
     assert "database on fire" not in page.text and "Traceback" not in page.text
+
+
+def test_odd_names_in_page_urls_are_404_pages(api: Api, browser: TestClient) -> None:
+    """A name from the URL is one segment of the API call: "?" or "#" must not
+    cut the API's path short (``/networks/%3F`` asked for the network list and
+    failed to render it as one network: a 500)."""
+    network(api)
+    log_in(browser, _secret(api.admin))
+    for url in ("/networks/%3F", "/networks/%23", "/nodes/%3F", "/nodes/%23x", "/networks/a%2Fb"):
+        page = browser.get(url)
+        assert page.status_code == 404, (url, page.status_code, page.text[:300])
+        assert "not found" in page.text.lower()

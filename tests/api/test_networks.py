@@ -99,8 +99,10 @@ def test_openapi_and_health(api: Api) -> None:
     spec = api.client.get("/api/v1/openapi.json").json()
     assert "/api/v1/networks" in spec["paths"]
     assert api.client.get("/api/v1/health").json()["status"] == "ok"
-    r = api.client.get("/api/v1/nope")
+    r = api.get("/api/v1/nope")
     assert r.status_code == 404 and "error" in r.json()
+    r = api.client.get("/api/v1/nope")  # no credentials: nothing is said of what exists
+    assert r.status_code == 401 and "error" in r.json()
 
 
 def test_migrations_match_the_models(api: Api) -> None:

@@ -56,7 +56,10 @@ def test_prometheus_metrics(api: Api) -> None:
     network(api)
     a = enrolled(api, "a", networks=["prod"])
     api.client.post("/api/v1/agent/stats", json={"total": {"rx_bytes": 42}}, headers=a["auth"])
-    text = api.client.get("/metrics").text
+    # node names and traffic are not for anyone who can reach the port
+    assert api.client.get("/metrics").status_code == 401
+    assert api.client.get("/metrics", headers=a["auth"]).status_code == 401  # nor for agents
+    text = api.get("/metrics").text  # a read-only token will do
     assert "skylan_networks 1.0" in text
     assert 'skylan_nodes{status="approved"} 1.0' in text
     assert "skylan_nodes_online 1.0" in text

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from skylan.cli.output import console
-from skylan.controller.settings import DEFAULT_DATA_DIR, ControllerSettings
+from skylan.controller.lockout import LockoutPolicy
+from skylan.controller.settings import DEFAULT_DATA_DIR, DEFAULT_MAX_BODY, ControllerSettings
 
 app = typer.Typer(help="Run the skylan controller.", no_args_is_help=True)
 
@@ -34,6 +35,8 @@ def _settings(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     poll_interval: float = 2.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    auth_failure_burst: int = LockoutPolicy.burst,
 ) -> ControllerSettings:
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
@@ -44,7 +47,16 @@ def _settings(
         tls_cert=tls_cert,
         tls_key=tls_key,
         poll_interval_s=poll_interval,
+        max_body_bytes=max_body_bytes,
+        lockout=LockoutPolicy(burst=auth_failure_burst),
     )
+
+
+def _host_port(option: str, value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"{option} {value!r}: expected host:port")
+    return host.strip("[]"), int(port)
 
 
 def _announce(app_fingerprint: str, secret: str | None, url: str) -> None:
@@ -90,29 +102,73 @@ def serve(
             "(changes from other replicas normally arrive by NOTIFY).",
         ),
     ] = 2.0,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(
+            help="Also serve /metrics WITHOUT authentication, over plain HTTP, on this "
+            "host:port (a private address for Prometheus scrapers). Without it, /metrics "
+            "needs an API token.",
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers to "
+            "believe (repeatable). Without it no proxy header is trusted.",
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(min=1024, help="Refuse request bodies larger than this (413)."),
+    ] = DEFAULT_MAX_BODY,
+    auth_failure_burst: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Failed authentications (wrong tokens, logins, node credentials) a source "
+            "address may make before it must wait; one more is forgiven every 6 s.",
+        ),
+    ] = LockoutPolicy.burst,
 ) -> None:
     """Serve the API over HTTPS (self-signed certificate unless one is given)."""
     import uvicorn
+    from prometheus_client import start_http_server
 
     from skylan.controller.app import bootstrap_admin, create_app, tls_files
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise typer.BadParameter(f"--listen {listen!r}: expected host:port")
-    settings = _settings(data_dir, database_url, public_url, tls_cert, tls_key, poll_interval)
+    host, port = _host_port("--listen", listen)
+    scrape = _host_port("--metrics-listen", metrics_listen) if metrics_listen else None
+    settings = _settings(
+        data_dir,
+        database_url,
+        public_url,
+        tls_cert,
+        tls_key,
+        poll_interval,
+        max_body_bytes,
+        auth_failure_burst,
+    )
     app = create_app(settings)
     secret = bootstrap_admin(app)
     shown_host = "localhost" if host in ("0.0.0.0", "::") else host
     _announce(app.state.cert_fingerprint, secret, public_url or f"https://{shown_host}:{port}")
     files = tls_files(settings)
+    if scrape is not None:
+        start_http_server(scrape[1], scrape[0], registry=app.state.metrics_registry)
+        console.print(f"unauthenticated metrics on http://{metrics_listen}/metrics")
     uvicorn.run(
         app,
         host=host,
-        port=int(port),
+        port=port,
         ssl_certfile=str(files.cert),
         ssl_keyfile=str(files.key),
         log_level=os.environ.get("SKYLAN_LOG", "info"),
         timeout_graceful_shutdown=3,
+        # the client address is the TCP peer's unless a named proxy vouches for
+        # another (a forged X-Forwarded-For would let a node choose the address
+        # cloaked peers admit)
+        proxy_headers=bool(trusted_proxy),
+        forwarded_allow_ips=",".join(trusted_proxy) if trusted_proxy else "",
     )
 
 

@@ -15,6 +15,7 @@ from skylan.agent.controlplane import ControlPlaneError
 from skylan.agent.state import NotEnrolled
 from skylan.cli.context import NotLoggedIn
 from skylan.client.errors import SkylanError
+from skylan.controller.settings import ConfigError
 from skylan.dataplane.tunnelport import TunnelPortError
 from skylan.lab.errors import LabError
 from skylan.model.jointoken import JoinTokenFormatError
@@ -26,6 +27,7 @@ _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     LabError,
     SkylanError,
+    ConfigError,
     NotLoggedIn,
     ControlPlaneError,
     NotEnrolled,

@@ -27,10 +27,13 @@ from skylan.controller.api import (
 from skylan.controller.auth import Scope, create_api_token, has_tokens
 from skylan.controller.console import mount as console
 from skylan.controller.feed import NetmapFeed, listen_url_for
+from skylan.controller.gate import Gate
+from skylan.controller.lockout import Lockout
 from skylan.controller.metrics import ControllerCollector
-from skylan.controller.settings import ControllerSettings
+from skylan.controller.settings import ControllerSettings, check_admin_token
 from skylan.controller.storage.database import make_engine, migrate, session_factory
 from skylan.controller.tls import TlsFiles, ensure_certificate
+from skylan.privatefile import private_dir
 
 log = logging.getLogger("skylan.controller")
 
@@ -50,17 +53,18 @@ def bootstrap_admin(app: FastAPI) -> str | None:
     Taken from ``$SKYLAN_ADMIN_TOKEN`` when set (for automation), otherwise
     random; either way it is the caller's job to show it once.
     """
+    given = os.environ.get(BOOTSTRAP_ENV) or None
     with app.state.sessions() as db:
         if has_tokens(db):
             return None
         _, secret = create_api_token(
-            db, "bootstrap-admin", Scope.ADMIN, os.environ.get(BOOTSTRAP_ENV) or None
+            db, "bootstrap-admin", Scope.ADMIN, check_admin_token(given) if given else None
         )
         return secret
 
 
 def create_app(settings: ControllerSettings) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # the TLS key and, by default, the database live here
     engine = make_engine(settings.db_url)
     migrate(engine)
     sessions = session_factory(engine)
@@ -94,16 +98,23 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     app.state.cert_fingerprint = tls_files(settings).fingerprint
     app.state.public_url = settings.public_url
     errors.install(app)
+    app.state.lockout = Lockout(settings.lockout)
+    app.add_middleware(
+        Gate, sessions=sessions, lockout=app.state.lockout, max_body=settings.max_body_bytes
+    )
     for module in (networks, ports, routes, cloak_rules, tokens, nodes, stats, api_tokens, agent):
         app.include_router(module.router, prefix=API_PREFIX)
 
     console.install(app)
 
-    registry = CollectorRegistry()
+    registry = app.state.metrics_registry = CollectorRegistry()
     registry.register(ControllerCollector(sessions, feed))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
+        """Needs an API token (the gate checks it); for scrapers without one,
+        ``skylan controller serve --metrics-listen`` serves the same on its own
+        address."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(f"{API_PREFIX}/health", tags=["meta"])

@@ -1,4 +1,5 @@
-"""API tokens: the secret is shown once and only its SHA-256 is stored.
+"""API tokens and node credentials: the secret is shown once and only its
+SHA-256 is stored.
 
 Secrets are 256-bit random, so a plain hash (not a slow password hash) is
 enough to make a stolen database useless for logging in.
@@ -13,9 +14,10 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skylan.controller.storage.tables import ApiTokenRow
+from skylan.controller.storage.tables import ApiTokenRow, NodeRow
 
 TOKEN_PREFIX = "skyadm_"
+CREDENTIAL_PREFIX = "skynode_"
 
 
 class Scope(StrEnum):
@@ -42,11 +44,23 @@ def create_api_token(
     return row, secret
 
 
-def scope_of(db: Session, secret: str) -> Scope | None:
+def token_by_secret(db: Session, secret: str) -> ApiTokenRow | None:
+    """The live (not revoked) API token whose secret this is."""
     row = db.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_hash == hash_secret(secret)))
     if row is None or row.revoked:
         return None
-    return Scope(row.scope)
+    return row
+
+
+def new_node_credential() -> str:
+    return CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+
+
+def node_id_by_credential(db: Session, credential_hash: str) -> str | None:
+    node_id: str | None = db.scalar(
+        select(NodeRow.id).where(NodeRow.credential_hash == credential_hash)
+    )
+    return node_id
 
 
 def has_tokens(db: Session) -> bool:

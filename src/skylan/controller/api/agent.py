@@ -7,7 +7,6 @@ its own netmap.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import secrets
@@ -21,12 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from skylan.controller.api import validators
-from skylan.controller.api.deps import Db, bearer
+from skylan.controller.api import deps, validators
+from skylan.controller.api.deps import Db
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.api.ports import attach
 from skylan.controller.api.tokens import token_state
-from skylan.controller.auth import hash_secret
+from skylan.controller.auth import hash_secret, new_node_credential
 from skylan.controller.changes import record_change
 from skylan.controller.stats import StatsReport, ingest
 from skylan.controller.storage.tables import JoinTokenRow, NetworkRow, NodeRow
@@ -36,8 +35,6 @@ from skylan.model.netmap import MAX_LANES
 from skylan.tunnel.keys import decode_public
 
 router = APIRouter(prefix="/agent", tags=["agent"])
-
-CREDENTIAL_PREFIX = "skynode_"
 
 
 def _all_parse(values: list[str], parse: Callable[[str], object], what: str) -> list[str]:
@@ -145,17 +142,9 @@ class Heartbeat(BaseModel):
         return value
 
 
-def node_by_credential(db: Session, credential_hash: str) -> NodeRow | None:
-    node: NodeRow | None = db.scalar(
-        select(NodeRow).where(NodeRow.credential_hash == credential_hash)
-    )
-    return node
-
-
-def node_from_credential(request: Request, db: Db) -> NodeRow:
-    secret = bearer(request)
-    node = node_by_credential(db, hash_secret(secret))
-    if node is None:
+def node_from_credential(db: Db, node_id: Annotated[str, Depends(deps.node_id)]) -> NodeRow:
+    node = db.get(NodeRow, node_id)
+    if node is None:  # deleted since the gate looked
         raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
     return node
 
@@ -209,7 +198,7 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
     if body.public_key in _lane_keys_in_use(db):
         db.rollback()
         raise conflict("this public key is another node's worker lane key")
-    credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+    credential = new_node_credential()
     node = NodeRow(
         name=_unique_name(db, body.hostname),
         public_key=body.public_key,
@@ -250,29 +239,19 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
     )
 
 
-def _node_id_from_db(sessions: Any, credential_hash: str) -> str | None:
-    with sessions() as db:
-        node = node_by_credential(db, credential_hash)
-        return node.id if node is not None else None
-
-
 @router.get("/netmap", responses={304: {"description": "no newer netmap before the timeout"}})
 async def netmap(
     request: Request,
+    node_id: Annotated[str, Depends(deps.node_id)],
     since: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
 ) -> Response:
     """Long-poll: answers at once if a netmap newer than ``since`` exists,
     otherwise when one appears, or with 304 after ``timeout`` seconds."""
     feed = request.app.state.feed
-    # Checked in the database on every poll, so deleting a node locks it out at
-    # once on every replica; the session is closed before the wait begins, so
-    # parked long-polls hold no database connection.
-    node_id = await asyncio.to_thread(
-        _node_id_from_db, request.app.state.sessions, hash_secret(bearer(request))
-    )
-    if node_id is None:
-        raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
+    # The gate checked the credential in the database for this very poll, so
+    # deleting a node locks it out at once on every replica; no session is held
+    # while the long-poll waits.
     body = await feed.wait(node_id, since, timeout)
     if body is None:
         return Response(status_code=304)

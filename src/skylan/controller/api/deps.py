@@ -1,4 +1,8 @@
-"""Request dependencies: a database session and the caller's scope."""
+"""Request dependencies: a database session and what the caller may do.
+
+Who the caller is was settled by :mod:`skylan.controller.gate` from the
+headers, before the body was read; these only decide what that caller may do.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from skylan.controller import logins
 from skylan.controller.api.errors import ApiError
-from skylan.controller.auth import Scope, scope_of
+from skylan.controller.auth import Scope
+from skylan.controller.gate import Caller, Principal
 
 
 def db_session(request: Request) -> Iterator[Session]:
@@ -20,45 +25,50 @@ def db_session(request: Request) -> Iterator[Session]:
 
 Db = Annotated[Session, Depends(db_session)]
 
-
-def bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    kind, _, secret = header.partition(" ")
-    if kind.lower() != "bearer" or not secret:
-        raise ApiError(401, "missing API token: send 'Authorization: Bearer <token>'")
-    return secret.strip()
-
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def reader(request: Request, db: Db) -> Scope:
+def principal(request: Request) -> Principal:
+    found = getattr(request.state, "principal", None)
+    if not isinstance(found, Principal):  # the gate runs first: only a wiring bug gets here
+        raise ApiError(401, "missing credentials")
+    return found
+
+
+def reader(request: Request) -> Scope:
     """An API token in the Authorization header, or a console login cookie.
 
     With the cookie, a change must also carry the session's CSRF token in the
     ``X-CSRF-Token`` header: another site can make a browser send the cookie,
     but cannot read the token.
     """
-    cookie = request.cookies.get(logins.COOKIE)
-    if "authorization" not in request.headers and cookie:
-        login = logins.lookup(db, cookie)
-        if login is None:
-            raise ApiError(401, "the console session has ended; log in again")
-        if request.method not in SAFE_METHODS and not logins.csrf_ok(
-            login, request.headers.get(logins.CSRF_HEADER)
-        ):
-            raise ApiError(403, "missing or wrong X-CSRF-Token for this console session")
-        return login.scope
-    scope = scope_of(db, bearer(request))
-    if scope is None:
-        raise ApiError(401, "invalid or revoked API token")
-    return scope
+    who = principal(request)
+    if who.scope is None:
+        raise ApiError(403, "this endpoint is for people and scripts, not node agents")
+    if (
+        who.caller is Caller.CONSOLE
+        and request.method not in SAFE_METHODS
+        and not (
+            who.csrf is not None
+            and logins.csrf_ok(who.csrf, request.headers.get(logins.CSRF_HEADER))
+        )
+    ):
+        raise ApiError(403, "missing or wrong X-CSRF-Token for this console session")
+    return who.scope
 
 
 def admin(scope: Annotated[Scope, Depends(reader)]) -> Scope:
     if scope is not Scope.ADMIN:
         raise ApiError(403, "this action needs an admin token; the token used is read-only")
     return scope
+
+
+def node_id(request: Request) -> str:
+    """The node an agent's request comes from."""
+    who = principal(request)
+    if who.node_id is None:
+        raise ApiError(403, "agent endpoints take a node credential")
+    return who.node_id
 
 
 ReadAccess = Depends(reader)

@@ -126,7 +126,7 @@ async def login_submit(
 def _end(request: Request, cookie: str, csrf: str) -> None:
     with request.app.state.sessions() as db:
         login = logins.lookup(db, cookie)
-        if login is not None and logins.csrf_ok(login, csrf):
+        if login is not None and logins.csrf_ok(login.csrf, csrf):
             logins.end(db, cookie)
 
 

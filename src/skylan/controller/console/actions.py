@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import escape
 
 from skylan.controller.console.access import CurrentViewer
-from skylan.controller.console.apiclient import FORM, ApiFailure
+from skylan.controller.console.apiclient import FORM, ApiFailure, segment
 from skylan.controller.console.render import fragment
 
 router = APIRouter(include_in_schema=False)
@@ -91,10 +90,6 @@ def ip_list(text: str) -> list[str]:
     return [p for p in text.replace(",", " ").split() if p]
 
 
-def path(ident: str) -> str:
-    return quote(ident, safe="")
-
-
 # -- networks -----------------------------------------------------------------
 
 
@@ -120,7 +115,7 @@ async def network_settings(ident: str, request: Request, viewer: CurrentViewer) 
     body: dict[str, Any] = given(f, "mtu", "storm_pps")
     body["description"] = f.get("description", "")
     return await perform(
-        lambda: viewer.api.call("PATCH", f"/networks/{path(ident)}", body),
+        lambda: viewer.api.call("PATCH", f"/networks/{segment(ident)}", body),
         form_id="net-settings",
         fields=("description", "mtu", "storm_pps"),
     )
@@ -131,7 +126,7 @@ async def network_cloak(ident: str, request: Request, viewer: CurrentViewer) -> 
     f = await form_of(request)
     return await perform(
         lambda: viewer.api.call(
-            "PATCH", f"/networks/{path(ident)}", {"cloaked": f.get("cloaked") == "true"}
+            "PATCH", f"/networks/{segment(ident)}", {"cloaked": f.get("cloaked") == "true"}
         )
     )
 
@@ -139,7 +134,7 @@ async def network_cloak(ident: str, request: Request, viewer: CurrentViewer) -> 
 @router.post("/networks/{ident}/delete")
 async def delete_network(ident: str, viewer: CurrentViewer) -> Response:
     return await perform(
-        lambda: viewer.api.call("DELETE", f"/networks/{path(ident)}", params={"force": "true"}),
+        lambda: viewer.api.call("DELETE", f"/networks/{segment(ident)}", params={"force": "true"}),
         redirect="/",
     )
 
@@ -154,7 +149,7 @@ async def attach(ident: str, request: Request, viewer: CurrentViewer) -> Respons
     if f.get("extra_ips"):
         body["extra_ips"] = ip_list(f["extra_ips"])
     return await perform(
-        lambda: viewer.api.call("POST", f"/networks/{path(ident)}/ports", body),
+        lambda: viewer.api.call("POST", f"/networks/{segment(ident)}/ports", body),
         form_id="attach",
         fields=("node", "ipv4", "extra_ips"),
     )
@@ -165,7 +160,7 @@ async def set_addresses(ident: str, port: str, request: Request, viewer: Current
     f = await form_of(request)
     body: dict[str, Any] = {"ipv4": f.get("ipv4", ""), "extra_ips": ip_list(f.get("extra_ips", ""))}
     return await perform(
-        lambda: viewer.api.call("PATCH", f"/networks/{path(ident)}/ports/{path(port)}", body),
+        lambda: viewer.api.call("PATCH", f"/networks/{segment(ident)}/ports/{segment(port)}", body),
         form_id=f"port-{port}",
         fields=("ipv4", "extra_ips"),
     )
@@ -174,7 +169,7 @@ async def set_addresses(ident: str, port: str, request: Request, viewer: Current
 @router.post("/networks/{ident}/ports/{port}/detach")
 async def detach(ident: str, port: str, viewer: CurrentViewer) -> Response:
     return await perform(
-        lambda: viewer.api.call("DELETE", f"/networks/{path(ident)}/ports/{path(port)}")
+        lambda: viewer.api.call("DELETE", f"/networks/{segment(ident)}/ports/{segment(port)}")
     )
 
 
@@ -191,7 +186,7 @@ async def add_route(ident: str, request: Request, viewer: CurrentViewer) -> Resp
         **given(f, "metric"),
     }
     return await perform(
-        lambda: viewer.api.call("POST", f"/networks/{path(ident)}/routes", body),
+        lambda: viewer.api.call("POST", f"/networks/{segment(ident)}/routes", body),
         form_id="route",
         fields=("prefix", "via", "metric"),
     )
@@ -200,7 +195,7 @@ async def add_route(ident: str, request: Request, viewer: CurrentViewer) -> Resp
 @router.post("/networks/{ident}/routes/{route_id}/delete")
 async def delete_route(ident: str, route_id: str, viewer: CurrentViewer) -> Response:
     return await perform(
-        lambda: viewer.api.call("DELETE", f"/networks/{path(ident)}/routes/{path(route_id)}")
+        lambda: viewer.api.call("DELETE", f"/networks/{segment(ident)}/routes/{segment(route_id)}")
     )
 
 
@@ -215,7 +210,7 @@ async def add_rule(ident: str, request: Request, viewer: CurrentViewer) -> Respo
         **given(f, "port_from", "port_to", "source_cidr", "node", "description"),
     }
     return await perform(
-        lambda: viewer.api.call("POST", f"/networks/{path(ident)}/cloak-rules", body),
+        lambda: viewer.api.call("POST", f"/networks/{segment(ident)}/cloak-rules", body),
         form_id="rule",
         fields=("protocol", "port_from", "port_to", "source_cidr", "node", "description"),
     )
@@ -224,7 +219,9 @@ async def add_rule(ident: str, request: Request, viewer: CurrentViewer) -> Respo
 @router.post("/networks/{ident}/cloak-rules/{rule_id}/delete")
 async def delete_rule(ident: str, rule_id: str, viewer: CurrentViewer) -> Response:
     return await perform(
-        lambda: viewer.api.call("DELETE", f"/networks/{path(ident)}/cloak-rules/{path(rule_id)}")
+        lambda: viewer.api.call(
+            "DELETE", f"/networks/{segment(ident)}/cloak-rules/{segment(rule_id)}"
+        )
     )
 
 
@@ -233,19 +230,19 @@ async def delete_rule(ident: str, rule_id: str, viewer: CurrentViewer) -> Respon
 
 @router.post("/nodes/{ident}/approve")
 async def approve(ident: str, viewer: CurrentViewer) -> Response:
-    return await perform(lambda: viewer.api.call("POST", f"/nodes/{path(ident)}/approve"))
+    return await perform(lambda: viewer.api.call("POST", f"/nodes/{segment(ident)}/approve"))
 
 
 @router.post("/nodes/{ident}/deny")
 async def deny(ident: str, viewer: CurrentViewer) -> Response:
-    return await perform(lambda: viewer.api.call("POST", f"/nodes/{path(ident)}/deny"))
+    return await perform(lambda: viewer.api.call("POST", f"/nodes/{segment(ident)}/deny"))
 
 
 @router.post("/nodes/{ident}/rename")
 async def rename(ident: str, request: Request, viewer: CurrentViewer) -> Response:
     f = await form_of(request)
     return await perform(
-        lambda: viewer.api.call("PATCH", f"/nodes/{path(ident)}", {"name": f.get("name", "")}),
+        lambda: viewer.api.call("PATCH", f"/nodes/{segment(ident)}", {"name": f.get("name", "")}),
         form_id="rename",
         fields=("name",),
     )
@@ -254,7 +251,7 @@ async def rename(ident: str, request: Request, viewer: CurrentViewer) -> Respons
 @router.post("/nodes/{ident}/delete")
 async def delete_node(ident: str, viewer: CurrentViewer) -> Response:
     return await perform(
-        lambda: viewer.api.call("DELETE", f"/nodes/{path(ident)}"), redirect="/nodes"
+        lambda: viewer.api.call("DELETE", f"/nodes/{segment(ident)}"), redirect="/nodes"
     )
 
 
@@ -291,4 +288,4 @@ async def create_token(request: Request, viewer: CurrentViewer) -> Response:
 
 @router.post("/tokens/{token_id}/revoke")
 async def revoke_token(token_id: str, viewer: CurrentViewer) -> Response:
-    return await perform(lambda: viewer.api.call("DELETE", f"/tokens/{path(token_id)}"))
+    return await perform(lambda: viewer.api.call("DELETE", f"/tokens/{segment(token_id)}"))

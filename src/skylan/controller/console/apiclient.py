@@ -9,6 +9,7 @@ CLI, the console shows next to the form field it concerns.
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from fastapi import Request
@@ -18,6 +19,12 @@ from skylan.controller import logins
 
 T = TypeVar("T", bound=BaseModel)
 FORM = "_form"  # errors that belong to the form as a whole
+
+
+def segment(ident: str) -> str:
+    """A name or id from a URL, as one path segment of an API call: "?" or "#"
+    in it must not end the path (``/networks/%3F`` is the network named "?")."""
+    return quote(ident, safe="")
 
 
 class ApiFailure(Exception):
@@ -66,7 +73,14 @@ class ConsoleApi:
         cookie = request.cookies.get(logins.COOKIE, "")
         self._http = httpx.AsyncClient(
             # a failure inside the API comes back as its 500 answer, not as an exception
-            transport=httpx.ASGITransport(app=request.app, raise_app_exceptions=False),
+            # (from the browser's address, so a failure counts against it, not us)
+            transport=httpx.ASGITransport(
+                app=request.app,
+                raise_app_exceptions=False,
+                client=(request.client.host, request.client.port)
+                if request.client
+                else ("127.0.0.1", 123),
+            ),
             # the browser's own origin: the API builds URLs (join commands) from it
             base_url=str(request.base_url).rstrip("/") + "/api/v1",
             headers=headers,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from skylan.controller.console.access import CurrentViewer
+from skylan.controller.console.apiclient import segment
 from skylan.controller.console.render import render
 from skylan.model.api import (
     CloakRuleOut,
@@ -76,7 +77,7 @@ async def dashboard(request: Request, viewer: CurrentViewer) -> HTMLResponse:
 @router.get("/networks/{ident}")
 async def network_page(ident: str, request: Request, viewer: CurrentViewer) -> HTMLResponse:
     api = viewer.api
-    net = await api.one(NetworkOut, f"/networks/{ident}")
+    net = await api.one(NetworkOut, f"/networks/{segment(ident)}")
     base = f"/networks/{net.id}"
     ports = await api.many(PortOut, f"{base}/ports")
     nodes = await api.many(NodeOut, "/nodes")
@@ -124,7 +125,7 @@ async def approvals_page(request: Request, viewer: CurrentViewer) -> HTMLRespons
 @router.get("/nodes/{ident}")
 async def node_page(ident: str, request: Request, viewer: CurrentViewer) -> HTMLResponse:
     api = viewer.api
-    node = await api.one(NodeOut, f"/nodes/{ident}")
+    node = await api.one(NodeOut, f"/nodes/{segment(ident)}")
     stats = await api.one(NodeStats, f"/nodes/{node.id}/stats", {"minutes": 60})
     traffic: dict[str, Any] = stats.peers  # peer names come with node.peers
     return render(request, "node.html", {"node": node, "traffic": traffic}, login=viewer.login)

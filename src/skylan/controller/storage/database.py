@@ -7,16 +7,20 @@ revision at start-up, so upgrading skylan upgrades the database.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from skylan.privatefile import private_file
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _private_sqlite_files(make_url(url).database)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -39,6 +43,20 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_sqlite_files(database: str | None) -> None:
+    """The database holds token hashes and every node's credential hash: 0600,
+    whatever the umask. SQLite gives its -wal and -shm files the database
+    file's mode, so making that one first is enough for files yet to come."""
+    if not database or database == ":memory:":
+        return
+    db = Path(database)
+    private_file(db)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = db.with_name(db.name + suffix)
+        if side.exists():
+            side.chmod(0o600)
 
 
 def alembic_config(engine: Engine) -> Config:

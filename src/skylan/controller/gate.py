@@ -1,0 +1,205 @@
+"""The controller's front door, in front of every route: who is asking, and
+may their request be read at all.
+
+It runs before FastAPI reads a byte of the body, in this order:
+
+1. a source locked out for failed authentication (:mod:`.lockout`) gets 429;
+2. a route that needs credentials gets them checked from the headers alone
+   (an API token or console cookie for ``/api/v1``, a node credential for
+   ``/api/v1/agent``, a read-scoped token for ``/metrics``): a request without
+   valid ones is answered 401 without its body being read or parsed;
+3. a body larger than the limit is refused with 413, from ``Content-Length``
+   before reading, or as soon as a streamed body passes the limit.
+
+The caller found in step 2 rides on the request (``request.state.principal``);
+the routes' dependencies only decide what it may do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from skylan.controller import logins
+from skylan.controller.auth import Scope as AccessScope
+from skylan.controller.auth import hash_secret, node_id_by_credential, token_by_secret
+from skylan.controller.lockout import Lockout
+from skylan.controller.settings import DEFAULT_MAX_BODY
+
+log = logging.getLogger("skylan.controller")
+
+API = "/api/v1"
+PUBLIC = frozenset(
+    {
+        f"{API}/health",
+        f"{API}/openapi.json",
+        f"{API}/docs",
+        f"{API}/docs/oauth2-redirect",
+        f"{API}/agent/enroll",  # the join token is in the body
+    }
+)
+
+
+class Caller(StrEnum):
+    TOKEN = "token"  # an API token in the Authorization header
+    CONSOLE = "console"  # a browser's login cookie
+    NODE = "node"  # an agent's node credential
+
+
+@dataclass(frozen=True)
+class Principal:
+    caller: Caller
+    scope: AccessScope | None = None  # TOKEN and CONSOLE
+    name: str = ""  # the API token's name, or the node's id
+    csrf: str | None = None  # CONSOLE: the token changes must echo
+    node_id: str | None = None  # NODE
+
+
+class Needs(StrEnum):
+    NOTHING = "nothing"
+    USER = "user"  # API token or console cookie
+    NODE = "node"
+    READER = "reader"  # API token (for scrapers); /metrics
+
+
+def needs(path: str) -> Needs:
+    if path in PUBLIC or not (path.startswith(API + "/") or path == "/metrics"):
+        return Needs.NOTHING
+    if path == "/metrics":  # scrapers without a token: `--metrics-listen` (its own port)
+        return Needs.READER
+    if path.startswith(f"{API}/agent/"):
+        return Needs.NODE
+    return Needs.USER
+
+
+class Refused(Exception):
+    """No valid credentials; ``presented`` if some were offered (a guess)."""
+
+    def __init__(self, message: str, *, presented: bool) -> None:
+        super().__init__(message)
+        self.presented = presented
+
+
+def _bearer(request: Request, what: str) -> str:
+    kind, _, secret = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not secret.strip():
+        raise Refused(f"missing {what}: send 'Authorization: Bearer <token>'", presented=False)
+    return secret.strip()
+
+
+def authenticate(db: Session, request: Request, need: Needs) -> Principal:
+    """Who sent ``request`` (headers only); :class:`Refused` if nobody valid."""
+    if need is Needs.NODE:
+        secret = _bearer(request, "node credential")
+        node_id = node_id_by_credential(db, hash_secret(secret))
+        if node_id is None:
+            raise Refused(
+                "unknown or revoked node credential; re-enroll with a join token", presented=True
+            )
+        return Principal(Caller.NODE, name=node_id, node_id=node_id)
+    cookie = request.cookies.get(logins.COOKIE)
+    if need is Needs.USER and "authorization" not in request.headers and cookie:
+        login = logins.lookup(db, cookie)
+        if login is None:
+            raise Refused("the console session has ended; log in again", presented=True)
+        return Principal(Caller.CONSOLE, login.scope, login.token_name, login.csrf)
+    token = token_by_secret(db, _bearer(request, "API token"))
+    if token is None:
+        raise Refused("invalid or revoked API token", presented=True)
+    return Principal(Caller.TOKEN, AccessScope(token.scope), token.name)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": {}}, status_code=status, headers=headers)
+
+
+class Gate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sessions: sessionmaker[Session],
+        lockout: Lockout,
+        max_body: int = DEFAULT_MAX_BODY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.lockout = lockout
+        self.max_body = max_body
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        source = request.client.host if request.client else ""
+        path: str = scope["path"]
+        wait = self.lockout.retry_after(source, self.clock())
+        if wait is not None and path != f"{API}/health":
+            response = error(
+                429,
+                f"too many failed authentication attempts from {source}; retry in {wait} s",
+                {"Retry-After": str(wait)},
+            )
+            await response(scope, receive, send)
+            return
+        need = needs(path)
+        if need is not Needs.NOTHING:
+            try:
+                principal = await run_in_threadpool(self._authenticate, request, need)
+            except Refused as exc:
+                if exc.presented:
+                    self.lockout.failed(source, self.clock())
+                await error(401, str(exc))(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            await self._too_large()(scope, receive, send)
+            return
+        await self.app(scope, self._bounded(receive), self._watch(source, send))
+
+    def _authenticate(self, request: Request, need: Needs) -> Principal:
+        with self.sessions() as db:
+            return authenticate(db, request, need)
+
+    def _too_large(self) -> JSONResponse:
+        return error(413, f"request body larger than {self.max_body} bytes")
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """``receive`` that stops a streamed body at the limit (413)."""
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise HTTPException(413, f"request body larger than {self.max_body} bytes")
+            return message
+
+        return bounded
+
+    def _watch(self, source: str, send: Send) -> Send:
+        """``send`` that counts a route's own 401 (a wrong join token, a failed
+        console login) as a failed authentication of ``source``."""
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.lockout.failed(source, self.clock())
+            await send(message)
+
+        return watched
