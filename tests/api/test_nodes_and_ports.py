@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from .conftest import Api
-from .helpers import enrolled, network
+from .helpers import enroll, enrolled, network
 
 
 def test_node_details_status_and_heartbeat(api: Api) -> None:
@@ -141,3 +141,21 @@ def test_delete_network_with_members_needs_force(api: Api) -> None:
     assert api.ok(api.get("/api/v1/networks/prod"))["members"] == 1
     assert api.delete("/api/v1/networks/prod", params={"force": "true"}).status_code == 204
     assert api.ok(api.get("/api/v1/nodes/a"))["networks"] == []
+
+
+def test_names_with_a_trailing_newline_are_refused_everywhere(api: Api) -> None:
+    """``re.match(...$)`` let "a1\\n" enroll beside "a1"; every name is checked whole."""
+    tok = api.ok(api.post("/api/v1/tokens", {"max_uses": None}), 201)
+    assert enroll(api, tok["token"], "a1").status_code == 201
+    r = enroll(api, tok["token"], "a1\n")
+    assert r.status_code == 422 and "hostname" in r.json()["error"], r.text
+    for path, body in (
+        ("/api/v1/networks", {"name": "net\n", "cidr4": "10.9.0.0/24"}),
+        ("/api/v1/api-tokens", {"name": "ci\n"}),
+    ):
+        r = api.post(path, body)
+        assert r.status_code == 422, (path, r.text)
+    for body in ({"name": "a2\n"}, {"tags": ["web\n"]}):
+        r = api.patch("/api/v1/nodes/a1", body)
+        assert r.status_code == 422, (body, r.text)
+    assert [n["name"] for n in api.ok(api.get("/api/v1/nodes"))] == ["a1"]

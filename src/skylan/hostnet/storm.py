@@ -16,7 +16,7 @@ import re
 from skylan.hostnet.nftables import NftError, run_script
 
 TABLE = "skylan_storm"
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 StormError = NftError
 
 
@@ -26,7 +26,7 @@ def render(limits: dict[str, int]) -> str:
     for ifname, pps in sorted(limits.items()):
         if pps <= 0:
             continue
-        if not _IFNAME.match(ifname):
+        if not _IFNAME.fullmatch(ifname):
             raise ValueError(f"{ifname!r} is not an interface name")
         for direction in ("ingress", "egress"):
             out += [

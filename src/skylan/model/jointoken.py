@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 
 PREFIX = "sky1"
-_FORMAT = re.compile(r"^sky1\.([0-9a-f]{64})\.([A-Za-z0-9_-]{20,100})$")
+_FORMAT = re.compile(r"sky1\.([0-9a-f]{64})\.([A-Za-z0-9_-]{20,100})")
 
 
 class JoinTokenFormatError(ValueError):
@@ -32,7 +32,7 @@ class JoinToken:
 
     @classmethod
     def parse(cls, text: str) -> JoinToken:
-        match = _FORMAT.match(text.strip())
+        match = _FORMAT.fullmatch(text.strip())
         if match is None:
             raise JoinTokenFormatError(
                 "not a skylan join token (expected sky1.<fingerprint>.<secret>)"

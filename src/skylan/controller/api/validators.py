@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from skylan.model.names import Kind, identifier
 
 
 def name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(
-            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return value
+    """Networks, nodes, hostnames and API tokens."""
+    return identifier(value, Kind.NAME)
 
 
 def optional_name(value: str | None) -> str | None:
@@ -64,6 +60,4 @@ def endpoint(value: str) -> str:
 
 
 def tag(value: str) -> str:
-    if not re.match(r"^[A-Za-z0-9_.:=-]{1,64}$", value):
-        raise ValueError(f"tag {value!r}: use 1-64 letters, digits and _.:=-")
-    return value
+    return identifier(value, Kind.TAG)
