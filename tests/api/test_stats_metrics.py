@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from .conftest import Api
 from .helpers import enrolled, network
@@ -84,3 +85,49 @@ def test_openapi_covers_every_router(api: Api) -> None:
         "/api/v1/api-tokens",
     ]:
         assert path in paths, path
+
+
+MAX_I64 = 2**63 - 1
+
+
+def test_node_supplied_numbers_are_bounded(api: Api) -> None:
+    """Huge, infinite and NaN numbers from a node are a 422 naming the field,
+    never a 500 (SQLite and PostgreSQL both overflowed on them)."""
+    a = enrolled(api, "a")
+
+    def post(path: str, raw: str) -> Any:
+        return api.client.post(
+            f"/api/v1/agent/{path}",
+            content=raw,
+            headers={**a["auth"], "content-type": "application/json"},
+        )
+
+    for raw in (
+        '{"uptime_s": 1e12}',
+        '{"uptime_s": 1e308}',
+        '{"uptime_s": Infinity}',
+        '{"uptime_s": NaN}',
+        '{"peers": [{"node_id": "x", "rtt_ms": Infinity}]}',
+        '{"peers": [{"node_id": "x", "handshake_age_s": 1e300}]}',
+    ):
+        r = post("heartbeat", raw)
+        assert r.status_code == 422 and r.json()["error"], (raw, r.text)
+    for raw in (
+        f'{{"total": {{"rx_bytes": {MAX_I64 + 1}}}}}',
+        f'{{"peers": [{{"peer_id": "p", "tx_bytes": {10**30}}}]}}',
+        '{"at": NaN}',
+        '{"at": Infinity}',
+        '{"at": 1e300}',
+        '{"peers": [{"peer_id": "p", "rtt_ms": NaN}]}',
+        f'{{"drops_by_reason": {{"x": {10**30}}}}}',
+        '{"drops_by_reason": {"' + "x" * 200 + '": 1}}',
+    ):
+        r = post("stats", raw)
+        assert r.status_code == 422 and r.json()["error"], (raw, r.text)
+    # a minute whose total would pass 2**63 - 1: the report is refused whole
+    assert post("stats", f'{{"total": {{"rx_bytes": {MAX_I64}}}}}').status_code == 204
+    r = post("stats", '{"total": {"rx_bytes": 1, "tx_bytes": 5}}')
+    assert r.status_code == 422 and "rx_bytes" in r.json()["error"], r.text
+    buckets = api.ok(api.get("/api/v1/nodes/a/stats"))["buckets"]
+    assert buckets[-1]["rx_bytes"] == MAX_I64 and buckets[-1]["tx_bytes"] == 0
+    assert post("heartbeat", '{"uptime_s": 86400.5}').status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
@@ -15,6 +16,8 @@ from skylan.controller.storage.tables import StatsRow
 from skylan.model.api import Bucket
 
 RETENTION_MINUTES = 24 * 60
+MAX_RTT_MS = 1e7  # bounds on what a node may report, so none can overflow a column
+MAX_UNIX_TIME = 2**35  # the year 3058
 TOTAL = ""  # peer_id of a node's own totals
 PORT_PREFIX = "port:"  # peer_id of a node's traffic in one network
 
@@ -23,19 +26,24 @@ def port_key(network_id: str) -> str:
     return PORT_PREFIX + network_id
 
 
-class Counters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_COUNT = 2**63 - 1  # what a BIGINT column holds
 
-    rx_bytes: int = Field(0, ge=0)
-    tx_bytes: int = Field(0, ge=0)
-    rx_packets: int = Field(0, ge=0)
-    tx_packets: int = Field(0, ge=0)
-    drops: int = Field(0, ge=0)
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+class Counters(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    rx_bytes: Count = 0
+    tx_bytes: Count = 0
+    rx_packets: Count = 0
+    tx_packets: Count = 0
+    drops: Count = 0
 
 
 class PeerCounters(Counters):
     peer_id: str = Field(max_length=36)
-    rtt_ms: float | None = Field(None, ge=0)
+    rtt_ms: float | None = Field(None, ge=0, le=MAX_RTT_MS)
 
 
 class PortCounters(Counters):
@@ -47,16 +55,24 @@ class PortCounters(Counters):
 class StatsReport(BaseModel):
     """Deltas since the agent's previous report."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    at: float | None = Field(None, description="unix time of the sample; default: now")
+    at: float | None = Field(
+        None, ge=0, le=MAX_UNIX_TIME, description="unix time of the sample; default: now"
+    )
     total: Counters = Field(default_factory=Counters)
     peers: list[PeerCounters] = Field(default_factory=list, max_length=10_000)
     ports: list[PortCounters] = Field(default_factory=list, max_length=1_000)
-    drops_by_reason: dict[str, int] = Field(default_factory=dict, max_length=100)
+    drops_by_reason: dict[Annotated[str, Field(max_length=64)], Count] = Field(
+        default_factory=dict, max_length=100
+    )
 
 
 _FIELDS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "drops")
+
+
+class CounterOverflow(ValueError):
+    """A report would take a stored total past what it can hold: refused whole."""
 
 
 def ingest(db: Session, node_id: str, report: StatsReport) -> None:
@@ -71,6 +87,13 @@ def ingest(db: Session, node_id: str, report: StatsReport) -> None:
         try:
             for peer_id, counters, rtt in rows:
                 row = db.get(StatsRow, (node_id, peer_id, minute))
+                for f in _FIELDS:
+                    if row is not None and getattr(row, f) + getattr(counters, f) > MAX_COUNT:
+                        db.rollback()
+                        raise CounterOverflow(
+                            f"{f}: the minute's total for {peer_id or 'the node'} would pass "
+                            f"{MAX_COUNT}; counters are deltas since the last report"
+                        )
                 if row is None:
                     row = StatsRow(
                         node_id=node_id,

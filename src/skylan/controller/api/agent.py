@@ -27,7 +27,7 @@ from skylan.controller.api.ports import attach
 from skylan.controller.api.tokens import token_state
 from skylan.controller.auth import hash_secret, new_node_credential
 from skylan.controller.changes import record_change
-from skylan.controller.stats import StatsReport, ingest
+from skylan.controller.stats import MAX_RTT_MS, CounterOverflow, StatsReport, ingest
 from skylan.controller.storage.tables import JoinTokenRow, NetworkRow, NodeRow
 from skylan.model.api import EnrollResponse
 from skylan.model.jointoken import JoinToken, JoinTokenFormatError
@@ -82,16 +82,19 @@ class EnrollRequest(BaseModel):
         return value
 
 
+MAX_UPTIME_S = 1e9  # 31 years: the bound of what a node may claim (1e12 overflowed a date)
+
+
 class PeerStatusReport(BaseModel):
     """One tunnel as the agent sees it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     node_id: str = Field(max_length=36)
     established: bool = False
     endpoint: str | None = Field(None, max_length=64)
-    handshake_age_s: float | None = Field(None, ge=0)
-    rtt_ms: float | None = Field(None, ge=0)
+    handshake_age_s: float | None = Field(None, ge=0, le=MAX_UPTIME_S)
+    rtt_ms: float | None = Field(None, ge=0, le=MAX_RTT_MS)
     dead: bool = False
 
 
@@ -100,11 +103,11 @@ def _ipv4_list(values: list[str]) -> list[str]:
 
 
 class Heartbeat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     agent_version: str | None = Field(None, max_length=50)
     os: str | None = Field(None, max_length=200)
-    uptime_s: float | None = Field(None, ge=0)
+    uptime_s: float | None = Field(None, ge=0, le=MAX_UPTIME_S)
     interfaces: list[InterfaceReport] | None = Field(None, max_length=64)
     endpoints: list[str] | None = Field(None, max_length=16)
     peers: list[PeerStatusReport] | None = Field(None, max_length=10_000)
@@ -308,5 +311,8 @@ def _check_lane_keys(db: Session, node: NodeRow, keys: list[str]) -> None:
 
 @router.post("/stats", status_code=204)
 def stats(body: StatsReport, node: AgentNode, db: Db) -> Response:
-    ingest(db, node.id, body)
+    try:
+        ingest(db, node.id, body)
+    except CounterOverflow as exc:
+        raise ApiError(422, str(exc)) from None
     return Response(status_code=204)
