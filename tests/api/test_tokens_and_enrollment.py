@@ -153,3 +153,25 @@ def test_a_token_naming_another_certificate_is_refused_and_keeps_its_use(api: Ap
         assert "another controller" in r.json()["error"]
     assert api.ok(api.get(f"/api/v1/tokens/{tok['id']}"))["uses"] == 0
     assert enroll(api, tok["token"]).status_code == 201
+
+
+def test_pending_nodes_take_no_addresses_until_approved(api: Api) -> None:
+    """A /30 has two addresses: two nodes waiting for approval hold none of
+    them, so an approved node gets the first; approval then attaches the
+    waiting ones, and when the pool is full it fails whole (retryable)."""
+    network(api, "tiny", "10.77.0.0/30")
+    waiting = [enrolled(api, f"w{i}", needs_approval=True, networks=["tiny"]) for i in (1, 2, 3)]
+    assert all(w["status"] == "pending" for w in waiting)
+    assert api.ok(api.get("/api/v1/networks/tiny/ports")) == []
+    direct = enrolled(api, "direct", networks=["tiny"])
+    assert [p["ipv4"] for p in api.ok(api.get("/api/v1/networks/tiny/ports"))] == ["10.77.0.1"]
+    node = api.ok(api.post(f"/api/v1/nodes/{waiting[0]['node_id']}/approve"))
+    assert node["status"] == "approved"
+    assert [m["ipv4"] for m in node["networks"]] == ["10.77.0.2"]
+    r = api.post(f"/api/v1/nodes/{waiting[1]['node_id']}/approve")
+    assert r.status_code == 409 and "no free addresses" in r.json()["error"], r.text
+    still = api.ok(api.get(f"/api/v1/nodes/{waiting[1]['node_id']}"))
+    assert still["status"] == "pending" and still["networks"] == []  # nothing half-done
+    api.delete(f"/api/v1/networks/tiny/ports/{direct['node_id']}")
+    node = api.ok(api.post(f"/api/v1/nodes/{waiting[1]['node_id']}/approve"))
+    assert [m["ipv4"] for m in node["networks"]] == ["10.77.0.1"]

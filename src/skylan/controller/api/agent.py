@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from skylan.controller.api import deps, validators
 from skylan.controller.api.deps import Db
 from skylan.controller.api.errors import ApiError, conflict
-from skylan.controller.api.ports import attach
 from skylan.controller.api.tokens import token_state
 from skylan.controller.auth import hash_secret, new_node_credential
 from skylan.controller.changes import record_change
+from skylan.controller.service.ports import join_networks
 from skylan.controller.stats import MAX_RTT_MS, CounterOverflow, StatsReport, ingest
-from skylan.controller.storage.tables import JoinTokenRow, NetworkRow, NodeRow
+from skylan.controller.storage.tables import JoinTokenRow, NodeRow
 from skylan.model.api import EnrollResponse
 from skylan.model.jointoken import JoinToken, JoinTokenFormatError
 from skylan.model.netmap import MAX_LANES
@@ -232,11 +232,11 @@ def enroll(body: EnrollRequest, db: Db, request: Request) -> EnrollResponse:
                 db.rollback()
                 raise conflict("could not find a free node name; retry") from None
     record_change(db, nodes=[node.id])
-    db.commit()
-    for net_id in row.network_ids:
-        net = db.get(NetworkRow, net_id)
-        if net is not None:
-            attach(db, net, node, None, [])
+    if node.status == "approved":
+        join_networks(db, node, row.network_ids)
+    else:  # addresses are taken from the pools at approval, not before
+        node.join_networks = list(row.network_ids)
+    db.commit()  # the token's use, the node and its ports: all or nothing
     return EnrollResponse(
         node_id=node.id, name=node.name, status=node.status, credential=credential
     )

@@ -13,6 +13,7 @@ from skylan.controller.api import lookup, validators
 from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
 from skylan.controller.api.errors import ApiError, conflict
 from skylan.controller.changes import record_change
+from skylan.controller.service.ports import join_networks
 from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow, as_utc
 from skylan.model.api import Membership, NodeOut, PeerStatus
 
@@ -129,6 +130,11 @@ def update_node(ident: str, body: NodeUpdate, db: Db) -> NodeOut:
 def _set_status(db: Db, ident: str, status: str) -> NodeOut:
     row = lookup.node(db, ident)
     row.status = status
+    if status == "approved" and row.join_networks:
+        # its join token's networks, with addresses from the pools only now;
+        # if one pool is full the approval fails whole (409) and can be retried
+        join_networks(db, row, row.join_networks)
+        row.join_networks = []
     record_change(db, nodes=[row.id])
     db.commit()
     return node_out(db, row)
@@ -136,6 +142,7 @@ def _set_status(db: Db, ident: str, status: str) -> NodeOut:
 
 @router.post("/{ident}/approve", dependencies=[AdminAccess])
 def approve_node(ident: str, db: Db) -> NodeOut:
+    """Approve a pending (or denied) node: it joins its join token's networks now."""
     return _set_status(db, ident, "approved")
 
 

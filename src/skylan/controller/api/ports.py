@@ -1,10 +1,5 @@
-"""``/api/v1/networks/{network}/ports``: attaching nodes to networks.
-
-A port gets a stable locally administered MAC and an IPv4 address, chosen by
-the user (validated) or the lowest free one. The unique constraint on
-(network, address) settles races: the loser of a concurrent insert moves on
-to the next free address, or gets a 409 if it asked for that address.
-"""
+"""``/api/v1/networks/{network}/ports``: attaching nodes to networks (see
+:mod:`skylan.controller.service.ports`)."""
 
 from __future__ import annotations
 
@@ -17,9 +12,10 @@ from sqlalchemy.orm import Session
 from skylan.controller import ipam
 from skylan.controller.api import lookup
 from skylan.controller.api.deps import AdminAccess, Db, ReadAccess
-from skylan.controller.api.errors import ApiError, conflict
+from skylan.controller.api.errors import ApiError
 from skylan.controller.changes import record_change
-from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow, new_id
+from skylan.controller.service import ports
+from skylan.controller.storage.tables import NodeRow, PortRow
 from skylan.model.api import PortOut
 
 router = APIRouter(prefix="/networks/{network}/ports", tags=["ports"])
@@ -69,54 +65,6 @@ def _out(db: Session, port: PortRow) -> PortOut:
     )
 
 
-def _taken(db: Session, net: NetworkRow) -> list[str]:
-    return list(db.scalars(select(PortRow.ipv4).where(PortRow.network_id == net.id)))
-
-
-def attach(
-    db: Session, net: NetworkRow, node: NodeRow, ipv4: str | None, extra_ips: list[str]
-) -> PortRow:
-    """Create the port (commit included); used by the API and by enrollment."""
-    if db.scalar(
-        select(PortRow.id).where(PortRow.network_id == net.id, PortRow.node_id == node.id)
-    ):
-        raise conflict(f"node {node.name!r} is already attached to {net.name!r}")
-    if ipv4 is not None:
-        try:
-            wanted = [ipam.check_static(net.cidr4, ipv4, _taken(db, net))]
-        except ipam.AddressError as exc:
-            raise ApiError(409 if "taken" in str(exc) else 422, str(exc), field="ipv4") from None
-    else:
-        wanted = ipam.candidates(net.cidr4, _taken(db, net))
-        if not wanted:
-            raise conflict(f"no free addresses left in {net.name!r} ({net.cidr4})")
-    for address in wanted:
-        port_id = new_id()
-        port = PortRow(
-            id=port_id,
-            network_id=net.id,
-            node_id=node.id,
-            mac=ipam.port_mac(port_id),
-            ipv4=address,
-            extra_ips=extra_ips,
-        )
-        try:
-            with db.begin_nested():
-                db.add(port)
-        except IntegrityError:
-            if db.scalar(
-                select(PortRow.id).where(PortRow.network_id == net.id, PortRow.node_id == node.id)
-            ):
-                raise conflict(f"node {node.name!r} is already attached to {net.name!r}") from None
-            continue  # someone took this address a moment ago: try the next
-        record_change(db, networks=[net.id], nodes=[node.id])
-        db.commit()
-        return port
-    if ipv4 is not None:
-        raise ApiError(409, f"{ipv4} is already taken in {net.cidr4}", field="ipv4")
-    raise conflict(f"could not find a free address in {net.name!r}; try again")
-
-
 @router.get("", dependencies=[ReadAccess])
 def list_ports(network: str, db: Db) -> list[PortOut]:
     net = lookup.network(db, network)
@@ -128,7 +76,9 @@ def list_ports(network: str, db: Db) -> list[PortOut]:
 def attach_port(network: str, body: PortCreate, db: Db) -> PortOut:
     net = lookup.network(db, network)
     node = lookup.node(db, body.node)
-    return _out(db, attach(db, net, node, body.ipv4, body.extra_ips))
+    port = ports.attach(db, net, node, body.ipv4, body.extra_ips)
+    db.commit()
+    return _out(db, port)
 
 
 @router.get("/{port}", dependencies=[ReadAccess])
@@ -142,11 +92,8 @@ def update_port(network: str, port: str, body: PortUpdate, db: Db) -> PortOut:
     net = lookup.network(db, network)
     row = lookup.port(db, net, port)
     if body.ipv4 is not None and body.ipv4 != row.ipv4:
-        others = [ip for ip in _taken(db, net) if ip != row.ipv4]
-        try:
-            row.ipv4 = ipam.check_static(net.cidr4, body.ipv4, others)
-        except ipam.AddressError as exc:
-            raise ApiError(409 if "taken" in str(exc) else 422, str(exc), field="ipv4") from None
+        others = [ip for ip in ports.taken(db, net) if ip != row.ipv4]
+        row.ipv4 = ports.checked_static(net, body.ipv4, others)
     if body.extra_ips is not None:
         row.extra_ips = body.extra_ips
     record_change(db, networks=[net.id])
