@@ -115,3 +115,26 @@ def test_migrations_match_the_models(api: Api) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_the_openapi_document_declares_every_error_and_timestamps_carry_a_zone(api: Api) -> None:
+    spec = api.client.get("/api/v1/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorBody"
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            for status in ("400", "401", "403", "404", "409", "413", "422", "429"):
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": error_ref}, (method, path, status)
+    tok = api.ok(api.post("/api/v1/tokens", {"expires_in_s": 3600}), 201)
+    for listed in (api.ok(api.get(f"/api/v1/tokens/{tok['id']}")), tok):
+        for key in ("expires_at", "created_at"):
+            assert listed[key].endswith("Z") or listed[key].endswith("+00:00"), listed[key]
+
+
+def test_a_method_the_path_lacks_is_405_with_allow(api: Api) -> None:
+    r = api.client.put("/api/v1/networks", headers=api.admin, json={})
+    assert r.status_code == 405 and r.json()["error"]
+    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    r = api.client.put("/api/v1/networks/prod", headers=api.admin, json={})
+    assert r.status_code == 405
+    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "PATCH", "DELETE"}

@@ -103,7 +103,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         Gate, sessions=sessions, lockout=app.state.lockout, max_body=settings.max_body_bytes
     )
     for module in (networks, ports, routes, cloak_rules, tokens, nodes, stats, api_tokens, agent):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
 
     console.install(app)
 
@@ -117,7 +117,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         address."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get(f"{API_PREFIX}/health", tags=["meta"])
+    @app.get(f"{API_PREFIX}/health", tags=["meta"], responses=errors.ERROR_RESPONSES)
     def health() -> dict[str, str | int]:
         return {"status": "ok", "version": __version__, "netmap_change": feed.last_change}
 

@@ -6,10 +6,27 @@ neither needs the other's dependencies.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _utc(ts: datetime) -> datetime:
+    """Everything skylan stores is UTC; SQLite hands datetimes back naive,
+    which would leave the API's timestamps without their ``Z``."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+class ErrorBody(BaseModel):
+    """Every refusal (4xx) and failure: a sentence a person can act on, and
+    details such as the field it is about."""
+
+    error: str
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class NetworkOut(BaseModel):
@@ -25,8 +42,8 @@ class NetworkOut(BaseModel):
     encrypted: bool
     cloaked: bool
     storm_pps: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     members: int = 0
 
 
@@ -35,11 +52,11 @@ class TokenOut(BaseModel):
     description: str
     max_uses: int | None
     uses: int
-    expires_at: datetime | None
+    expires_at: Timestamp | None
     networks: list[str]
     needs_approval: bool
     revoked: bool
-    created_at: datetime
+    created_at: Timestamp
     state: str  # active, used up, expired, revoked
 
 
@@ -80,14 +97,14 @@ class NodeOut(BaseModel):
     public_key: str
     status: str
     online: bool
-    last_seen: datetime | None
+    last_seen: Timestamp | None
     uptime_s: int | None
     agent_version: str
     os: str
     tags: list[str]
     endpoints: list[str]
     interfaces: list[dict[str, Any]]
-    enrolled_at: datetime
+    enrolled_at: Timestamp
     networks: list[Membership]
     peers: list[PeerStatus] = Field(default_factory=list)
 
@@ -100,7 +117,7 @@ class PortOut(BaseModel):
     mac: str
     ipv4: str
     extra_ips: list[str]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class RouteOut(BaseModel):
@@ -111,7 +128,7 @@ class RouteOut(BaseModel):
     via_node: str
     metric: int
     masquerade: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class GatewayCandidate(BaseModel):
@@ -133,14 +150,14 @@ class CloakRuleOut(BaseModel):
     port_to: int | None
     source_cidr: str
     description: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ApiTokenOut(BaseModel):
     id: str
     name: str
     scope: str
-    created_at: datetime
+    created_at: Timestamp
     revoked: bool
 
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skylan.controller.service.errors import ServiceError
+from skylan.model.api import ErrorBody
 
 log = logging.getLogger("skylan.controller")
 
@@ -39,6 +42,36 @@ def _describe(err: dict[str, object]) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
+_MEANINGS = {
+    400: "The request could not be read",
+    401: "Missing, wrong or revoked credentials",
+    403: "The credentials do not allow this",
+    404: "No such resource",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    422: "Invalid input; the message names the field",
+    429: "Too many failed authentications from this address; see Retry-After",
+}
+# declared on every operation of the API, with the one error body they all share
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning} for status, meaning in _MEANINGS.items()
+}
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the API document lists for ``path`` (None if it has no such
+    path). Starlette's own 405 names only the first route that matched, and a
+    path such as ``/networks`` has a route per method."""
+    for template, item in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            return sorted(m.upper() for m in item if m in _HTTP_METHODS)
+    return None
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
@@ -56,8 +89,13 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail), "detail": {}}, status_code=exc.status_code)
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (methods := allowed_methods(app, req.url.path)):
+            headers["Allow"] = ", ".join(methods)  # every method of the path, not one route's
+        return JSONResponse(
+            {"error": str(exc.detail), "detail": {}}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
