@@ -193,6 +193,8 @@ def test_agent_endpoints_need_a_node_credential(api: Api) -> None:
     r = api.client.get("/api/v1/agent/netmap", headers=api.admin, params={"timeout": 0})
     assert r.status_code == 401 and "node credential" in r.json()["error"]
     a = enrolled(api, "a")
+    for path in ("/api/v1/networks", "/api/v1/nodes", "/metrics"):  # not a key to the admin API
+        assert api.client.get(path, headers=a["auth"]).status_code == 401, path
     r = poll(api, a, -1, 0)
     assert r.status_code == 422
     r = poll(api, a, 0, 1000)
