@@ -63,6 +63,14 @@ class Api:
         assert response.status_code == status, response.text
         return response.json() if response.content else None
 
+    def other_client(self, **kw: Any) -> TestClient:
+        """Another client of the same running app (another address, say). It
+        shares this client's event loop: the controller's feed and writer live
+        on it, and a second lifespan would start a second controller."""
+        client = TestClient(self.client.app, **kw)
+        client.portal = self.client.portal
+        return client
+
 
 def make_settings(tmp_path: Path, url: str) -> ControllerSettings:
     return ControllerSettings(

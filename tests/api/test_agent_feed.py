@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from skylan.model.netmap import NetMap
-from skylan.tunnel.keys import StaticKeypair, encode_public
+from skylan.model.publickey import encode_public
+from skylan.tunnel.keys import StaticKeypair
 
 from .conftest import Api
 from .helpers import enroll, enrolled, join_token, netmap_until, network
@@ -83,12 +84,23 @@ def test_bursts_are_coalesced(api: Api) -> None:
 
     thread = threading.Thread(target=follow)
     thread.start()
-    for i in range(20):
-        api.ok(api.patch("/api/v1/networks/prod", {"description": f"edit {i}"}))
-    netmap_until(api, a, lambda m: m["networks"][0]["name"] == "prod" and m["version"] >= v + 20)
+    for i in range(20):  # edits every member's netmap shows
+        api.ok(api.patch("/api/v1/networks/prod", {"storm_pps": 100 + i}))
+    netmap_until(api, a, lambda m: m["networks"][0]["storm_pps"] == 119 and m["version"] >= v + 20)
     stop.set()
     thread.join(10)
     assert 1 <= len(versions) < 20  # 20 changes, far fewer wake-ups
+
+
+def test_changes_no_netmap_shows_wake_nobody(api: Api) -> None:
+    """A network's description is not in any netmap: editing it is recorded
+    (replicas learn of it) but no agent is woken for a netmap just like its last."""
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    v = netmap_until(api, a, lambda m: m["networks"])["version"]
+    api.ok(api.patch("/api/v1/networks/prod", {"description": "only for people"}))
+    assert api.ok(api.get("/api/v1/networks/prod"))["description"] == "only for people"
+    assert poll(api, a, v, 0.8).status_code == 304
 
 
 def test_unaffected_nodes_are_not_woken(api: Api) -> None:
@@ -203,28 +215,40 @@ def test_agent_endpoints_need_a_node_credential(api: Api) -> None:
     assert r.status_code == 422
 
 
-def test_unchanged_peer_lists_are_not_resent(api: Api) -> None:
+def test_peer_lists_travel_as_changes(api: Api) -> None:
+    """An agent that names the version it holds gets only what changed in each
+    member list: the members added or changed, and the ones that left."""
+    import pytest
+
     from skylan.model.netmap import NetMap
 
     network(api)
     a = enrolled(api, "a", networks=["prod"])
-    full = netmap_until(api, a, lambda m: m["networks"] and m["networks"][0]["peers"])
-    v = full["version"]
+    held = NetMap.model_validate(
+        netmap_until(api, a, lambda m: m["networks"] and m["networks"][0]["peers"])
+    )
     api.ok(api.patch("/api/v1/networks/prod", {"mtu": 1300}))
-    r = poll(api, a, v, 10)
-    delta = r.json()
-    assert delta["networks"][0]["mtu"] == 1300 and delta["networks"][0]["peers"] is None
-    merged = NetMap.model_validate(delta).merged_with(NetMap.model_validate(full))
-    assert [p.name for p in merged.networks[0].peers or []] == ["a"]
+    delta = poll(api, a, held.version, 10).json()
+    section = delta["networks"][0]
+    assert section["mtu"] == 1300 and section["peers"] is None
+    assert section["peer_updates"] == [] and section["peer_removals"] == []
+    held = NetMap.model_validate(delta).merged_with(held)
+    assert [p.name for p in held.networks[0].peers or []] == ["a"]
     # a fresh agent (since=0) always gets everything
     assert poll(api, a, 0, 1).json()["networks"][0]["peers"]
-    # a member joining changes the list: it is sent again
-    enrolled(api, "b", networks=["prod"])
-    r = poll(api, a, delta["version"], 10)
-    assert [p["name"] for p in r.json()["networks"][0]["peers"]] == ["a", "b"]
-    try:
+    # a member joining: one entry, not the list again
+    b = enrolled(api, "b", networks=["prod"])
+    delta = poll(api, a, held.version, 10).json()
+    section = delta["networks"][0]
+    assert section["peers"] is None
+    assert [p["name"] for p in section["peer_updates"]] == ["b"]
+    held = NetMap.model_validate(delta).merged_with(held)
+    assert [p.name for p in held.networks[0].peers or []] == ["a", "b"]
+    # a member leaving: its id
+    assert api.delete(f"/api/v1/nodes/{b['node_id']}").status_code == 204
+    delta = poll(api, a, held.version, 10).json()
+    assert delta["networks"][0]["peer_removals"] == [b["node_id"]]
+    held = NetMap.model_validate(delta).merged_with(held)
+    assert [p.name for p in held.networks[0].peers or []] == ["a"]
+    with pytest.raises(ValueError, match="omits the peers"):
         NetMap.model_validate(delta).merged_with(None)
-    except ValueError as exc:
-        assert "omits the peers" in str(exc)
-    else:
-        raise AssertionError("merging a delta without a base must fail")

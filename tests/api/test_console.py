@@ -42,7 +42,7 @@ def log_in(client: TestClient, token: str) -> str:
 def browser(api: Api) -> Iterator[TestClient]:
     """A second client on the same app, over https so Secure cookies flow (not
     entered as a context manager: the app's lifespan already runs for ``api``)."""
-    client = TestClient(api.client.app, base_url="https://testserver")
+    client = api.other_client(base_url="https://testserver")
     yield client
     client.close()
 
@@ -255,7 +255,7 @@ def test_an_api_failure_is_a_page_not_a_traceback(
     def broken(*_args: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(networks, "_out", broken)
+    monkeypatch.setattr(networks, "network_out", broken)
     page = browser.get("/")
     assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
     assert "see the controller log" in page.text

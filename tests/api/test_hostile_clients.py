@@ -41,23 +41,22 @@ def test_guessing_tokens_is_locked_out_per_source(api: Api) -> None:
     assert codes[:10] == [401] * 10
     assert codes.count(401) <= 11 and codes.count(429) >= 89
     assert api.get("/api/v1/networks").status_code == 429  # the real token: refused too
-    # (more clients of the one app, without running its lifespan a second time)
-    other = TestClient(api.client.app, client=("198.18.7.7", 40000))
+    other = api.other_client(client=("198.18.7.7", 40000))
     assert other.get("/api/v1/networks", headers=api.read).status_code == 200
     # missing credentials are not guesses
-    other = TestClient(api.client.app, client=("198.18.7.8", 40000))
+    other = api.other_client(client=("198.18.7.8", 40000))
     assert {other.get("/api/v1/networks").status_code for _ in range(30)} == {401}
 
 
 def test_console_logins_and_node_credentials_count_too(api: Api) -> None:
-    c = TestClient(api.client.app, client=("198.18.7.9", 40000))
+    c = api.other_client(client=("198.18.7.9", 40000))
     form = c.get("/login")
     csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
     codes = [
         c.post("/login", data={"token": f"skyadm_{i}", "csrf": csrf}).status_code for i in range(15)
     ]
     assert codes[:10] == [401] * 10 and 429 in codes
-    c = TestClient(api.client.app, client=("198.18.7.10", 40000))
+    c = api.other_client(client=("198.18.7.10", 40000))
     codes = [
         c.get(
             "/api/v1/agent/netmap",

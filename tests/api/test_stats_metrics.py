@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from skylan.model.agentapi import MAX_REPORTED, REPORTS_PER_MINUTE
+
 from .conftest import Api
 from .helpers import enrolled, network
 
@@ -124,10 +126,20 @@ def test_node_supplied_numbers_are_bounded(api: Api) -> None:
     ):
         r = post("stats", raw)
         assert r.status_code == 422 and r.json()["error"], (raw, r.text)
-    # a minute whose total would pass 2**63 - 1: the report is refused whole
-    assert post("stats", f'{{"total": {{"rx_bytes": {MAX_I64}}}}}').status_code == 204
-    r = post("stats", '{"total": {"rx_bytes": 1, "tx_bytes": 5}}')
+    # per report at most MAX_REPORTED, per minute at most REPORTS_PER_MINUTE
+    # reports: no minute's total can pass 2**63 - 1
+    assert REPORTS_PER_MINUTE * MAX_REPORTED < MAX_I64
+    stats = api.client.app.state.controller.stats  # type: ignore[attr-defined]
+    frozen = time.time()
+    stats.clock = lambda: frozen  # all in one minute, however long the test takes
+    r = post("stats", f'{{"total": {{"rx_bytes": {MAX_REPORTED + 1}}}}}')
     assert r.status_code == 422 and "rx_bytes" in r.json()["error"], r.text
+    codes = [
+        post("stats", f'{{"total": {{"rx_bytes": {MAX_REPORTED}}}}}').status_code
+        for _ in range(REPORTS_PER_MINUTE + 5)
+    ]
+    assert 429 in codes and set(codes) <= {204, 429}, codes
+    assert codes.count(204) <= REPORTS_PER_MINUTE
     buckets = api.ok(api.get("/api/v1/nodes/a/stats"))["buckets"]
-    assert buckets[-1]["rx_bytes"] == MAX_I64 and buckets[-1]["tx_bytes"] == 0
+    assert sum(b["rx_bytes"] for b in buckets) == codes.count(204) * MAX_REPORTED
     assert post("heartbeat", '{"uptime_s": 86400.5}').status_code == 200

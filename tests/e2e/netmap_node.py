@@ -14,13 +14,13 @@ import json
 import sys
 from pathlib import Path
 
+from skylan.agent.state import load_key
 from skylan.dataplane.node import Dataplane
 from skylan.model.netmap import NetMap
-from skylan.tunnel.keys import StaticKeypair
 
 
 async def main(key_file: Path, port: int, netmap_file: Path, status_file: Path) -> None:
-    dp = Dataplane(StaticKeypair.load(key_file), port)
+    dp = Dataplane(load_key(key_file), port)
     dp.start()
     await dp.apply(NetMap.model_validate_json(netmap_file.read_text()))
     while True:

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from skylan.agent.state import save_key
 from skylan.lab import Lab
 from skylan.lab.product import wait_for
 from skylan.model.netmap import NetMap, NetworkMap, PeerInfo, PortInfo, SelfInfo
@@ -74,7 +75,7 @@ def test_hostile_members_are_skipped_and_the_rest_keep_working(lab: Lab, tmp_pat
             version=1, node=SelfInfo(node_id=name, name=name, status="approved"), networks=[net]
         )
         (tmp_path / f"{name}.json").write_text(netmap.model_dump_json())
-        keys[name].save(tmp_path / f"{name}.key")
+        save_key(keys[name], tmp_path / f"{name}.key")
         host.spawn(
             [
                 sys.executable,

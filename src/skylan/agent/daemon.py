@@ -1,8 +1,12 @@
-"""The agent daemon: follows the netmap, heartbeats, and keeps status.
+"""The agent daemon: follows the netmap, heartbeats, reports traffic, and
+keeps status.
 
-Control-plane trouble never stops the node: the last netmap is kept on disk
-and stays in force while the controller is unreachable; the long-poll simply
-retries with backoff.
+All of its talk with the controller is one loop of ``sync`` calls: each
+carries the heartbeat when one is due and the statistics reports not yet
+stored, and waits (up to a heartbeat interval) for the next netmap. Control
+plane trouble never stops the node: the last netmap is kept on disk and stays
+in force while the controller is unreachable; the loop retries with backoff,
+and moves to another controller replica if it knows several.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import json
 import logging
 import platform
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,19 +23,19 @@ from typing import Any
 from skylan import __version__
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
 from skylan.agent.hostconfig import HostConfig
+from skylan.agent.reports import PeerReports, StatsReporter, peer_reports
 from skylan.agent.state import StateDir
 from skylan.dataplane.node import Dataplane
 from skylan.hostnet.interfaces import endpoints, physical_interfaces
+from skylan.model.agentapi import Heartbeat, SyncRequest
 from skylan.model.netmap import NetMap
 
 log = logging.getLogger("skylan.agent")
 
 HEARTBEAT_INTERVAL = 15.0
-POLL_WAIT = 30.0
 STATUS_INTERVAL = 2.0
 STATS_INTERVAL = 10.0
-_COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
-PEER_STATUS_FIELDS = ("established", "endpoint", "handshake_age_s", "rtt_ms", "dead")
+MAX_BACKOFF = 30.0
 
 NetmapListener = Callable[[NetMap], None]
 
@@ -41,7 +46,6 @@ class Agent:
         state: StateDir,
         *,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
-        poll_wait: float = POLL_WAIT,
         dataplane: bool = True,
         stats_interval: float = STATS_INTERVAL,
         workers: int = 1,
@@ -51,7 +55,6 @@ class Agent:
         self.enrollment = state.enrollment()
         self.key = state.key()
         self.heartbeat_interval = heartbeat_interval
-        self.poll_wait = poll_wait
         self.stats_interval = stats_interval
         self.netmap: NetMap | None = state.netmap()
         self.started = time.monotonic()
@@ -59,7 +62,7 @@ class Agent:
         self.last_error: str | None = None
         self.listeners: list[NetmapListener] = []
         self._cp = ControlPlane(
-            self.enrollment.controller_url, self.enrollment.fingerprint, self.enrollment.credential
+            self.enrollment.urls, self.enrollment.fingerprint, self.enrollment.credential
         )
         self.dataplane: Dataplane | None = None
         self._want_dataplane = dataplane
@@ -69,6 +72,9 @@ class Agent:
             self.enrollment.listen_port, self.enrollment.controller_url, lanes=workers
         )
         self.apply_error: str | None = None
+        self.reports = StatsReporter(state.stats_seq(), save_seq=state.save_stats_seq)
+        self._peer_reports = PeerReports()
+        self._heartbeat_at = -float("inf")  # monotonic time of the last heartbeat taken in
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._want_dataplane:
@@ -83,8 +89,7 @@ class Agent:
         if self.netmap is not None:
             await self._apply(self.netmap)  # resume on the last netmap before any contact
         tasks = [
-            asyncio.create_task(self._follow_netmap(), name="netmap"),
-            asyncio.create_task(self._heartbeats(), name="heartbeat"),
+            asyncio.create_task(self._sync(), name="sync"),
             asyncio.create_task(self._status_writer(), name="status"),
             asyncio.create_task(self._stats_reporter(), name="stats"),
         ]
@@ -98,33 +103,45 @@ class Agent:
             if self.dataplane is not None:
                 await self.dataplane.aclose()
 
-    # -- netmap ---------------------------------------------------------------
+    # -- the controller -------------------------------------------------------
 
-    async def _follow_netmap(self) -> None:
+    async def _sync(self) -> None:
         backoff = 1.0
         while True:
             since = self.netmap.version if self.netmap is not None else 0
+            heartbeat = await self._heartbeat_if_due()
+            body = SyncRequest(heartbeat=heartbeat, stats=self.reports.unsent())
             try:
-                fresh = await self._cp.netmap(since, self.poll_wait)
+                answer = await self._cp.sync(since, self.heartbeat_interval, body)
             except ControlPlaneError as exc:
                 self._trouble(exc)
                 if exc.status == 401:
                     await self._leave_everything()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                # as told (429/503), or backing off; jittered so that agents
+                # refused together do not come back together
+                pause = exc.retry_after if exc.retry_after is not None else backoff
+                await asyncio.sleep(pause * random.uniform(1.0, 1.5))
+                backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             self._contact()
             backoff = 1.0
-            if fresh is None:
-                continue
-            try:
-                merged = fresh.merged_with(self.netmap)
-            except ValueError:
-                self.netmap = None  # we lost track: ask for everything
-                continue
-            self.netmap = merged
-            self.state.save_netmap(merged)
-            await self._apply(merged)
+            if heartbeat is not None:
+                self._heartbeat_at = time.monotonic()
+                if heartbeat.peers is not None:
+                    self._peer_reports.sent(heartbeat.peers)
+            self.reports.stored(answer.stats_stored)
+            if answer.netmap is not None:
+                await self._follow(answer.netmap)
+
+    async def _follow(self, fresh: NetMap) -> None:
+        try:
+            merged = fresh.merged_with(self.netmap)
+        except ValueError:
+            self.netmap = None  # we lost track: ask for everything
+            return
+        self.netmap = merged
+        self.state.save_netmap(merged)
+        await self._apply(merged)
 
     async def _leave_everything(self) -> None:
         """The controller no longer knows this node (deleted, or its credential
@@ -160,81 +177,39 @@ class Agent:
 
     # -- heartbeats -----------------------------------------------------------
 
-    async def heartbeat_body(self) -> dict[str, object]:
+    async def _heartbeat_if_due(self) -> Heartbeat | None:
+        if time.monotonic() - self._heartbeat_at < self.heartbeat_interval * 0.9:
+            return None
+        return await self.heartbeat()
+
+    async def heartbeat(self) -> Heartbeat:
         # pyroute2's synchronous API runs its own loop: keep it off ours
         interfaces = await asyncio.to_thread(physical_interfaces)
-        body: dict[str, object] = {
-            "agent_version": __version__,
-            "os": f"{platform.system()} {platform.release()}",
-            "uptime_s": round(time.monotonic() - self.started, 1),
-            "interfaces": [i.as_report() for i in interfaces],
-            "endpoints": endpoints(interfaces, self.enrollment.listen_port)[:16],
-        }
+        body = Heartbeat(
+            agent_version=__version__,
+            os=f"{platform.system()} {platform.release()}",
+            uptime_s=round(time.monotonic() - self.started, 1),
+            interfaces=[i.as_report() for i in interfaces],
+            endpoints=endpoints(interfaces, self.enrollment.listen_port)[:16],
+        )
         if self.dataplane is not None:
-            body["lane_keys"] = self.dataplane.lane_keys
             status = self.dataplane.status()
-            body["peers"] = [
-                {"node_id": node_id, **{k: peer[k] for k in PEER_STATUS_FIELDS}}
-                for node_id, peer in status["peers"].items()
-            ][:1000]
-            body["seen_ips"] = {
+            peers = peer_reports(status)
+            body.lane_keys = self.dataplane.lane_keys
+            body.seen_ips = {
                 port["network_id"]: port["announced"][:64] for port in status["interfaces"].values()
             }
+            if self._peer_reports.due(peers):
+                body.peers = peers
         return body
 
-    async def _heartbeats(self) -> None:
-        while True:
-            try:
-                await self._cp.heartbeat(await self.heartbeat_body())
-                self._contact()
-            except ControlPlaneError as exc:
-                self._trouble(exc)
-            await asyncio.sleep(self.heartbeat_interval)
-
-    def stats_report(self, previous: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Counter deltas since ``previous`` (a snapshot), and the new snapshot."""
-        snapshot: dict[str, Any] = {"peers": {}, "drops": {}}
-        report: dict[str, Any] = {"peers": [], "drops_by_reason": {}}
-        totals = dict.fromkeys(_COUNTERS, 0)
-        if self.dataplane is None:
-            return report | {"total": totals}, snapshot
-        status = self.dataplane.status()
-        for node_id, peer in status["peers"].items():
-            now = {k: int(peer[k]) for k in _COUNTERS}
-            before = previous.get("peers", {}).get(node_id, dict.fromkeys(_COUNTERS, 0))
-            delta = {k: max(now[k] - before.get(k, 0), 0) for k in _COUNTERS}
-            snapshot["peers"][node_id] = now
-            for k in _COUNTERS:
-                totals[k] += delta[k]
-            report["peers"].append({"peer_id": node_id, **delta, "rtt_ms": peer["rtt_ms"]})
-        for port in status["interfaces"].values():
-            now = {k: int(port[k]) for k in _COUNTERS}
-            key = port["network_id"]
-            before = previous.get("ports", {}).get(key, dict.fromkeys(_COUNTERS, 0))
-            snapshot.setdefault("ports", {})[key] = now
-            report.setdefault("ports", []).append(
-                {"network_id": key, **{k: max(now[k] - before.get(k, 0), 0) for k in _COUNTERS}}
-            )
-        drops_total = 0
-        for reason, count in status["drops"].items():
-            delta_drops = max(count - previous.get("drops", {}).get(reason, 0), 0)
-            snapshot["drops"][reason] = count
-            if delta_drops:
-                report["drops_by_reason"][reason[:60]] = delta_drops
-                drops_total += delta_drops
-        report["total"] = totals | {"drops": drops_total}
-        return report, snapshot
+    # -- statistics -----------------------------------------------------------
 
     async def _stats_reporter(self) -> None:
-        snapshot: dict[str, Any] = {}
         while True:
             await asyncio.sleep(self.stats_interval)
-            report, fresh = self.stats_report(snapshot)
-            try:
-                await self._cp.stats(report)
-                snapshot = fresh  # only what the controller accepted counts as sent
-            except ControlPlaneError as exc:
-                self._trouble(exc)
+            if self.dataplane is not None:
+                self.reports.take(self.dataplane.status())
 
     async def _reconcile_host(self) -> None:
         """Gateways, routes and cloaking; also re-run periodically, because a
@@ -306,7 +281,7 @@ class Agent:
         status = {
             "node": self.enrollment.name,
             "node_id": self.enrollment.node_id,
-            "controller": self.enrollment.controller_url,
+            "controller": self._cp.url,
             "node_status": nm.node.status if nm else "unknown",
             "netmap_version": nm.version if nm else None,
             "last_contact": self.last_contact,

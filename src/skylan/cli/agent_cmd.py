@@ -51,14 +51,29 @@ AckThinningOpt = Annotated[
 ]
 
 
-def _run_daemon(state: StateDir, workers: int, ack_thinning: bool) -> None:
+HeartbeatOpt = Annotated[
+    float,
+    typer.Option(
+        "--heartbeat-interval",
+        envvar="SKYLAN_AGENT_HEARTBEAT",
+        min=1.0,
+        max=300.0,
+        help="Seconds between heartbeats (and the longest wait for a netmap); the "
+        "controller counts a node online for 45 s after one.",
+    ),
+]
+
+
+def _run_daemon(state: StateDir, workers: int, ack_thinning: bool, heartbeat: float) -> None:
     from skylan.agent.daemon import Agent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
-        agent = Agent(state, workers=workers, ack_thinning=ack_thinning)
+        agent = Agent(
+            state, workers=workers, ack_thinning=ack_thinning, heartbeat_interval=heartbeat
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,7 +99,13 @@ def _bytes(n: int | None) -> str:
 
 @app.command()
 def join(
-    url: Annotated[str, typer.Argument(help="The controller, e.g. https://ctl:8443")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="The controller, e.g. https://ctl:8443; replicas without a load balancer: "
+            "https://a:8443,https://b:8443 (the agent moves to the next when one fails)."
+        ),
+    ],
     token: Annotated[str, typer.Argument(help="The join token (sky1.…)")],
     state_dir: StateOpt = DEFAULT_STATE_DIR,
     hostname: Annotated[str | None, typer.Option(help="Node name; default: hostname.")] = None,
@@ -94,6 +115,7 @@ def join(
     run: Annotated[bool, typer.Option("--run/--no-run", help="Start the daemon after.")] = True,
     workers: WorkersOpt = 1,
     ack_thinning: AckThinningOpt = True,
+    heartbeat_interval: HeartbeatOpt = 15.0,
 ) -> None:
     """Enroll this machine with a join token, then run the agent."""
     from skylan.agent.join import join as do_join
@@ -105,7 +127,7 @@ def join(
     enrollment = asyncio.run(do_join(url, token, state, hostname=hostname, listen_port=listen_port))
     console.print(f"enrolled as [bold]{enrollment.name}[/] ({enrollment.node_id})")
     if run:
-        _run_daemon(state, workers, ack_thinning)
+        _run_daemon(state, workers, ack_thinning, heartbeat_interval)
 
 
 @app.command("run")
@@ -123,6 +145,7 @@ def run_cmd(
             "learn it from the controller and from the first packets).",
         ),
     ] = None,
+    heartbeat_interval: HeartbeatOpt = 15.0,
 ) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
     state = StateDir(state_dir)
@@ -133,7 +156,7 @@ def run_cmd(
         console.print(f"tunnel port: udp/{enrollment.listen_port} -> udp/{port}")
         enrollment.listen_port = port
         state.save_enrollment(enrollment)
-    _run_daemon(state, workers, ack_thinning)
+    _run_daemon(state, workers, ack_thinning, heartbeat_interval)
 
 
 def _check_ports(listen_port: int, workers: int) -> None:

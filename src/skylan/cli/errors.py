@@ -12,14 +12,13 @@ import typer
 from rich.console import Console
 
 from skylan.agent.controlplane import ControlPlaneError
-from skylan.agent.state import NotEnrolled
+from skylan.agent.state import KeyFileError, NotEnrolled
 from skylan.cli.context import NotLoggedIn
 from skylan.client.errors import SkylanError
 from skylan.controller.settings import ConfigError
 from skylan.dataplane.tunnelport import TunnelPortError
 from skylan.lab.errors import LabError
 from skylan.model.jointoken import JoinTokenFormatError
-from skylan.tunnel.keys import KeyFileError
 
 # soft_wrap: an error stays one line however narrow the terminal (or log) is
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)

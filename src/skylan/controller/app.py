@@ -1,7 +1,11 @@
-"""The controller's FastAPI application."""
+"""The controller's FastAPI application: the parts of a running controller,
+wired together, with the API routers, the console and the gate in front."""
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -17,10 +21,10 @@ from skylan.controller.api import (
     api_tokens,
     cloak_rules,
     errors,
+    gateways,
     networks,
     nodes,
     ports,
-    routes,
     stats,
     tokens,
 )
@@ -29,10 +33,21 @@ from skylan.controller.console import mount as console
 from skylan.controller.feed import NetmapFeed, listen_url_for
 from skylan.controller.gate import Gate
 from skylan.controller.lockout import Lockout
+from skylan.controller.logins import LoginCache
 from skylan.controller.metrics import ControllerCollector
+from skylan.controller.runtime import Controller
+from skylan.controller.service.agents import Liveliness
+from skylan.controller.service.stats import StatsBook
 from skylan.controller.settings import ControllerSettings, check_admin_token
-from skylan.controller.storage.database import make_engine, migrate, session_factory
+from skylan.controller.state.store import State
+from skylan.controller.storage.database import (
+    make_engine,
+    migrate,
+    session_factory,
+    write_session_factory,
+)
 from skylan.controller.tls import TlsFiles, ensure_certificate
+from skylan.controller.writes import Writer
 from skylan.privatefile import private_dir
 
 log = logging.getLogger("skylan.controller")
@@ -54,7 +69,7 @@ def bootstrap_admin(app: FastAPI) -> str | None:
     random; either way it is the caller's job to show it once.
     """
     given = os.environ.get(BOOTSTRAP_ENV) or None
-    with app.state.sessions() as db:
+    with app.state.write_sessions() as db:
         if has_tokens(db):
             return None
         _, secret = create_api_token(
@@ -63,24 +78,64 @@ def bootstrap_admin(app: FastAPI) -> str | None:
         return secret
 
 
+def pin_mmap_threshold() -> None:
+    """Keep glibc from moving its mmap threshold up: each TLS connection has a
+    256 KiB read buffer of which a page or two is used, and once the threshold
+    moves those buffers come from the heap, where reuse dirties whole pages
+    (60 KiB a parked connection instead of 38, measured)."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    try:
+        libc = ctypes.CDLL(libc_name)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: fixed at the default
+    except (OSError, AttributeError):
+        pass
+
+
 def create_app(settings: ControllerSettings) -> FastAPI:
     private_dir(settings.data_dir)  # the TLS key and, by default, the database live here
-    engine = make_engine(settings.db_url)
+    pin_mmap_threshold()
+    postgres = settings.db_url.startswith("postgresql")
+    slots = settings.write_slots or (4 if postgres else 1)
+    engine = make_engine(settings.db_url, pool_size=slots + 4)
     migrate(engine)
     sessions = session_factory(engine)
+    write_sessions = write_session_factory(engine)
+    memory = State()
     feed = NetmapFeed(
         sessions,
+        memory,
         coalesce=settings.coalesce_s,
         poll_interval=settings.poll_interval_s,
         listen_url=listen_url_for(settings.db_url),
+        watch=[write_sessions],
+    )
+    writer = Writer(write_sessions, feed, slots=slots)
+    ctl = Controller(
+        settings=settings,
+        memory=memory,
+        feed=feed,
+        writer=writer,
+        liveliness=Liveliness(
+            memory, writer, sessions, flush_interval=settings.flush_s, refresh=postgres
+        ),
+        stats=StatsBook(memory, writer, sessions, flush_interval=settings.flush_s),
+        sessions=sessions,
+        fingerprint=tls_files(settings).fingerprint,
+        readers=asyncio.Semaphore(4),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await feed.start()
+        ctl.liveliness.start()
+        await ctl.stats.start()
         try:
             yield
         finally:
+            await ctl.liveliness.stop()
+            await ctl.stats.stop()
             await feed.stop()
 
     app = FastAPI(
@@ -91,24 +146,33 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.state.controller = ctl
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.write_sessions = write_sessions
     app.state.feed = feed
-    app.state.cert_fingerprint = tls_files(settings).fingerprint
+    app.state.cert_fingerprint = ctl.fingerprint
     app.state.public_url = settings.public_url
     errors.install(app)
     app.state.lockout = Lockout(settings.lockout)
+    app.state.login_cache = LoginCache()
     app.add_middleware(
-        Gate, sessions=sessions, lockout=app.state.lockout, max_body=settings.max_body_bytes
+        Gate,
+        state=memory,
+        sessions=sessions,
+        login_cache=app.state.login_cache,
+        lockout=app.state.lockout,
+        max_body=settings.max_body_bytes,
+        max_busy=settings.max_busy,
     )
-    for module in (networks, ports, routes, cloak_rules, tokens, nodes, stats, api_tokens, agent):
+    for module in (networks, ports, gateways, cloak_rules, tokens, nodes, stats, api_tokens, agent):
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
 
     console.install(app)
 
     registry = app.state.metrics_registry = CollectorRegistry()
-    registry.register(ControllerCollector(sessions, feed))
+    registry.register(ControllerCollector(ctl))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -14,7 +14,8 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skylan.controller.storage.tables import ApiTokenRow, NodeRow
+from skylan.controller.changes import record_change
+from skylan.controller.storage.tables import ApiTokenRow
 
 TOKEN_PREFIX = "skyadm_"
 CREDENTIAL_PREFIX = "skynode_"
@@ -34,33 +35,21 @@ def new_secret() -> str:
 
 
 def create_api_token(
-    db: Session, name: str, scope: Scope, secret: str | None = None
+    db: Session, name: str, scope: Scope, secret: str | None = None, *, commit: bool = True
 ) -> tuple[ApiTokenRow, str]:
     """Store a token; returns it with its secret (the only time that is available)."""
     secret = secret or new_secret()
     row = ApiTokenRow(name=name, secret_hash=hash_secret(secret), scope=scope.value)
     db.add(row)
-    db.commit()
+    db.flush()
+    record_change(db, api_tokens=[row.id])  # so every replica's state knows it
+    if commit:
+        db.commit()
     return row, secret
-
-
-def token_by_secret(db: Session, secret: str) -> ApiTokenRow | None:
-    """The live (not revoked) API token whose secret this is."""
-    row = db.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_hash == hash_secret(secret)))
-    if row is None or row.revoked:
-        return None
-    return row
 
 
 def new_node_credential() -> str:
     return CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
-
-
-def node_id_by_credential(db: Session, credential_hash: str) -> str | None:
-    node_id: str | None = db.scalar(
-        select(NodeRow.id).where(NodeRow.credential_hash == credential_hash)
-    )
-    return node_id
 
 
 def has_tokens(db: Session) -> bool:

@@ -1,10 +1,10 @@
-"""Recording changes: every write that alters some node's netmap records one.
+"""Recording changes: every write that alters the state records one.
 
 The change row is written in the same transaction as the change itself, so a
-change is visible to the netmap feed exactly when its data is. On PostgreSQL
-a NOTIFY in that transaction wakes the other controller replicas at commit,
-and an advisory lock held to commit makes change ids increase in commit order
-(the feed reads "ids above the last one seen", which needs exactly that).
+change is visible to the feed exactly when its data is. On PostgreSQL a NOTIFY
+in that transaction wakes the other controller replicas at commit, and an
+advisory lock held to commit makes change ids increase in commit order (the
+feed reads "ids above the last one seen", which needs exactly that).
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ from skylan.controller.storage.tables import ChangeRow
 
 NOTIFY_CHANNEL = "skylan_changes"
 CHANGE_LOCK = 0x736B796C  # "skyl": the advisory lock that orders change ids
+CHANGE_ID = "skylan_change"  # Session.info: the newest change this transaction recorded
 
 
-def record_change(db: Session, *, networks: Iterable[str] = (), nodes: Iterable[str] = ()) -> None:
+def record_change(
+    db: Session,
+    *,
+    networks: Iterable[str] = (),
+    nodes: Iterable[str] = (),
+    api_tokens: Iterable[str] = (),
+) -> int:
+    """Record what this transaction changes; returns the change's id."""
     if db.get_bind().dialect.name == "postgresql":
         # no autoflush: constraint errors must surface at the caller's commit
         with db.no_autoflush:
@@ -28,5 +36,13 @@ def record_change(db: Session, *, networks: Iterable[str] = (), nodes: Iterable[
             # could commit after a higher id was already read and be skipped.
             db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOCK})
             db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-    db.add(ChangeRow(network_ids=sorted(set(networks)), node_ids=sorted(set(nodes))))
+    row = ChangeRow(
+        network_ids=sorted(set(networks)),
+        node_ids=sorted(set(nodes)),
+        api_token_ids=sorted(set(api_tokens)),
+    )
+    db.add(row)
+    db.flush()
     db.info["skylan_changed"] = True  # the feed kicks itself after commit
+    db.info[CHANGE_ID] = max(db.info.get(CHANGE_ID, 0), row.id)
+    return row.id

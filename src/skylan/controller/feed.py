@@ -1,12 +1,14 @@
-"""The netmap change feed: versions, cached netmaps and long-poll waiters.
+"""The change feed: the one way the in-memory state changes, and the long-polls
+it wakes.
 
-Every controller process keeps an in-memory picture of the netmaps, driven
-by the ``changes`` table: it reads new change rows (woken by its own commits,
-by PostgreSQL NOTIFY from other replicas, and by a periodic poll as a
-fallback), coalesces a burst of them for a moment, rebuilds only the affected
-networks' sections and nodes' headers, and wakes the long-polls of the nodes
-whose netmap changed. A node's version is the id of the last change that
-affected it: monotonic, and the same number on every replica.
+Every write records a change row in its transaction. Each controller process
+reads the new rows as soon as it hears of them (its own commits, PostgreSQL
+NOTIFY from other replicas, or a periodic poll as a fallback), reloads what
+they name from the database, applies that to the state and the netmap book in
+change-id order, and tells the writer waiting for its change (so a client reads
+its own write). Waking the long-polls is deferred by a short coalescing window,
+so a burst of changes wakes each agent once. A node's version is the id of the
+last change to its netmap: the same number on every replica.
 """
 
 from __future__ import annotations
@@ -16,62 +18,62 @@ import contextlib
 import logging
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from skylan.controller import netmaps
 from skylan.controller.changes import NOTIFY_CHANNEL
-from skylan.controller.storage.tables import ChangeRow, NetworkRow, NodeRow
+from skylan.controller.netmaps import NetmapBook
+from skylan.controller.state import loader
+from skylan.controller.state.store import State
 
 log = logging.getLogger("skylan.controller.feed")
 
-
-@dataclass
-class _Update:
-    """What one batch of changes did, computed off the event loop."""
-
-    last_change: int
-    sections: dict[str, netmaps.NetworkSection | None] = field(default_factory=dict)
-    headers: dict[str, netmaps.NodeHeader | None] = field(default_factory=dict)
-    memberships: dict[str, set[str]] = field(default_factory=dict)
-    affected_nodes: set[str] = field(default_factory=set)
+BATCH = 5000  # change rows read at once
 
 
 class NetmapFeed:
     def __init__(
         self,
         sessions: sessionmaker[Session],
+        state: State,
         *,
         coalesce: float = 0.2,
         poll_interval: float = 2.0,
         listen_url: str | None = None,
+        watch: list[sessionmaker[Session]] | None = None,
     ) -> None:
+        """``watch``: the session factories whose commits may record changes
+        (besides ``sessions``, which the feed reads with)."""
         self._sessions = sessions
+        self.state = state
+        self.book = NetmapBook()
         self.coalesce = coalesce
         self.poll_interval = poll_interval
         self._listen_url = listen_url
-        self.last_change = 0
-        self._versions: dict[str, int] = {}
-        self._headers: dict[str, netmaps.NodeHeader] = {}
-        self._sections: dict[str, netmaps.NetworkSection] = {}
-        self._node_networks: dict[str, set[str]] = defaultdict(set)
+        self.applied = 0  # the last change applied to the state and the book
+        self.published = 0  # the last change whose long-polls have been woken
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        self._writers: list[tuple[int, asyncio.Future[None]]] = []
+        self._to_wake: set[str] = set()
+        self._wake: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kicked: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
-        event.listen(sessions, "after_commit", self._after_commit)
+        for factory in [sessions, *(watch or [])]:
+            event.listen(factory, "after_commit", self._after_commit)
 
     # -- lifetime -------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._kicked = asyncio.Event()
-        update = await asyncio.to_thread(self._load_everything)
-        self._apply(update, wake=False)
+        everything = await asyncio.to_thread(self._read_everything)
+        self.state.apply(everything.loaded)
+        self.book.rebuild(self.state, everything.last)
+        self.applied = self.published = everything.last
         self._task = asyncio.create_task(self._run(), name="netmap-feed")
         if self._listen_url is not None:
             self._listener = threading.Thread(target=self._listen, name="pg-listen", daemon=True)
@@ -81,6 +83,8 @@ class NetmapFeed:
         self._stop.set()
         if self._kicked is not None:
             self._kicked.set()  # wake the loop so it sees the stop flag
+        if self._wake is not None:
+            self._wake.cancel()
         if self._task is not None:
             self._task.cancel()
             done, _ = await asyncio.wait({self._task}, timeout=5)
@@ -90,6 +94,9 @@ class NetmapFeed:
             for fut in futures:
                 if not fut.done():
                     fut.cancel()
+        for _, fut in self._writers:
+            if not fut.done():
+                fut.cancel()
         if self._listener is not None:
             await asyncio.to_thread(self._listener.join, 5)
 
@@ -104,43 +111,66 @@ class NetmapFeed:
 
     # -- reading --------------------------------------------------------------
 
+    @property
+    def last_change(self) -> int:
+        return self.applied
+
     def version(self, node_id: str) -> int:
-        return self._versions.get(node_id, 0)
+        return self.book.version(node_id)
 
     def netmap(self, node_id: str, since: int = 0) -> bytes | None:
-        """The node's netmap; peer lists it already has (per ``since``) are null."""
-        header = self._headers.get(node_id)
-        if header is None:
-            return None
-        sections = [
-            self._sections[n].render(since)
-            for n in sorted(self._node_networks.get(node_id, ()))
-            if n in self._sections
-        ]
-        return netmaps.assemble(self.version(node_id), header, sections)
+        """The node's netmap for an agent holding ``since`` (0: nothing)."""
+        return self.book.netmap(node_id, since)
+
+    def _ready(self, node_id: str, since: int) -> bool:
+        version = self.book.version(node_id)
+        if version == 0:
+            return False
+        # an agent with nothing gets its netmap at once; otherwise only changes
+        # already announced count, so a burst wakes it once
+        return version > since if since == 0 else min(version, self.published) > since
 
     async def wait(self, node_id: str, since: int, timeout: float) -> bytes | None:
-        """The node's netmap once its version exceeds ``since``; None on timeout."""
-        if self.version(node_id) > since and node_id in self._headers:
-            return self.netmap(node_id, since)
+        """The node's netmap once it has changed after ``since``; None on timeout."""
+        assert self._loop is not None
+        deadline = self._loop.time() + timeout
+        while not self._ready(node_id, since):
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return None
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._waiters[node_id].append(fut)
+            try:
+                async with asyncio.timeout(left):
+                    await fut
+            except TimeoutError:
+                return None
+            finally:
+                waiters = self._waiters.get(node_id)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(fut)
+                    if not waiters:
+                        del self._waiters[node_id]
+            if node_id not in self.book.headers:
+                return None  # deleted while it waited
+        return self.netmap(node_id, since)
+
+    async def until_applied(self, change: int, timeout: float = 10.0) -> bool:
+        """Wait until ``change`` is in the state (a writer reading its write)."""
+        if change <= self.applied:
+            return True
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._waiters[node_id].append(fut)
+        self._writers.append((change, fut))
+        self.kick()
         try:
             async with asyncio.timeout(timeout):
                 await fut
         except TimeoutError:
-            return None
-        finally:
-            waiters = self._waiters.get(node_id)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(fut)
-                if not waiters:
-                    del self._waiters[node_id]
-        if self.version(node_id) > since:
-            return self.netmap(node_id, since)
-        return None
+            log.warning("change %d was not applied within %.0f s", change, timeout)
+            return False
+        return True
 
     @property
     def waiting(self) -> int:
@@ -158,96 +188,52 @@ class NetmapFeed:
                     await self._kicked.wait()
             if self._stop.is_set():
                 return
-            if self._kicked.is_set():
-                await asyncio.sleep(self.coalesce)  # let a burst of changes land
             self._kicked.clear()
             try:
-                update = await asyncio.to_thread(self._read_changes, self.last_change)
+                changes = await asyncio.to_thread(self._read_changes, self.applied)
             except Exception:  # the database may be briefly unreachable
                 log.exception("reading changes failed; retrying")
+                await asyncio.sleep(min(self.poll_interval, 1.0))
+                self._kicked.set()
                 continue
-            if update is not None:
-                self._apply(update, wake=True)
+            if changes.ids:
+                self.apply(changes)
+                if len(changes.ids) == BATCH:
+                    self._kicked.set()  # more are waiting
 
-    def _load_everything(self) -> _Update:
-        with self._sessions() as db:
-            self._snapshot(db)
-            last = db.scalar(select(func.max(ChangeRow.id))) or 0
-            net_ids = list(db.scalars(select(NetworkRow.id)))
-            node_ids = list(db.scalars(select(NodeRow.id)))
-            return _Update(
-                last_change=last,
-                sections=netmaps.build_sections(db, net_ids),
-                headers=netmaps.build_headers(db, node_ids),
-                memberships=netmaps.node_networks(db, node_ids),
-                affected_nodes=set(node_ids),
-            )
-
-    def _snapshot(self, db: Session) -> None:
-        """Read change rows and data from one snapshot, so a version names
-        exactly the data it was built from (PostgreSQL; SQLite serialises)."""
-        if db.get_bind().dialect.name == "postgresql":
-            db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-
-    def _read_changes(self, after: int) -> _Update | None:
-        with self._sessions() as db:
-            self._snapshot(db)
-            rows = list(
-                db.scalars(select(ChangeRow).where(ChangeRow.id > after).order_by(ChangeRow.id))
-            )
-            if not rows:
-                return None
-            nets: set[str] = set()
-            nodes: set[str] = set()
-            for row in rows:
-                nets.update(row.network_ids)
-                nodes.update(row.node_ids)
-            # a node's change shows in every network it was or is now in
-            new_memberships = netmaps.node_networks(db, nodes)
-            for node in nodes:
-                nets |= self._node_networks.get(node, set()) | new_memberships[node]
-            sections = netmaps.build_sections(db, nets)
-            affected = set(nodes)
-            for net_id, section in sections.items():
-                old = self._sections.get(net_id)
-                if old is not None:
-                    affected |= old.members
-                if section is not None:
-                    affected |= section.members
-            headers = netmaps.build_headers(db, affected)
-            memberships = netmaps.node_networks(db, affected)
-            return _Update(rows[-1].id, sections, headers, memberships, affected)
-
-    def _apply(self, update: _Update, *, wake: bool) -> None:
-        for net_id, section in update.sections.items():
-            if section is None:
-                self._sections.pop(net_id, None)
-                continue
-            old = self._sections.get(net_id)
-            if old is not None and old.peers == section.peers:
-                section.peers_version = old.peers_version
+    def apply(self, changes: loader.Changes) -> None:
+        """Apply one batch of changes (event loop only)."""
+        self.state.apply(changes.loaded)
+        affected = self.book.update(self.state, changes.networks, changes.nodes, changes.last)
+        self.applied = changes.last
+        still = []
+        for change, fut in self._writers:
+            if change <= self.applied:
+                if not fut.done():
+                    fut.set_result(None)
             else:
-                section.peers_version = update.last_change
-            self._sections[net_id] = section
-        for node_id, header in update.headers.items():
-            if header is None:
-                self._headers.pop(node_id, None)
-                self._node_networks.pop(node_id, None)
-                self._versions.pop(node_id, None)
-            else:
-                self._headers[node_id] = header
-        for node_id, nets in update.memberships.items():
-            if node_id in self._headers:
-                self._node_networks[node_id] = nets
-        for node_id in update.affected_nodes:
-            if node_id in self._headers:
-                self._versions[node_id] = update.last_change
-        self.last_change = update.last_change
-        if wake:
-            for node_id in update.affected_nodes:
-                for fut in self._waiters.get(node_id, ()):
-                    if not fut.done():
-                        fut.set_result(None)
+                still.append((change, fut))
+        self._writers = still
+        self._to_wake |= affected
+        if self._wake is None and self._loop is not None:
+            self._wake = self._loop.call_later(self.coalesce, self._publish)
+
+    def _publish(self) -> None:
+        self._wake = None
+        self.published = self.applied
+        wake, self._to_wake = self._to_wake, set()
+        for node_id in wake:
+            for fut in self._waiters.get(node_id, ()):
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _read_everything(self) -> loader.Changes:
+        with self._sessions() as db:
+            return loader.load_everything(db)
+
+    def _read_changes(self, after: int) -> loader.Changes:
+        with self._sessions() as db:
+            return loader.load_changes(db, after, BATCH)
 
     # -- PostgreSQL LISTEN ------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The controller's front door, in front of every route: who is asking, and
 may their request be read at all.
 
-It runs before FastAPI reads a byte of the body, in this order:
+It runs before FastAPI reads a byte of the body, from memory, in this order:
 
 1. a source locked out for failed authentication (:mod:`.lockout`) gets 429;
 2. a route that needs credentials gets them checked from the headers alone
@@ -9,7 +9,9 @@ It runs before FastAPI reads a byte of the body, in this order:
    ``/api/v1/agent``, a read-scoped token for ``/metrics``): a request without
    valid ones is answered 401 without its body being read or parsed;
 3. a body larger than the limit is refused with 413, from ``Content-Length``
-   before reading, or as soon as a streamed body passes the limit.
+   before reading, or as soon as a streamed body passes the limit;
+4. past ``max_busy`` requests in progress, more are answered 503 with
+   ``Retry-After`` at once: a burst gets quick answers, not a 30 s queue.
 
 The caller found in step 2 rides on the request (``request.state.principal``);
 the routes' dependencies only decide what it may do.
@@ -32,9 +34,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skylan.controller import logins
 from skylan.controller.auth import Scope as AccessScope
-from skylan.controller.auth import hash_secret, node_id_by_credential, token_by_secret
+from skylan.controller.auth import hash_secret
 from skylan.controller.lockout import Lockout
 from skylan.controller.settings import DEFAULT_MAX_BODY
+from skylan.controller.state.store import State
 
 log = logging.getLogger("skylan.controller")
 
@@ -48,6 +51,11 @@ PUBLIC = frozenset(
         f"{API}/agent/enroll",  # the join token is in the body
     }
 )
+
+
+# the long-polls: parked for up to minutes, so not counted as work in progress
+LONG_POLLS = frozenset({f"{API}/agent/netmap", f"{API}/agent/sync"})
+RETRY = {"Retry-After": "1"}
 
 
 class Caller(StrEnum):
@@ -97,11 +105,14 @@ def _bearer(request: Request, what: str) -> str:
     return secret.strip()
 
 
-def authenticate(db: Session, request: Request, need: Needs) -> Principal:
-    """Who sent ``request`` (headers only); :class:`Refused` if nobody valid."""
+def authenticate(
+    state: State, logins_seen: logins.LoginCache, request: Request, need: Needs, now: float
+) -> Principal | str:
+    """Who sent ``request`` (headers only, from memory); :class:`Refused` if
+    nobody valid, or the console cookie to look up in the database."""
     if need is Needs.NODE:
         secret = _bearer(request, "node credential")
-        node_id = node_id_by_credential(db, hash_secret(secret))
+        node_id = state.node_by_credential.get(hash_secret(secret))
         if node_id is None:
             raise Refused(
                 "unknown or revoked node credential; re-enroll with a join token", presented=True
@@ -109,14 +120,21 @@ def authenticate(db: Session, request: Request, need: Needs) -> Principal:
         return Principal(Caller.NODE, name=node_id, node_id=node_id)
     cookie = request.cookies.get(logins.COOKIE)
     if need is Needs.USER and "authorization" not in request.headers and cookie:
-        login = logins.lookup(db, cookie)
+        login = logins_seen.get(cookie, now)
         if login is None:
-            raise Refused("the console session has ended; log in again", presented=True)
-        return Principal(Caller.CONSOLE, login.scope, login.token_name, login.csrf)
-    token = token_by_secret(db, _bearer(request, "API token"))
-    if token is None:
+            return cookie  # not seen lately: the database must say
+        return console_principal(state, login)
+    token = state.api_tokens.get(hash_secret(_bearer(request, "API token")))
+    if token is None or token.revoked:
         raise Refused("invalid or revoked API token", presented=True)
     return Principal(Caller.TOKEN, AccessScope(token.scope), token.name)
+
+
+def console_principal(state: State, login: logins.Login) -> Principal:
+    token = state.api_token_ids.get(login.token_id)
+    if token is None or token.revoked:  # revoking the token ends its consoles at once
+        raise Refused("the console session has ended; log in again", presented=True)
+    return Principal(Caller.CONSOLE, login.scope, login.token_name, login.csrf)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -128,16 +146,23 @@ class Gate:
         self,
         app: ASGIApp,
         *,
+        state: State,
         sessions: sessionmaker[Session],
         lockout: Lockout,
         max_body: int = DEFAULT_MAX_BODY,
+        max_busy: int = 512,
+        login_cache: logins.LoginCache | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
+        self.state = state
         self.sessions = sessions
         self.lockout = lockout
         self.max_body = max_body
+        self.max_busy = max_busy  # requests being worked on (long-polls parked apart)
+        self.busy = 0
         self.clock = clock
+        self.logins = login_cache or logins.LoginCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +183,7 @@ class Gate:
         need = needs(path)
         if need is not Needs.NOTHING:
             try:
-                principal = await run_in_threadpool(self._authenticate, request, need)
+                principal = await self._authenticate(request, need)
             except Refused as exc:
                 if exc.presented:
                     self.lockout.failed(source, self.clock())
@@ -169,11 +194,32 @@ class Gate:
         if length.isdigit() and int(length) > self.max_body:
             await self._too_large()(scope, receive, send)
             return
-        await self.app(scope, self._bounded(receive), self._watch(source, send))
+        parks = path in LONG_POLLS
+        if not parks and self.busy >= self.max_busy:
+            await error(503, "the controller is overloaded; retry in a moment", RETRY)(
+                scope, receive, send
+            )
+            return
+        self.busy += not parks
+        try:
+            await self.app(scope, self._bounded(receive), self._watch(source, send))
+        finally:
+            self.busy -= not parks
 
-    def _authenticate(self, request: Request, need: Needs) -> Principal:
+    async def _authenticate(self, request: Request, need: Needs) -> Principal:
+        now = time.time()
+        found = authenticate(self.state, self.logins, request, need, now)
+        if isinstance(found, Principal):
+            return found
+        login = await run_in_threadpool(self._lookup_login, found)
+        if login is None:
+            raise Refused("the console session has ended; log in again", presented=True)
+        self.logins.put(found, login, now)
+        return console_principal(self.state, login)
+
+    def _lookup_login(self, cookie: str) -> logins.Login | None:
         with self.sessions() as db:
-            return authenticate(db, request, need)
+            return logins.lookup(db, cookie)
 
     def _too_large(self) -> JSONResponse:
         return error(413, f"request body larger than {self.max_body} bytes")

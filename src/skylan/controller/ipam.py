@@ -2,7 +2,9 @@
 
 The database's unique (network, address) constraint is what makes two
 concurrent requests unable to get the same address; this module only picks
-candidates and validates user choices.
+candidates and validates user choices. :class:`AddressPool` keeps a network's
+taken addresses so that the next free one is found without scanning the
+network: enrolment costs the same at the 10,000th node as at the first.
 """
 
 from __future__ import annotations
@@ -38,22 +40,56 @@ def check_static(cidr4: str, address: str, taken: Iterable[str]) -> str:
 
 def candidates(cidr4: str, taken: Iterable[str], *, limit: int = 64) -> list[str]:
     """The lowest free addresses, in order; callers insert and retry on conflict."""
-    used = set(taken)
-    out: list[str] = []
-    for ip in usable_hosts(cidr4):
-        if str(ip) not in used:
-            out.append(str(ip))
-            if len(out) >= limit:
-                break
-    return out
+    pool = AddressPool(cidr4)
+    for ip in taken:
+        pool.take(ip)
+    return pool.candidates(limit)
 
 
-def check_extra(address: str) -> str:
-    """An extra allowed address (floating IP): an IPv4/IPv6 host or prefix."""
-    try:
-        return str(ipaddress.ip_network(address, strict=True))
-    except ValueError as exc:
-        raise AddressError(f"{address!r} is not an IP address or prefix: {exc}") from None
+class AddressPool:
+    """One network's addresses: which are taken, and the lowest that may be free.
+
+    A low-water mark below which every address is taken moves up as addresses
+    are taken in order (and back down when one below it is released), so
+    handing out addresses in order costs O(1) each, not O(taken).
+    ``candidates`` only reads: the service layer asks from worker threads,
+    while only the event loop takes and releases.
+    """
+
+    def __init__(self, cidr4: str) -> None:
+        net = ipaddress.IPv4Network(cidr4)
+        self._first = int(net.network_address) + (1 if net.prefixlen < 31 else 0)
+        self._last = int(net.broadcast_address) - (1 if net.prefixlen < 31 else 0)
+        self._taken: set[int] = set()
+        self._low = self._first  # every address below it is taken
+
+    def take(self, address: str) -> None:
+        self._taken.add(int(ipaddress.IPv4Address(address)))
+        while self._low in self._taken:
+            self._low += 1
+
+    def release(self, address: str) -> None:
+        ip = int(ipaddress.IPv4Address(address))
+        self._taken.discard(ip)
+        if ip < self._low:
+            self._low = max(ip, self._first)
+
+    def __contains__(self, address: str) -> bool:
+        return int(ipaddress.IPv4Address(address)) in self._taken
+
+    def __len__(self) -> int:
+        return len(self._taken)
+
+    def candidates(self, limit: int = 64) -> list[str]:
+        """The lowest free addresses, in order (at most ``limit``)."""
+        taken = self._taken
+        ip = self._low
+        out: list[str] = []
+        while ip <= self._last and len(out) < limit:
+            if ip not in taken:
+                out.append(str(ipaddress.IPv4Address(ip)))
+            ip += 1
+        return out
 
 
 def port_mac(port_id: str, attempt: int = 0) -> str:

@@ -30,6 +30,8 @@ class Login:
     scope: Scope
     token_name: str
     csrf: str
+    token_id: str = ""
+    expires: float = 0.0  # unix time
 
 
 def create(db: Session, api_secret: str) -> tuple[str, Login] | None:
@@ -51,7 +53,8 @@ def create(db: Session, api_secret: str) -> tuple[str, Login] | None:
         )
     )
     db.commit()
-    return secret, Login(Scope(token.scope), token.name, csrf)
+    expires = (now + LIFETIME).timestamp()
+    return secret, Login(Scope(token.scope), token.name, csrf, token.id, expires)
 
 
 def lookup(db: Session, secret: str) -> Login | None:
@@ -64,9 +67,10 @@ def lookup(db: Session, secret: str) -> Login | None:
     if row is None:
         return None
     session, token = row
-    if token.revoked or as_utc(session.expires_at) < datetime.now(UTC):
+    expires = as_utc(session.expires_at)
+    if token.revoked or expires < datetime.now(UTC):
         return None
-    return Login(Scope(token.scope), token.name, session.csrf)
+    return Login(Scope(token.scope), token.name, session.csrf, token.id, expires.timestamp())
 
 
 def end(db: Session, secret: str) -> None:
@@ -76,3 +80,29 @@ def end(db: Session, secret: str) -> None:
 
 def csrf_ok(expected: str, presented: str | None) -> bool:
     return presented is not None and hmac.compare_digest(expected, presented)
+
+
+class LoginCache:
+    """Console sessions seen recently, so a page's dozen API calls do not each
+    read the database. An entry lives ``ttl`` seconds (a logout on another
+    replica takes that long to be noticed there); a revoked API token ends its
+    sessions at once, because the gate checks the token in the state too."""
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, Login]] = {}
+
+    def get(self, secret: str, now: float) -> Login | None:
+        entry = self._entries.get(hash_secret(secret))
+        if entry is None or now - entry[0] > self.ttl or now > entry[1].expires:
+            return None
+        return entry[1]
+
+    def put(self, secret: str, login: Login, now: float) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # rare: a cache, not the truth
+        self._entries[hash_secret(secret)] = (now, login)
+
+    def forget(self, secret: str) -> None:
+        self._entries.pop(hash_secret(secret), None)

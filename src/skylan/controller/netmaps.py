@@ -1,28 +1,26 @@
-"""Building netmap pieces from the database.
+"""Netmaps, kept ready to send: every node's is its header plus the sections
+of its networks, and every section is built from pieces serialised once.
 
-A network's section (its settings, members, routes and cloak rules) is the
-same for every member, so it is built and serialised once per change and
-shared; a node's netmap is then its own header plus the sections of its
-networks, concatenated as bytes.
+A network's section is the same for each member: its settings, routes and
+cloak rules, and the members. Each member's entry (``PeerInfo``) is serialised
+when it changes and kept with the version of that change; a network also
+remembers who left it and when. So an agent that holds version V gets, for each
+network, only the entries changed after V and the ids that left after V, and
+the bytes for that answer are made once and shared by every member asking from
+V (after a change, that is nearly all of them). An agent that asks from before
+what the network remembers gets the full list.
+
+Pure: built from :class:`~skylan.controller.state.store.State` and change ids.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from skylan.controller.storage.tables import (
-    CloakRuleRow,
-    NetworkRow,
-    NodeRow,
-    PortRow,
-    RouteRow,
-)
+from skylan.controller.state.store import State
 from skylan.model.netmap import (
     CloakRuleInfo,
     NetworkMap,
@@ -32,146 +30,285 @@ from skylan.model.netmap import (
     SelfInfo,
 )
 
+RENDERS_KEPT = 8  # renderings of a section kept (by `since`)
+GONE_KEPT_MIN = 1024  # departures a section remembers before it forgets the oldest half
+
 
 @dataclass
-class NetworkSection:
-    """A network's part of every member's netmap, serialised once.
+class _Member:
+    version: int
+    json: bytes
+    order: tuple[int, int]  # address order, as lists have always been sorted
 
-    ``settings`` is the section's JSON without its closing brace and without
-    ``peers``; the peer list is kept apart so that an agent that already holds
-    the current list (it asked ``since`` a version at or after
-    ``peers_version``) gets ``"peers": null`` instead of N entries again.
-    """
 
-    settings: bytes
-    peers: bytes
-    members: set[str]  # every node with a port, approved or not
-    peers_version: int = 0
+@dataclass
+class Section:
+    settings: bytes  # the network's JSON object without peers and closing brace
+    version: int  # the last change to anything in the section
+    floor: int  # deltas can be given to agents holding this version or later
+    members: dict[str, _Member] = field(default_factory=dict)  # approved members
+    gone: dict[str, int] = field(default_factory=dict)  # node id -> version it left
+    receivers: set[str] = field(default_factory=set)  # every node with a port here
+    _renders: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
     def render(self, since: int) -> bytes:
-        unchanged = 0 < self.peers_version <= since
-        return self.settings + b',"peers":' + (b"null" if unchanged else self.peers) + b"}"
+        """This section for an agent that holds version ``since`` (0: nothing)."""
+        key = since if since >= self.floor and since > 0 else 0
+        if key >= self.version and key != 0:
+            key = self.version  # nothing new: every such agent gets the same bytes
+        cached = self._renders.get(key)
+        if cached is not None:
+            self._renders.move_to_end(key)
+            return cached
+        if key == 0:
+            peers = sorted(self.members.values(), key=lambda m: m.order)
+            body = self.settings + b',"peers":[' + b",".join(m.json for m in peers) + b"]}"
+        else:
+            updates = [m.json for m in self.members.values() if m.version > key]
+            removed = [f'"{node}"'.encode() for node, v in self.gone.items() if v > key]
+            body = (
+                self.settings
+                + b',"peers":null,"peer_updates":['
+                + b",".join(updates)
+                + b'],"peer_removals":['
+                + b",".join(removed)
+                + b"]}"
+            )
+        self._renders[key] = body
+        while len(self._renders) > RENDERS_KEPT:
+            self._renders.popitem(last=False)
+        return body
+
+    def changed(self, version: int) -> None:
+        self.version = version
+        self._renders.clear()
+
+    def forget_old_departures(self) -> None:
+        if len(self.gone) <= max(GONE_KEPT_MIN, len(self.members)):
+            return
+        by_age = sorted(self.gone.items(), key=lambda item: item[1])
+        drop = by_age[: len(by_age) // 2]
+        for node, _ in drop:
+            del self.gone[node]
+        self.floor = max(self.floor, drop[-1][1])  # older agents now need the full list
 
 
 @dataclass
-class NodeHeader:
+class _Header:
     json: bytes
     approved: bool
+    version: int
 
 
-def port_info(port: PortRow, prefixlen: int) -> PortInfo:
-    return PortInfo(
-        port_id=port.id,
-        mac=port.mac,
-        ipv4=port.ipv4,
-        prefixlen=prefixlen,
-        extra_ips=list(port.extra_ips),
-    )
+class NetmapBook:
+    def __init__(self) -> None:
+        self.sections: dict[str, Section] = {}
+        self.headers: dict[str, _Header] = {}
+        self.joined: dict[str, dict[str, int]] = {}  # node -> network -> version it joined
 
+    # -- building -------------------------------------------------------------
 
-def build_sections(db: Session, network_ids: Iterable[str]) -> dict[str, NetworkSection | None]:
-    """Sections for the given networks; None for networks that no longer exist."""
-    ids = list(network_ids)
-    out: dict[str, NetworkSection | None] = dict.fromkeys(ids)
-    if not ids:
-        return out
-    networks = {n.id: n for n in db.scalars(select(NetworkRow).where(NetworkRow.id.in_(ids)))}
-    rows = db.execute(
-        select(PortRow, NodeRow)
-        .join(NodeRow, PortRow.node_id == NodeRow.id)
-        .where(PortRow.network_id.in_(ids))
-        .order_by(PortRow.ipv4)
-    ).all()
-    ports_by_net: dict[str, list[tuple[PortRow, NodeRow]]] = defaultdict(list)
-    for port, node in rows:
-        ports_by_net[port.network_id].append((port, node))
-    routes_by_net: dict[str, list[RouteRow]] = defaultdict(list)
-    for route in db.scalars(select(RouteRow).where(RouteRow.network_id.in_(ids))):
-        routes_by_net[route.network_id].append(route)
-    rules_by_net: dict[str, list[CloakRuleRow]] = defaultdict(list)
-    for rule in db.scalars(select(CloakRuleRow).where(CloakRuleRow.network_id.in_(ids))):
-        rules_by_net[rule.network_id].append(rule)
-    for net_id, net in networks.items():
+    def rebuild(self, state: State, version: int) -> None:
+        """Everything from the state, as of ``version`` (at start)."""
+        self.sections.clear()
+        self.headers.clear()
+        self.joined.clear()
+        for net_id in state.networks:
+            self._refresh_network(state, net_id, version, floor=version)
+        for node_id in state.nodes:
+            self._refresh_node(state, node_id, version)
+
+    def update(
+        self, state: State, networks: Iterable[str], nodes: Iterable[str], version: int
+    ) -> set[str]:
+        """Bring the book up to ``state`` after a batch of changes that named
+        ``networks`` and ``nodes``; the nodes whose netmap is now different."""
+        affected: set[str] = set()
+        node_ids = set(nodes)
+        net_ids = set(networks)
+        for node_id in node_ids:
+            net_ids |= set(self.joined.get(node_id, {})) | set(state.memberships.get(node_id, {}))
+        for net_id in net_ids:
+            affected |= self._refresh_network(state, net_id, version, only=node_ids)
+        for node_id in node_ids:
+            if self._refresh_node(state, node_id, version):
+                affected.add(node_id)
+        return affected
+
+    def _refresh_network(
+        self,
+        state: State,
+        net_id: str,
+        version: int,
+        *,
+        floor: int | None = None,
+        only: set[str] | None = None,
+    ) -> set[str]:
+        """Update one section; the nodes that must hear of it."""
+        net = state.networks.get(net_id)
+        section = self.sections.get(net_id)
+        if net is None:
+            if section is None:
+                return set()
+            del self.sections[net_id]
+            return section.receivers
+        settings = _settings(state, net_id)
+        if section is None:
+            section = self.sections[net_id] = Section(settings, version, floor or version)
+            section.changed(version)
+        elif section.settings != settings:
+            section.settings = settings
+            section.changed(version)
+        ports = state.members.get(net_id, {})
         prefixlen = ipaddress.IPv4Network(net.cidr4).prefixlen
-        members = ports_by_net[net_id]
-        port_ip = {p.id: p.ipv4 for p, _ in members}
-        port_node = {p.id: p.node_id for p, _ in members}
-        peer_list = [
-            PeerInfo(
-                node_id=node.id,
-                name=node.name,
-                public_key=node.public_key,
-                endpoints=list(node.endpoints),
-                port=port_info(port, prefixlen),
-                observed_ip=node.observed_ip,
-                lane_keys=list(node.lane_keys),
+        members_changed = False
+        candidates = set(ports) | set(section.members) if only is None else only
+        for node_id in candidates:
+            node = state.nodes.get(node_id)
+            port = ports.get(node_id)
+            if node is None or port is None or node.status != "approved":
+                if node_id in section.members:
+                    del section.members[node_id]
+                    section.gone[node_id] = version
+                    members_changed = True
+                continue
+            entry = (
+                PeerInfo(
+                    node_id=node.id,
+                    name=node.name,
+                    public_key=node.public_key,
+                    endpoints=list(node.endpoints),
+                    port=PortInfo(
+                        port_id=port.id,
+                        mac=port.mac,
+                        ipv4=port.ipv4,
+                        prefixlen=prefixlen,
+                        extra_ips=list(port.extra_ips),
+                    ),
+                    observed_ip=node.observed_ip,
+                    lane_keys=list(node.lane_keys),
+                )
+                .model_dump_json()
+                .encode()
             )
-            for port, node in members
-            if node.status == "approved"
-        ]
-        section = NetworkMap(
-            id=net.id,
-            name=net.name,
-            vni=net.vni,
-            cidr4=net.cidr4,
-            cidr6=net.cidr6,
-            mtu=net.mtu,
-            encrypted=net.encrypted,
-            cloaked=net.cloaked,
-            storm_pps=net.storm_pps,
-            peers=None,
-            routes=[
-                RouteInfo(
-                    id=r.id,
-                    prefix=r.prefix,
-                    via_port_id=r.via_port_id,
-                    via_node_id=port_node.get(r.via_port_id, ""),
-                    via_ipv4=port_ip.get(r.via_port_id, ""),
-                    metric=r.metric,
-                    masquerade=r.masquerade,
-                )
-                for r in sorted(routes_by_net[net_id], key=lambda r: (r.prefix, r.metric))
-            ],
-            cloak_rules=[
-                CloakRuleInfo(
-                    id=c.id,
-                    node_id=c.node_id,
-                    protocol=c.protocol,
-                    port_from=c.port_from,
-                    port_to=c.port_to,
-                    source_cidr=c.source_cidr,
-                )
-                for c in sorted(rules_by_net[net_id], key=lambda c: c.created_at)
-            ],
-        )
-        settings = section.model_dump_json(exclude={"peers"}).encode()
-        peers = b"[" + b",".join(p.model_dump_json().encode() for p in peer_list) + b"]"
-        out[net_id] = NetworkSection(settings[:-1], peers, {node.id for _, node in members})
-    return out
+            old = section.members.get(node_id)
+            if old is None or old.json != entry:
+                order = (int(ipaddress.IPv4Address(port.ipv4)), 0)
+                section.members[node_id] = _Member(version, entry, order)
+                section.gone.pop(node_id, None)
+                members_changed = True
+        if members_changed:
+            section.changed(version)
+            section.forget_old_departures()
+        before = set(section.receivers)
+        section.receivers = set(ports)
+        if section.version == version:
+            return before | section.receivers
+        return before ^ section.receivers
 
-
-def build_headers(db: Session, node_ids: Iterable[str]) -> dict[str, NodeHeader | None]:
-    ids = list(node_ids)
-    out: dict[str, NodeHeader | None] = dict.fromkeys(ids)
-    if not ids:
-        return out
-    for node in db.scalars(select(NodeRow).where(NodeRow.id.in_(ids))):
+    def _refresh_node(self, state: State, node_id: str, version: int) -> bool:
+        """Update one node's header and memberships; whether they changed."""
+        node = state.nodes.get(node_id)
+        if node is None:
+            gone = self.headers.pop(node_id, None) is not None
+            self.joined.pop(node_id, None)
+            return gone
         info = SelfInfo(node_id=node.id, name=node.name, status=node.status)
-        out[node.id] = NodeHeader(info.model_dump_json().encode(), node.status == "approved")
-    return out
+        header = info.model_dump_json().encode()
+        approved = node.status == "approved"
+        old = self.headers.get(node_id)
+        changed = old is None or old.json != header or old.approved != approved
+        if changed:
+            self.headers[node_id] = _Header(header, approved, version)
+        visible = set(state.memberships.get(node_id, {})) if approved else set()
+        joined = self.joined.setdefault(node_id, {})
+        newly_visible = approved and (old is None or not old.approved)
+        for net_id in list(joined):
+            if net_id not in visible:
+                del joined[net_id]
+                changed = True
+        for net_id in visible:
+            if net_id not in joined or newly_visible:
+                joined[net_id] = version  # the agent has no list for it yet
+                changed = True
+        if changed and self.headers[node_id].version != version:
+            self.headers[node_id].version = version
+        return changed
+
+    # -- answering ------------------------------------------------------------
+
+    def version(self, node_id: str) -> int:
+        """The last change to this node's netmap (0: no such node)."""
+        header = self.headers.get(node_id)
+        if header is None:
+            return 0
+        best = header.version
+        for net_id, joined in self.joined.get(node_id, {}).items():
+            section = self.sections.get(net_id)
+            if section is not None:
+                best = max(best, joined, section.version)
+        return best
+
+    def netmap(self, node_id: str, since: int = 0) -> bytes | None:
+        """The node's netmap for an agent holding version ``since``."""
+        header = self.headers.get(node_id)
+        if header is None:
+            return None
+        parts = []
+        if header.approved:
+            for net_id, joined in sorted(self.joined.get(node_id, {}).items()):
+                section = self.sections.get(net_id)
+                if section is not None:
+                    parts.append(section.render(since if joined <= since else 0))
+        return b'{"version":%d,"node":%s,"networks":[%s]}' % (
+            self.version(node_id),
+            header.json,
+            b",".join(parts),
+        )
+
+    def receivers(self, net_id: str) -> set[str]:
+        section = self.sections.get(net_id)
+        return set() if section is None else set(section.receivers)
 
 
-def node_networks(db: Session, node_ids: Iterable[str]) -> dict[str, set[str]]:
-    ids = list(node_ids)
-    out: dict[str, set[str]] = {i: set() for i in ids}
-    if ids:
-        for node_id, net_id in db.execute(
-            select(PortRow.node_id, PortRow.network_id).where(PortRow.node_id.in_(ids))
-        ):
-            out[node_id].add(net_id)
-    return out
-
-
-def assemble(version: int, header: NodeHeader, sections: list[bytes]) -> bytes:
-    body = b",".join(sections) if header.approved else b""
-    return b'{"version":%d,"node":%s,"networks":[%s]}' % (version, header.json, body)
+def _settings(state: State, net_id: str) -> bytes:
+    net = state.networks[net_id]
+    routes = sorted(state.routes.get(net_id, {}).values(), key=lambda r: (r.prefix, r.metric))
+    rules = sorted(state.rules.get(net_id, {}).values(), key=lambda c: c.created_at)
+    section = NetworkMap(
+        id=net.id,
+        name=net.name,
+        vni=net.vni,
+        cidr4=net.cidr4,
+        cidr6=net.cidr6,
+        mtu=net.mtu,
+        encrypted=net.encrypted,
+        cloaked=net.cloaked,
+        storm_pps=net.storm_pps,
+        peers=None,
+        routes=[
+            RouteInfo(
+                id=r.id,
+                prefix=r.prefix,
+                via_port_id=r.via_port_id,
+                via_node_id=via.node_id if (via := state.ports.get(r.via_port_id)) else "",
+                via_ipv4=via.ipv4 if via else "",
+                metric=r.metric,
+                masquerade=r.masquerade,
+            )
+            for r in routes
+        ],
+        cloak_rules=[
+            CloakRuleInfo(
+                id=c.id,
+                node_id=c.node_id,
+                protocol=c.protocol,
+                port_from=c.port_from,
+                port_to=c.port_to,
+                source_cidr=c.source_cidr,
+            )
+            for c in rules
+        ],
+    )
+    raw = section.model_dump_json(exclude={"peers", "peer_updates", "peer_removals"}).encode()
+    return raw[:-1]  # reopened to append the peers

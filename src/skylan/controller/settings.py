@@ -21,6 +21,9 @@ class ControllerSettings:
     coalesce_s: float = 0.2
     poll_interval_s: float = 2.0
     max_body_bytes: int = DEFAULT_MAX_BODY
+    max_busy: int = 512  # requests in progress (long-polls apart) before 503s
+    write_slots: int = 0  # concurrent write transactions; 0: 1 on SQLite, 4 on PostgreSQL
+    flush_s: float = 5.0  # heartbeats and statistics are written this often
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)  # failed logins per source
 
     @property

@@ -28,6 +28,7 @@ from skylan.dataplane.workers import WorkerLanes, merged_status
 from skylan.hostnet import links, storm
 from skylan.model.counters import DropCounters
 from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PortInfo
+from skylan.model.publickey import decode_public, encode_public
 from skylan.switch import Member, Switch
 from skylan.switch.frames import ETHERTYPE_ARP, mac_bytes
 from skylan.tunnel import wire
@@ -42,7 +43,7 @@ from skylan.tunnel.events import (
     SuperFrameReceived,
 )
 from skylan.tunnel.framerows import ROW_HEAD, FrameRows
-from skylan.tunnel.keys import StaticKeypair, decode_public, encode_public
+from skylan.tunnel.keys import StaticKeypair
 
 log = logging.getLogger("skylan.dataplane")
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
 
+from skylan.model.agentapi import InterfaceReport
+
 OVERLAY_PREFIX = "sky"  # skylan's own TAP devices: never reported as physical
 
 
@@ -22,13 +24,13 @@ class InterfaceInfo:
     default_route: bool = False
     up: bool = False
 
-    def as_report(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "mac": self.mac,
-            "addresses": self.addresses,
-            "default_route": self.default_route,
-        }
+    def as_report(self) -> InterfaceReport:
+        return InterfaceReport(
+            name=self.name,
+            mac=self.mac,
+            addresses=list(self.addresses),
+            default_route=self.default_route,
+        )
 
 
 def physical_interfaces() -> list[InterfaceInfo]:

@@ -6,9 +6,11 @@ their own ``node_id``): that lets the controller serialise a network's member
 list once and share it between all members' netmaps.
 
 Peer lists are the bulk of a netmap (N entries for each of N members), so a
-long-poll that names the version it holds gets ``"peers": null`` for every
-network whose member list has not changed since; :meth:`NetMap.merged_with`
-restores them from the previous netmap.
+long-poll that names the version it holds gets ``"peers": null`` and only what
+changed since: the members added or changed (``peer_updates``) and the ones that
+left (``peer_removals``). :meth:`NetMap.merged_with` applies that to the previous
+netmap. A change to one member of a network of 10,000 is then one entry in each
+member's answer, not 10,000.
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ class NetworkMap(BaseModel):
     storm_pps: int
     routes: list[RouteInfo]
     cloak_rules: list[CloakRuleInfo]
-    peers: list[PeerInfo] | None  # None: unchanged since the version the agent sent
+    # the whole member list, or None: the agent's list (as of the version it
+    # sent) with ``peer_updates`` and ``peer_removals`` applied
+    peers: list[PeerInfo] | None
+    peer_updates: list[PeerInfo] = Field(default_factory=list)
+    peer_removals: list[str] = Field(default_factory=list)  # node ids
 
 
 class SelfInfo(BaseModel):
@@ -95,17 +101,31 @@ class NetMap(BaseModel):
         return None
 
     def merged_with(self, previous: NetMap | None) -> NetMap:
-        """Fill peer lists the controller left out (``null``: unchanged) from
-        the netmap this one follows. Raises ValueError if one is missing,
-        in which case the agent asks again with ``since=0``."""
+        """Complete the peer lists the controller sent as changes (``null``)
+        from the netmap this one follows. Raises ValueError if a list is
+        missing, in which case the agent asks again with ``since=0``."""
         known = {n.id: n.peers for n in previous.networks} if previous else {}
         networks = []
         for net in self.networks:
             if net.peers is not None:
                 networks.append(net)
                 continue
-            peers = known.get(net.id)
-            if peers is None:
+            base = known.get(net.id)
+            if base is None:
                 raise ValueError(f"netmap omits the peers of {net.name}, and none are known")
-            networks.append(net.model_copy(update={"peers": peers}))
+            gone = set(net.peer_removals)
+            merged = {p.node_id: p for p in base if p.node_id not in gone}
+            merged.update((p.node_id, p) for p in net.peer_updates)
+            peers = sorted(merged.values(), key=lambda p: _address_key(p.port.ipv4))
+            networks.append(
+                net.model_copy(update={"peers": peers, "peer_updates": [], "peer_removals": []})
+            )
         return self.model_copy(update={"networks": networks})
+
+
+def _address_key(ipv4: str) -> tuple[int, ...]:
+    """Members in address order, as the controller lists them."""
+    try:
+        return tuple(int(part) for part in ipv4.split("."))
+    except ValueError:
+        return (256,)

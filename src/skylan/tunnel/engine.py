@@ -20,6 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from skylan.model.counters import DropCounters
+from skylan.model.publickey import check_public
 from skylan.tunnel import segments, timestamp, wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.cookie import (
@@ -40,7 +41,7 @@ from skylan.tunnel.events import (
     SuperFrameReceived,
     Transmit,
 )
-from skylan.tunnel.keys import StaticKeypair, check_public
+from skylan.tunnel.keys import StaticKeypair
 from skylan.tunnel.noise import HandshakeIK, NoiseError
 from skylan.tunnel.peer import Peer, PeerStatus, PendingHandshake
 from skylan.tunnel.session import REKEY_AFTER_MESSAGES, Session, SessionError

@@ -13,14 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skylan.model.publickey import LowOrderKey, check_public, decode_public, encode_public
 from skylan.tunnel import wire
-from skylan.tunnel.keys import (
-    LowOrderKey,
-    StaticKeypair,
-    check_public,
-    decode_public,
-    encode_public,
-)
+from skylan.tunnel.keys import StaticKeypair
 from skylan.tunnel.noise import HandshakeIK, NoiseError
 
 from .simnet import Net, frame

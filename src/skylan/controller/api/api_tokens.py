@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, field_validator
-from sqlalchemy import select
 
-from skylan.controller.api import validators
-from skylan.controller.api.deps import AdminAccess, Db
-from skylan.controller.api.errors import not_found
-from skylan.controller.auth import Scope, create_api_token
-from skylan.controller.storage.tables import ApiTokenRow
+from skylan.controller.api.deps import AdminAccess, Ctl
+from skylan.controller.api.views import api_token_out
+from skylan.controller.service import tokens
 from skylan.model.api import ApiTokenCreated, ApiTokenOut
+from skylan.model.requests import ApiTokenCreate
 
 router = APIRouter(prefix="/api-tokens", tags=["api tokens"], dependencies=[AdminAccess])
 
 
-class ApiTokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    scope: Scope = Scope.READ
-
-    _name = field_validator("name")(validators.name)
-
-
-def _out(r: ApiTokenRow) -> ApiTokenOut:
-    return ApiTokenOut(
-        id=r.id, name=r.name, scope=r.scope, created_at=r.created_at, revoked=r.revoked
-    )
-
-
 @router.get("")
-def list_api_tokens(db: Db) -> list[ApiTokenOut]:
-    return [_out(r) for r in db.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at))]
+async def list_api_tokens(ctl: Ctl) -> list[ApiTokenOut]:
+    ids = sorted(ctl.memory.api_token_ids.values(), key=lambda t: t.created_at)
+    return [api_token_out(ctl.memory, t.id) for t in ids]
 
 
 @router.post("", status_code=201)
-def create(body: ApiTokenCreate, db: Db) -> ApiTokenCreated:
-    row, secret = create_api_token(db, body.name, body.scope)
-    return ApiTokenCreated(**_out(row).model_dump(), secret=secret)
+async def create(body: ApiTokenCreate, ctl: Ctl) -> ApiTokenCreated:
+    token_id, secret = await ctl.write(lambda db: tokens.create_api(db, body))
+    return ApiTokenCreated(**api_token_out(ctl.memory, token_id).model_dump(), secret=secret)
 
 
 @router.delete("/{token_id}", status_code=204)
-def revoke(token_id: str, db: Db) -> Response:
-    row = db.get(ApiTokenRow, token_id)
-    if row is None:
-        raise not_found("API token", token_id)
-    row.revoked = True
-    db.commit()
+async def revoke(token_id: str, ctl: Ctl) -> Response:
+    await ctl.write(lambda db: tokens.revoke_api(db, ctl.memory, token_id))
     return Response(status_code=204)

@@ -1,4 +1,4 @@
-"""Request dependencies: a database session and what the caller may do.
+"""Request dependencies: the running controller and what the caller may do.
 
 Who the caller is was settled by :mod:`skylan.controller.gate` from the
 headers, before the body was read; these only decide what that caller may do.
@@ -6,24 +6,23 @@ headers, before the body was read; these only decide what that caller may do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from skylan.controller import logins
 from skylan.controller.api.errors import ApiError
 from skylan.controller.auth import Scope
 from skylan.controller.gate import Caller, Principal
+from skylan.controller.runtime import Controller
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as db:
-        yield db
+def controller(request: Request) -> Controller:
+    ctl: Controller = request.app.state.controller
+    return ctl
 
 
-Db = Annotated[Session, Depends(db_session)]
+Ctl = Annotated[Controller, Depends(controller)]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -73,3 +72,4 @@ def node_id(request: Request) -> str:
 
 ReadAccess = Depends(reader)
 AdminAccess = Depends(admin)
+NodeId = Annotated[str, Depends(node_id)]

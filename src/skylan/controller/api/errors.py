@@ -10,9 +10,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skylan.controller.service.errors import ServiceError
+from skylan.controller.storage.database import POOL_TIMEOUT_S
+from skylan.controller.writes import Busy
 from skylan.model.api import ErrorBody
 
 log = logging.getLogger("skylan.controller")
@@ -50,7 +54,8 @@ _MEANINGS = {
     409: "Conflicts with the current state",
     413: "Request body too large",
     422: "Invalid input; the message names the field",
-    429: "Too many failed authentications from this address; see Retry-After",
+    429: "Too many failed authentications from this address, or too many reports; see Retry-After",
+    503: "Overloaded or the database is unavailable: nothing was done; see Retry-After",
 }
 # declared on every operation of the API, with the one error body they all share
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -80,6 +85,32 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_req: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"error": exc.message, "detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(Busy)
+    async def _busy(_req: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc), "detail": {}},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.exception_handler(SQLAlchemyTimeout)
+    async def _pool_exhausted(_req: Request, _exc: SQLAlchemyTimeout) -> JSONResponse:
+        log.warning("no database connection free within %s s", POOL_TIMEOUT_S)
+        return JSONResponse(
+            {"error": "the database is busy; retry in a moment", "detail": {}},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_req: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.orig)
+        return JSONResponse(
+            {"error": "the database is unavailable or locked; retry in a moment", "detail": {}},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

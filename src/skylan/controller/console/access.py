@@ -85,7 +85,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 
 
 def _start(request: Request, token: str) -> tuple[str, logins.Login] | None:
-    with request.app.state.sessions() as db:
+    with request.app.state.write_sessions() as db:
         return logins.create(db, token.strip())
 
 
@@ -124,10 +124,11 @@ async def login_submit(
 
 
 def _end(request: Request, cookie: str, csrf: str) -> None:
-    with request.app.state.sessions() as db:
+    with request.app.state.write_sessions() as db:
         login = logins.lookup(db, cookie)
         if login is not None and logins.csrf_ok(login.csrf, csrf):
             logins.end(db, cookie)
+    request.app.state.login_cache.forget(cookie)
 
 
 @router.post("/logout")

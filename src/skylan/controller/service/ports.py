@@ -3,7 +3,8 @@ and an IPv4 address, chosen by the user (validated) or the lowest free one.
 
 The unique constraint on (network, address) settles races: the loser of a
 concurrent insert moves on to the next free address, or gets a conflict if it
-asked for that address. Everything happens in the caller's transaction.
+asked for that address. Free addresses come from the state's address pool, so
+finding one costs the same in a network of 10,000 as in one of 10.
 """
 
 from __future__ import annotations
@@ -16,41 +17,49 @@ from sqlalchemy.orm import Session
 
 from skylan.controller import ipam
 from skylan.controller.changes import record_change
-from skylan.controller.service.errors import Conflict, Invalid
-from skylan.controller.storage.tables import NetworkRow, NodeRow, PortRow, new_id
+from skylan.controller.service import lookup
+from skylan.controller.service.errors import Conflict, Invalid, NotFound
+from skylan.controller.state.records import Network
+from skylan.controller.state.store import State
+from skylan.controller.storage.tables import PortRow, new_id
+from skylan.model.requests import PortCreate, PortUpdate
 
 
-def taken(db: Session, net: NetworkRow) -> list[str]:
-    return list(db.scalars(select(PortRow.ipv4).where(PortRow.network_id == net.id)))
+def _attached(db: Session, net_id: str, node_id: str) -> bool:
+    query = select(PortRow.id).where(PortRow.network_id == net_id, PortRow.node_id == node_id)
+    return db.scalar(query) is not None
 
 
-def _attached(db: Session, net: NetworkRow, node: NodeRow) -> bool:
-    return (
-        db.scalar(
-            select(PortRow.id).where(PortRow.network_id == net.id, PortRow.node_id == node.id)
-        )
-        is not None
-    )
-
-
-def checked_static(net: NetworkRow, ipv4: str, others: list[str]) -> str:
+def checked_static(net: Network, ipv4: str, state: State, own: str | None = None) -> str:
+    pool = state.pools.get(net.id)
     try:
-        return ipam.check_static(net.cidr4, ipv4, others)
+        address = ipam.check_static(net.cidr4, ipv4, ())
     except ipam.AddressError as exc:
-        kind = Conflict if "taken" in str(exc) else Invalid
-        raise kind(str(exc), field="ipv4") from None
+        raise Invalid(str(exc), field="ipv4") from None
+    if pool is not None and address in pool and address != own:
+        raise Conflict(f"{address} is already taken in {net.cidr4}", field="ipv4")
+    return address
 
 
 def attach(
-    db: Session, net: NetworkRow, node: NodeRow, ipv4: str | None, extra_ips: list[str]
-) -> PortRow:
-    """Create the port (the caller commits)."""
-    if _attached(db, net, node):
-        raise Conflict(f"node {node.name!r} is already attached to {net.name!r}")
+    db: Session,
+    state: State,
+    net: Network,
+    node_id: str,
+    ipv4: str | None = None,
+    *,
+    extra_ips: list[str] | None = None,
+) -> str:
+    """Create the port (the caller commits); its id."""
+    node = state.nodes.get(node_id)
+    name = node.name if node is not None else node_id
+    if _attached(db, net.id, node_id):
+        raise Conflict(f"node {name!r} is already attached to {net.name!r}")
     if ipv4 is not None:
-        wanted = [checked_static(net, ipv4, taken(db, net))]
+        wanted = [checked_static(net, ipv4, state)]
     else:
-        wanted = ipam.candidates(net.cidr4, taken(db, net))
+        pool = state.pools.get(net.id)
+        wanted = pool.candidates(64) if pool is not None else ipam.candidates(net.cidr4, ())
         if not wanted:
             raise Conflict(f"no free addresses left in {net.name!r} ({net.cidr4})")
     for address in wanted:
@@ -58,29 +67,63 @@ def attach(
         port = PortRow(
             id=port_id,
             network_id=net.id,
-            node_id=node.id,
+            node_id=node_id,
             mac=ipam.port_mac(port_id),
             ipv4=address,
-            extra_ips=extra_ips,
+            extra_ips=extra_ips or [],
         )
         try:
             with db.begin_nested():
                 db.add(port)
         except IntegrityError:
-            if _attached(db, net, node):
-                raise Conflict(f"node {node.name!r} is already attached to {net.name!r}") from None
+            if _attached(db, net.id, node_id):
+                raise Conflict(f"node {name!r} is already attached to {net.name!r}") from None
             continue  # someone took this address a moment ago: try the next
-        record_change(db, networks=[net.id], nodes=[node.id])
-        return port
+        record_change(db, networks=[net.id], nodes=[node_id])
+        return port_id
     if ipv4 is not None:
         raise Conflict(f"{ipv4} is already taken in {net.cidr4}", field="ipv4")
     raise Conflict(f"could not find a free address in {net.name!r}; try again")
 
 
-def join_networks(db: Session, node: NodeRow, network_ids: Iterable[str]) -> None:
-    """Attach ``node`` to each of ``network_ids`` that still exists and that it
+def join_networks(db: Session, state: State, node_id: str, network_ids: Iterable[str]) -> None:
+    """Attach the node to each of ``network_ids`` that still exists and that it
     is not in yet, with addresses from the pools (a join token's networks)."""
     for net_id in network_ids:
-        net = db.get(NetworkRow, net_id)
-        if net is not None and not _attached(db, net, node):
-            attach(db, net, node, None, [])
+        net = state.networks.get(net_id)
+        if net is not None and not _attached(db, net_id, node_id):
+            attach(db, state, net, node_id)
+
+
+def create(db: Session, state: State, network: str, body: PortCreate) -> str:
+    net = lookup.network(state, network)
+    node = lookup.node(state, body.node)
+    return attach(db, state, net, node.id, body.ipv4, extra_ips=list(body.extra_ips))
+
+
+def update(db: Session, state: State, network: str, ident: str, body: PortUpdate) -> str:
+    net = lookup.network(state, network)
+    port = lookup.port(state, net, ident)
+    row = db.get(PortRow, port.id)
+    if row is None:
+        raise NotFound(f"port in network {net.name!r} {ident!r} not found")
+    if body.ipv4 is not None and body.ipv4 != row.ipv4:
+        row.ipv4 = checked_static(net, body.ipv4, state, own=row.ipv4)
+    if body.extra_ips is not None:
+        row.extra_ips = list(body.extra_ips)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"{body.ipv4} is already taken in {net.cidr4}", field="ipv4") from None
+    record_change(db, networks=[net.id], nodes=[port.node_id])
+    return port.id
+
+
+def detach(db: Session, state: State, network: str, ident: str) -> None:
+    net = lookup.network(state, network)
+    port = lookup.port(state, net, ident)
+    row = db.get(PortRow, port.id)
+    if row is not None:
+        db.delete(row)
+    record_change(db, networks=[net.id], nodes=[port.node_id])

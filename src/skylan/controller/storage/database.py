@@ -1,8 +1,10 @@
-"""Engine creation and schema migration.
+"""Engine creation, sessions and schema migration.
 
-SQLite gets WAL mode and a busy timeout so the API and background tasks can
-write concurrently; the schema is always brought to the newest Alembic
-revision at start-up, so upgrading skylan upgrades the database.
+SQLite gets WAL mode, so reads never wait for a write, and a busy timeout; a
+write transaction takes the write lock when it begins (``BEGIN IMMEDIATE``), so
+it can never fail half-way with SQLITE_BUSY_SNAPSHOT, while a read begins
+deferred and takes no lock at all. The schema is always brought to the newest
+Alembic revision at start-up, so upgrading skylan upgrades the database.
 """
 
 from __future__ import annotations
@@ -17,18 +19,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.privatefile import private_file
 
+WRITE = "skylan_write"  # execution option of the connections write sessions use
+POOL_TIMEOUT_S = 5.0  # a connection not free by then is a 503, not a 30 s hang
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": POOL_TIMEOUT_S}
     if url.startswith("sqlite"):
         _private_sqlite_files(make_url(url).database)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
             # Let SQLAlchemy, not the driver, decide where transactions begin,
             # so SAVEPOINTs (used by IPAM retries) behave.
@@ -36,13 +44,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front: a transaction that read
-            # and then writes can never hit SQLITE_BUSY_SNAPSHOT half-way, and
-            # every transaction sees one consistent snapshot.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            writing = conn.get_execution_options().get(WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def _private_sqlite_files(database: str | None) -> None:
@@ -75,4 +81,10 @@ def migrate(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading (a deferred transaction on SQLite)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def write_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for writing (the write lock from the start on SQLite)."""
+    return sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)

@@ -141,6 +141,11 @@ class NodeRow(Base):
     # a pending node's networks (from its join token): it gets its ports, and
     # addresses from the pools, only when approved
     join_networks: Mapped[list[Any]] = mapped_column(default=list)
+    # the highest statistics report (StatsReport.seq) of this node that is stored
+    stats_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the agent's id for its enrolment request (hashed): a repeat of the same
+    # request, whose answer the agent lost, is answered again
+    enroll_request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PortRow(Base):
@@ -201,6 +206,7 @@ class ChangeRow(Base):
     )
     network_ids: Mapped[list[Any]] = mapped_column(default=list)
     node_ids: Mapped[list[Any]] = mapped_column(default=list)
+    api_token_ids: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

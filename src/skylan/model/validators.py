@@ -1,4 +1,5 @@
-"""Field validators shared by the API's request models."""
+"""Field validators shared by the request models of the controller's APIs
+(:mod:`skylan.model.requests`, :mod:`skylan.model.agentapi`)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,32 @@ def endpoint(value: str) -> str:
 
 def tag(value: str) -> str:
     return identifier(value, Kind.TAG)
+
+
+def extra_ips(values: list[str] | None) -> list[str] | None:
+    """Floating addresses a port may also use: IPv4/IPv6 hosts or prefixes,
+    normalised and without duplicates."""
+    if values is None:
+        return None
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_network(value, strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IP address or prefix: {exc}") from None
+    return list(dict.fromkeys(out))
+
+
+def endpoints(values: list[str] | None) -> list[str] | None:
+    return None if values is None else [endpoint(e) for e in values]
+
+
+def all_parse(values: list[str], parse: object, what: str) -> list[str]:
+    """``values`` if ``parse`` accepts each, else a ValueError naming the first bad one."""
+    assert callable(parse)
+    for v in values:
+        try:
+            parse(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not {what}") from None
+    return values

@@ -1,0 +1,102 @@
+"""The API's answers, made from the in-memory state."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from skylan.controller.state.records import CloakRule, Network, Node, Port, Route
+from skylan.controller.state.store import State
+from skylan.model.api import (
+    ApiTokenOut,
+    CloakRuleOut,
+    Membership,
+    NetworkOut,
+    NodeOut,
+    PeerStatus,
+    PortOut,
+    RouteOut,
+)
+
+
+def network_out(state: State, net: Network) -> NetworkOut:
+    out = NetworkOut.model_validate(net, from_attributes=True)
+    out.members = len(state.members.get(net.id, {}))
+    return out
+
+
+def port_out(state: State, port: Port) -> PortOut:
+    node = state.nodes.get(port.node_id)
+    return PortOut.model_validate(
+        {**_fields(port), "node": node.name if node else ""},
+    )
+
+
+def route_out(state: State, route: Route) -> RouteOut:
+    via = state.ports.get(route.via_port_id)
+    node = state.nodes.get(via.node_id) if via else None
+    return RouteOut.model_validate({**_fields(route), "via_node": node.name if node else ""})
+
+
+def rule_out(rule: CloakRule) -> CloakRuleOut:
+    return CloakRuleOut.model_validate(rule, from_attributes=True)
+
+
+def api_token_out(state: State, token_id: str) -> ApiTokenOut:
+    return ApiTokenOut.model_validate(state.api_token_ids[token_id], from_attributes=True)
+
+
+def node_out(state: State, node: Node, now: float | None = None) -> NodeOut:
+    now = time.time() if now is None else now
+    live = state.liveness.get(node.id)
+    online = live is not None and live.online(now)
+    seen = live.seen_map() if live is not None and online else {}
+    memberships = sorted(
+        (
+            Membership(
+                network_id=net.id,
+                network=net.name,
+                port_id=port.id,
+                mac=port.mac,
+                ipv4=port.ipv4,
+                extra_ips=list(port.extra_ips),
+                floating_ips=[
+                    ip
+                    for ip in seen.get(net.id, [])
+                    if ip != port.ipv4 and ip not in port.extra_ips
+                ],
+            )
+            for net_id, port in state.memberships.get(node.id, {}).items()
+            if (net := state.networks.get(net_id)) is not None
+        ),
+        key=lambda m: m.network,
+    )
+    peers = []
+    if live is not None and online:
+        for report in live.peer_list():
+            peer = state.nodes.get(report["node_id"])
+            peers.append(PeerStatus(node=peer.name if peer else None, **report))
+        peers.sort(key=lambda p: (p.node or "~", p.node_id))
+    last_seen = live.last_seen if live is not None else None
+    started = live.started_at if live is not None else None
+    return NodeOut(
+        id=node.id,
+        name=node.name,
+        public_key=node.public_key,
+        status=node.status,
+        online=online,
+        last_seen=datetime.fromtimestamp(last_seen, UTC) if last_seen is not None else None,
+        uptime_s=int(now - started) if online and started is not None else None,
+        agent_version=live.agent_version if live is not None else "",
+        os=live.os if live is not None else "",
+        tags=list(node.tags),
+        endpoints=list(node.endpoints),
+        interfaces=live.interface_list() if live is not None else [],
+        enrolled_at=node.enrolled_at,
+        networks=memberships,
+        peers=peers,
+    )
+
+
+def _fields(record: object) -> dict[str, object]:
+    return {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]

@@ -1,0 +1,222 @@
+"""What agents report: heartbeats into the state's liveness, in memory, and
+written to the database in batches.
+
+A heartbeat costs a dictionary update; every few seconds the nodes seen since
+are written in one transaction (their last-seen times, and the reports that
+changed). Only what changes other nodes' netmaps (endpoints, the address a node
+is seen from, lane keys) is written at once, through the writer, as a change.
+With several replicas each also reads, every few seconds, the heartbeats the
+others received, so any replica shows every node's liveness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from skylan.controller.changes import record_change
+from skylan.controller.service.errors import Conflict, NotFound
+from skylan.controller.state import loader
+from skylan.controller.state.liveness import Liveness
+from skylan.controller.state.store import State
+from skylan.controller.storage.tables import NodeRow
+from skylan.controller.writes import Writer
+from skylan.model.agentapi import Heartbeat, HeartbeatAnswer, InterfaceReport, PeerStatusReport
+
+log = logging.getLogger("skylan.controller")
+
+_INTERFACES = TypeAdapter(list[InterfaceReport])
+_PEERS = TypeAdapter(list[PeerStatusReport])
+_SEEN = TypeAdapter(dict[str, list[str]])
+
+
+def _stamp(unix: float | None) -> datetime | None:
+    return datetime.fromtimestamp(unix, UTC) if unix is not None else None
+
+
+class Liveliness:
+    """Heartbeats in, liveness out (and to the database, in batches)."""
+
+    def __init__(
+        self,
+        state: State,
+        writer: Writer,
+        sessions: sessionmaker[Session],
+        *,
+        flush_interval: float = 5.0,
+        refresh: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.writer = writer
+        self.sessions = sessions
+        self.flush_interval = flush_interval
+        self.refresh = refresh  # read other replicas' heartbeats (PostgreSQL)
+        self.clock = clock
+        self.seen: set[str] = set()  # nodes heard from since the last flush
+        self.detailed: set[str] = set()  # ... whose reports changed
+        self._task: asyncio.Task[None] | None = None
+        self._watermark = 0.0
+
+    # -- heartbeats (event loop) ------------------------------------------------
+
+    def heartbeat(self, node_id: str, body: Heartbeat) -> HeartbeatAnswer:
+        node = self.state.nodes.get(node_id)
+        if node is None:
+            raise NotFound("this node was deleted")
+        live = self.state.liveness.setdefault(node_id, Liveness())
+        now = self.clock()
+        live.last_seen = now
+        self.seen.add(node_id)
+        if body.uptime_s is not None:
+            live.started_at = now - body.uptime_s
+        changed = False
+        if body.agent_version is not None and body.agent_version != live.agent_version:
+            live.agent_version, changed = body.agent_version, True
+        if body.os is not None and body.os != live.os:
+            live.os, changed = body.os, True
+        reports = (
+            (
+                "interfaces",
+                None if body.interfaces is None else _INTERFACES.dump_json(body.interfaces),
+            ),
+            ("peers", None if body.peers is None else _PEERS.dump_json(body.peers)),
+            ("seen_ips", None if body.seen_ips is None else _SEEN.dump_json(body.seen_ips)),
+        )
+        for field, raw in reports:
+            if raw is not None and raw != getattr(live, field):
+                setattr(live, field, raw)
+                changed = True
+        if changed:
+            self.detailed.add(node_id)
+        return HeartbeatAnswer(status=node.status, server_time=datetime.now(UTC).isoformat())
+
+    def identity_changes(
+        self, node_id: str, body: Heartbeat, address: str | None
+    ) -> dict[str, Any]:
+        """What of the heartbeat changes other nodes' netmaps: to be written
+        now, as a change (usually nothing)."""
+        node = self.state.nodes[node_id]
+        out: dict[str, Any] = {}
+        if address != node.observed_ip:
+            out["observed_ip"] = address  # cloaked peers must let it in
+        if body.endpoints is not None and tuple(body.endpoints) != node.endpoints:
+            out["endpoints"] = list(body.endpoints)
+        if body.lane_keys is not None and tuple(body.lane_keys) != node.lane_keys:
+            out["lane_keys"] = list(body.lane_keys)
+        return out
+
+    def write_identity(self, db: Session, node_id: str, changes: dict[str, Any]) -> None:
+        row = db.get(NodeRow, node_id)
+        if row is None:
+            raise NotFound("this node was deleted")
+        if "lane_keys" in changes:
+            self._check_lane_keys(node_id, row.public_key, changes["lane_keys"])
+        for key, value in changes.items():
+            setattr(row, key, value)
+        record_change(db, nodes=[node_id])
+
+    def _check_lane_keys(self, node_id: str, own: str, keys: list[str]) -> None:
+        """A lane key names the node to its peers' data planes, so it must be no
+        other node's key: one node claiming another's would have peers
+        attribute that node's traffic to it (and its own tunnels break)."""
+        for key in keys:
+            owner = self.state.lane_key_owner.get(key)
+            holder = self.state.node_by_key.get(key)
+            if key == own or (owner not in (None, node_id)) or holder is not None:
+                raise Conflict(f"lane key {key} is already a node's key")
+
+    # -- batches ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="liveness")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()  # what was heard since the last batch
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+                if self.refresh:
+                    await self.read_others()
+            except Exception:
+                log.exception("writing heartbeats failed; retrying")
+
+    async def flush(self) -> None:
+        seen, self.seen = self.seen, set()
+        detailed, self.detailed = self.detailed, set()
+        rows, details = [], []
+        for node_id in seen | detailed:
+            live = self.state.liveness.get(node_id)
+            if live is None or node_id not in self.state.nodes:
+                continue
+            rows.append(
+                {
+                    "id": node_id,
+                    "last_seen": _stamp(live.last_seen),
+                    "agent_started_at": _stamp(live.started_at),
+                }
+            )
+            if node_id in detailed:
+                details.append(
+                    {
+                        "id": node_id,
+                        "os": live.os,
+                        "agent_version": live.agent_version,
+                        "interfaces": live.interface_list(),
+                        "peer_status": live.peer_list(),
+                        "seen_ips": live.seen_map(),
+                    }
+                )
+        if not rows:
+            return
+
+        def write(db: Session) -> None:
+            # a node deleted meanwhile has no row left to update
+            ids = [r["id"] for r in rows]
+            alive = set(db.scalars(select(NodeRow.id).where(NodeRow.id.in_(ids))))
+            for batch in (
+                [r for r in rows if r["id"] in alive],
+                [d for d in details if d["id"] in alive],
+            ):
+                if batch:
+                    db.execute(update(NodeRow), batch)
+
+        try:
+            await self.writer(write)
+        except Exception:
+            self.seen |= seen  # try again with the next batch
+            self.detailed |= detailed
+            raise
+
+    async def read_others(self) -> None:
+        """Heartbeats other replicas received (and wrote) since the last read."""
+        since = max(self._watermark - 2 * self.flush_interval, 0.0)
+        started = self.clock()
+
+        def read() -> dict[str, Liveness]:
+            with self.sessions() as db:
+                return loader.load_liveness_since(db, since)
+
+        found = await asyncio.to_thread(read)
+        self._watermark = started
+        for node_id, theirs in found.items():
+            mine = self.state.liveness.get(node_id)
+            if node_id in self.state.nodes and (mine is None or theirs.newer_than(mine)):
+                self.state.liveness[node_id] = theirs

@@ -1,0 +1,154 @@
+"""Enrolment: a join token, a public key and a hostname become a node with a
+credential, and (unless the token needs approval) its ports.
+
+One transaction: the token's use, the node and its ports commit together or
+not at all. A repeat of the same request (the agent lost the answer; it sends
+the same random ``request_id``, which only it knows) is answered again with a
+new credential instead of a conflict, and takes no second use, as long as the
+node has not called in since and it comes within ten minutes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from skylan.controller.auth import hash_secret, new_node_credential
+from skylan.controller.changes import record_change
+from skylan.controller.service.errors import Conflict, Refused
+from skylan.controller.service.ports import join_networks
+from skylan.controller.service.tokens import token_state
+from skylan.controller.state.store import State
+from skylan.controller.storage.tables import JoinTokenRow, NodeRow, as_utc
+from skylan.model.agentapi import EnrollRequest, EnrollResponse
+from skylan.model.jointoken import JoinToken, JoinTokenFormatError
+
+RETRY_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Caller:
+    fingerprint: str  # of this controller's certificate
+    address: str | None  # where the request came from (the node's NAT, if any)
+
+
+def _unique_name(state: State, db: Session, hostname: str) -> str:
+    name, n = hostname, 1
+    while name in state.node_by_name or db.scalar(select(NodeRow.id).where(NodeRow.name == name)):
+        n += 1
+        suffix = f"-{n}" if n < 50 else f"-{secrets.token_hex(3)}"
+        name = hostname[: 64 - len(suffix)] + suffix
+    return name
+
+
+def _token(db: Session, token: JoinToken) -> JoinTokenRow:
+    row = db.scalar(
+        select(JoinTokenRow).where(JoinTokenRow.secret_hash == hash_secret(token.secret))
+    )
+    if row is None:
+        raise Refused("unknown join token")
+    return row
+
+
+def _retry(
+    db: Session, state: State, body: EnrollRequest, row: JoinTokenRow
+) -> EnrollResponse | None:
+    """The answer to a repeated enrolment, or None if this is not one."""
+    node = db.scalar(select(NodeRow).where(NodeRow.public_key == body.public_key))
+    if node is None:
+        return None
+    enrolled = as_utc(node.enrolled_at)
+    live = state.liveness.get(node.id)
+    seen = live.last_seen if live is not None and live.last_seen is not None else 0.0
+    same = (
+        body.request_id is not None
+        and node.enroll_request_hash is not None
+        and hmac.compare_digest(node.enroll_request_hash, hash_secret(body.request_id))
+        and node.token_id == row.id
+    )
+    untouched = seen <= enrolled.timestamp() + 1 and datetime.now(UTC) - enrolled < RETRY_WINDOW
+    if not (same and untouched):
+        raise Conflict(
+            "a node with this public key is already enrolled; delete it first "
+            "or keep using its credential"
+        )
+    credential = new_node_credential()
+    node.credential_hash = hash_secret(credential)
+    record_change(db, nodes=[node.id])
+    return EnrollResponse(
+        node_id=node.id, name=node.name, status=node.status, credential=credential
+    )
+
+
+def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> EnrollResponse:
+    try:
+        token = JoinToken.parse(body.token)
+    except JoinTokenFormatError as exc:
+        raise Refused(str(exc)) from None
+    if not hmac.compare_digest(token.fingerprint, caller.fingerprint):
+        # a token names the certificate its agent pins; one naming another is
+        # not ours to honour (its agent never checked it was talking to us)
+        raise Refused("this join token names another controller's certificate")
+    row = _token(db, token)
+    repeated = _retry(db, state, body, row)
+    if repeated is not None:
+        return repeated
+    status = token_state(row)
+    if status != "active":
+        raise Refused(f"this join token is {status}; create a new one")
+    # take one use atomically: concurrent enrolments cannot overspend a token
+    taken = db.execute(
+        update(JoinTokenRow)
+        .where(JoinTokenRow.id == row.id)
+        .where((JoinTokenRow.max_uses.is_(None)) | (JoinTokenRow.uses < JoinTokenRow.max_uses))
+        .values(uses=JoinTokenRow.uses + 1)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise Refused("this join token is used up; create a new one")
+    if body.public_key in state.lane_key_owner:
+        raise Conflict("this public key is another node's worker lane key")
+    credential = new_node_credential()
+    now = datetime.now(UTC)
+    node = NodeRow(
+        name=_unique_name(state, db, body.hostname),
+        public_key=body.public_key,
+        credential_hash=hash_secret(credential),
+        status="pending" if row.needs_approval else "approved",
+        os=body.os,
+        agent_version=body.agent_version,
+        interfaces=[i.model_dump() for i in body.interfaces],
+        endpoints=body.endpoints,
+        token_id=row.id,
+        enrolled_at=now,
+        last_seen=now,
+        agent_started_at=now,
+        observed_ip=caller.address,
+        enroll_request_hash=hash_secret(body.request_id) if body.request_id else None,
+    )
+    for attempt in range(8):
+        try:
+            with db.begin_nested():
+                db.add(node)
+            break
+        except IntegrityError:
+            if db.scalar(select(NodeRow.id).where(NodeRow.public_key == body.public_key)):
+                raise Conflict("a node with this public key is already enrolled") from None
+            # another machine with the same hostname enrolled at this moment
+            suffix = f"-{secrets.token_hex(2)}"
+            node.name = _unique_name(state, db, body.hostname[: 64 - len(suffix)] + suffix)
+            if attempt == 7:
+                raise Conflict("could not find a free node name; retry") from None
+    record_change(db, nodes=[node.id])
+    if node.status == "approved":
+        join_networks(db, state, node.id, list(row.network_ids))
+    else:  # addresses are taken from the pools at approval, not before
+        node.join_networks = list(row.network_ids)
+    return EnrollResponse(
+        node_id=node.id, name=node.name, status=node.status, credential=credential
+    )

@@ -1,0 +1,280 @@
+"""Traffic statistics: agents report counter deltas; the controller sums them
+into one-minute buckets per node and per peer and keeps 24 hours of them.
+
+Reports are added up in memory and written every few seconds in one
+transaction (an upsert per bucket). A report numbered ``seq`` counts once:
+each node's highest stored seq is written with its buckets, and a report at or
+below the highest accepted one is ignored, so an agent can send a report again
+until it is told it is stored (to another replica after a failover, say)
+without counting it twice. A report may add at most ``MAX_REPORTED`` to any
+counter and a node may send at most ``REPORTS_PER_MINUTE``, so no stored total
+can overflow its column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from skylan.controller.service.errors import ServiceError
+from skylan.controller.state import loader
+from skylan.controller.state.store import State
+from skylan.controller.storage.tables import NodeRow, StatsRow
+from skylan.controller.writes import Writer
+from skylan.model.agentapi import REPORTS_PER_MINUTE, Counters, StatsReport
+from skylan.model.api import Bucket
+
+log = logging.getLogger("skylan.controller")
+
+RETENTION_MINUTES = 24 * 60
+TOTAL = ""  # peer_id of a node's own totals
+PORT_PREFIX = "port:"  # peer_id of a node's traffic in one network
+FIELDS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "drops")
+
+
+def port_key(network_id: str) -> str:
+    return PORT_PREFIX + network_id
+
+
+class TooManyReports(ServiceError):
+    status = 429
+
+
+@dataclass
+class _Bucket:
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+    rtt_ms: float | None = None
+
+
+class StatsBook:
+    def __init__(
+        self,
+        state: State,
+        writer: Writer,
+        sessions: sessionmaker[Session],
+        *,
+        flush_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.writer = writer
+        self.sessions = sessions
+        self.flush_interval = flush_interval
+        self.clock = clock
+        self._pending: dict[tuple[str, str, int], _Bucket] = {}
+        self._pending_seq: dict[str, int] = {}
+        self.accepted: dict[str, int] = {}  # node -> highest seq taken in (stored or pending)
+        self.stored: dict[str, int] = {}  # node -> highest seq stored
+        self._per_minute: dict[str, tuple[int, int]] = {}  # node -> (minute, reports)
+        self.totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # since start: rx, tx
+        self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
+        self._purged = 0.0
+
+    async def start(self) -> None:
+        def read() -> dict[str, int]:
+            with self.sessions() as db:
+                return loader.stats_seqs(db)
+
+        self.stored = await asyncio.to_thread(read)
+        self.accepted = dict(self.stored)
+        self._task = asyncio.create_task(self._run(), name="stats")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    # -- reports (event loop) -----------------------------------------------------
+
+    def ingest(self, node_id: str, report: StatsReport) -> None:
+        if report.seq is not None and report.seq <= self.accepted.get(node_id, 0):
+            return  # taken in already (a resend)
+        now = self.clock()
+        this_minute = int(now // 60)
+        minute_of, count = self._per_minute.get(node_id, (this_minute, 0))
+        if minute_of != this_minute:
+            count = 0
+        if count >= REPORTS_PER_MINUTE:
+            raise TooManyReports(
+                f"at most {REPORTS_PER_MINUTE} statistics reports a minute; slow down"
+            )
+        self._per_minute[node_id] = (this_minute, count + 1)
+        if report.seq is not None:
+            self.accepted[node_id] = report.seq
+            self._pending_seq[node_id] = report.seq
+        minute = int((report.at if report.at is not None else now) // 60)
+        if minute < this_minute - RETENTION_MINUTES or minute > this_minute + 1:
+            return  # outside the window we keep: nothing to add it to
+        rows: list[tuple[str, Counters, float | None]] = [(TOTAL, report.total, None)]
+        rows += [(p.peer_id, p, p.rtt_ms) for p in report.peers]
+        rows += [(port_key(p.network_id), p, None) for p in report.ports]
+        for peer_id, counters, rtt in rows:
+            bucket = self._pending.get((node_id, peer_id, minute))
+            if bucket is None:
+                bucket = self._pending[(node_id, peer_id, minute)] = _Bucket()
+            values = bucket.counts
+            for i, name in enumerate(FIELDS):
+                values[i] += getattr(counters, name)
+            if rtt is not None:
+                bucket.rtt_ms = rtt
+        totals = self.totals[node_id]
+        totals[0] += report.total.rx_bytes
+        totals[1] += report.total.tx_bytes
+
+    def stored_seq(self, node_id: str) -> int:
+        return self.stored.get(node_id, 0)
+
+    # -- batches --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+                if self.clock() - self._purged > 600:
+                    await self.purge()
+            except Exception:
+                log.exception("writing statistics failed; retrying")
+
+    async def flush(self) -> None:
+        async with self._flushing:
+            pending, self._pending = self._pending, {}
+            seqs, self._pending_seq = self._pending_seq, {}
+            live = self.state.nodes
+            rows: list[dict[str, Any]] = [
+                {
+                    "node_id": node,
+                    "peer_id": peer,
+                    "minute": minute,
+                    "rtt_ms": bucket.rtt_ms,
+                    **dict(zip(FIELDS, bucket.counts, strict=True)),
+                }
+                for (node, peer, minute), bucket in pending.items()
+                if node in live
+            ]
+            marks: list[dict[str, Any]] = [
+                {"id": node, "stats_seq": seq} for node, seq in seqs.items() if node in live
+            ]
+            if not rows and not marks:
+                return
+
+            def write(db: Session) -> None:
+                ids = sorted({r["node_id"] for r in rows} | {m["id"] for m in marks})
+                alive = set(db.scalars(select(NodeRow.id).where(NodeRow.id.in_(ids))))
+                kept = [r for r in rows if r["node_id"] in alive]
+                if kept:
+                    db.execute(_upsert(db), kept)
+                stamped = [m for m in marks if m["id"] in alive]
+                if stamped:
+                    db.execute(update(NodeRow), stamped)
+
+            try:
+                await self.writer(write)
+            except Exception:
+                for key, bucket in pending.items():  # again with the next batch
+                    mine = self._pending.setdefault(key, _Bucket())
+                    mine.counts = [a + b for a, b in zip(mine.counts, bucket.counts, strict=True)]
+                    mine.rtt_ms = mine.rtt_ms if mine.rtt_ms is not None else bucket.rtt_ms
+                for node, seq in seqs.items():
+                    self._pending_seq[node] = max(seq, self._pending_seq.get(node, 0))
+                raise
+            for node, seq in seqs.items():
+                self.stored[node] = max(seq, self.stored.get(node, 0))
+
+    async def purge(self) -> None:
+        cutoff = int(self.clock() // 60) - RETENTION_MINUTES
+        await self.writer(lambda db: db.execute(delete(StatsRow).where(StatsRow.minute < cutoff)))
+        self._purged = self.clock()
+
+    # -- reading --------------------------------------------------------------------
+
+    async def history(
+        self, node_ids: list[str] | None, minutes: int, peer_id: str = TOTAL
+    ) -> list[Bucket]:
+        """Per-minute sums over ``node_ids`` (None: every node) for the last
+        ``minutes`` minutes, with what is not written yet."""
+        await self.flush()
+        since = int(self.clock() // 60) - minutes
+
+        def read() -> list[Bucket]:
+            with self.sessions() as db:
+                return _history(db, node_ids, since, peer_id)
+
+        return await asyncio.to_thread(read)
+
+    async def peer_summary(self, node_id: str, minutes: int) -> dict[str, Bucket]:
+        await self.flush()
+        since = int(self.clock() // 60) - minutes
+
+        def read() -> dict[str, Bucket]:
+            with self.sessions() as db:
+                return _peer_summary(db, node_id, since)
+
+        return await asyncio.to_thread(read)
+
+
+def _upsert(db: Session) -> Any:
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(StatsRow)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[StatsRow.node_id, StatsRow.peer_id, StatsRow.minute],
+        set_={
+            **{name: getattr(StatsRow, name) + getattr(excluded, name) for name in FIELDS},
+            "rtt_ms": func.coalesce(excluded.rtt_ms, StatsRow.rtt_ms),
+        },
+    )
+
+
+def _history(db: Session, node_ids: list[str] | None, since: int, peer_id: str) -> list[Bucket]:
+    if node_ids is not None and not node_ids:
+        return []
+    sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    rtts: dict[int, float] = {}
+    query = select(StatsRow).where(StatsRow.peer_id == peer_id, StatsRow.minute > since)
+    if node_ids is not None:
+        query = query.where(StatsRow.node_id.in_(node_ids))
+    for row in db.scalars(query):
+        bucket = sums[row.minute]
+        for i, name in enumerate(FIELDS):
+            bucket[i] += getattr(row, name)
+        if row.rtt_ms is not None:
+            rtts[row.minute] = row.rtt_ms
+    return [
+        Bucket(minute=m, rtt_ms=rtts.get(m), **dict(zip(FIELDS, sums[m], strict=True)))
+        for m in sorted(sums)
+    ]
+
+
+def _peer_summary(db: Session, node_id: str, since: int) -> dict[str, Bucket]:
+    out: dict[str, Bucket] = {}
+    for row in db.scalars(
+        select(StatsRow)
+        .where(
+            StatsRow.node_id == node_id,
+            StatsRow.peer_id != TOTAL,
+            StatsRow.peer_id.not_like(PORT_PREFIX + "%"),
+            StatsRow.minute > since,
+        )
+        .order_by(StatsRow.minute)
+    ):
+        prev = out.get(row.peer_id)
+        values = {f: getattr(row, f) + (getattr(prev, f) if prev else 0) for f in FIELDS}
+        out[row.peer_id] = Bucket(
+            minute=row.minute, rtt_ms=row.rtt_ms or (prev.rtt_ms if prev else None), **values
+        )
+    return out

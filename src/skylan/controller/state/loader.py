@@ -1,0 +1,258 @@
+"""Reading the state's records from the database: everything at start, and
+then what each batch of change rows names. Runs in worker threads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy.orm import Session
+
+from skylan.controller.state.liveness import Liveness
+from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
+from skylan.controller.state.store import Loaded
+from skylan.controller.storage.tables import (
+    ApiTokenRow,
+    ChangeRow,
+    CloakRuleRow,
+    NetworkRow,
+    NodeRow,
+    PortRow,
+    RouteRow,
+    as_utc,
+)
+
+
+@dataclass
+class Changes:
+    """A batch of change rows, and the rows they name."""
+
+    last: int  # the newest change id read (the batch is empty if unchanged)
+    ids: list[int] = field(default_factory=list)
+    networks: set[str] = field(default_factory=set)
+    nodes: set[str] = field(default_factory=set)
+    loaded: Loaded = field(default_factory=Loaded)
+
+
+def network(row: NetworkRow) -> Network:
+    return Network(
+        id=row.id,
+        name=row.name,
+        vni=row.vni,
+        description=row.description,
+        cidr4=row.cidr4,
+        cidr6=row.cidr6,
+        mtu=row.mtu,
+        encrypted=row.encrypted,
+        cloaked=row.cloaked,
+        storm_pps=row.storm_pps,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def node(row: NodeRow) -> Node:
+    return Node(
+        id=row.id,
+        name=row.name,
+        public_key=row.public_key,
+        credential_hash=row.credential_hash,
+        status=row.status,
+        tags=tuple(row.tags),
+        endpoints=tuple(row.endpoints),
+        observed_ip=row.observed_ip,
+        token_id=row.token_id,
+        enrolled_at=as_utc(row.enrolled_at),
+        lane_keys=tuple(row.lane_keys),
+        join_networks=tuple(row.join_networks),
+    )
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def liveness(row: NodeRow) -> Liveness:
+    return Liveness(
+        last_seen=as_utc(row.last_seen).timestamp() if row.last_seen else None,
+        started_at=as_utc(row.agent_started_at).timestamp() if row.agent_started_at else None,
+        os=row.os,
+        agent_version=row.agent_version,
+        interfaces=_json(row.interfaces or []),
+        peers=_json(row.peer_status or []),
+        seen_ips=_json(row.seen_ips or {}),
+    )
+
+
+def port(row: PortRow) -> Port:
+    return Port(
+        id=row.id,
+        network_id=row.network_id,
+        node_id=row.node_id,
+        mac=row.mac,
+        ipv4=row.ipv4,
+        extra_ips=tuple(row.extra_ips),
+        created_at=as_utc(row.created_at),
+    )
+
+
+def route(row: RouteRow) -> Route:
+    return Route(
+        id=row.id,
+        network_id=row.network_id,
+        prefix=row.prefix,
+        via_port_id=row.via_port_id,
+        metric=row.metric,
+        masquerade=row.masquerade,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def cloak_rule(row: CloakRuleRow) -> CloakRule:
+    return CloakRule(
+        id=row.id,
+        network_id=row.network_id,
+        node_id=row.node_id,
+        protocol=row.protocol,
+        port_from=row.port_from,
+        port_to=row.port_to,
+        source_cidr=row.source_cidr,
+        description=row.description,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def api_token(row: ApiTokenRow) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        scope=row.scope,
+        created_at=as_utc(row.created_at),
+        revoked=row.revoked,
+    )
+
+
+def _chunks(ids: Iterable[str], size: int = 500) -> Iterable[list[str]]:
+    batch: list[str] = []
+    for item in ids:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _within(ids: list[str] | None) -> Any:
+    """A filter on a column: among ``ids``, or anything (None)."""
+
+    def where(column: Any) -> ColumnElement[bool]:
+        return column.in_(ids) if ids is not None else true()
+
+    return where
+
+
+def load_networks(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
+    """Networks with their routes and rules; ``None``: every network."""
+    wanted = None if ids is None else list(ids)
+    for part in [None] if wanted is None else _chunks(wanted):
+        if part is not None:
+            for net_id in part:
+                into.networks[net_id] = None
+                into.routes[net_id] = []
+                into.rules[net_id] = []
+        where = _within(part)
+        for row in db.scalars(select(NetworkRow).where(where(NetworkRow.id))):
+            into.networks[row.id] = network(row)
+            into.routes.setdefault(row.id, [])
+            into.rules.setdefault(row.id, [])
+        for r in db.scalars(select(RouteRow).where(where(RouteRow.network_id))):
+            into.routes.setdefault(r.network_id, []).append(route(r))
+        for c in db.scalars(select(CloakRuleRow).where(where(CloakRuleRow.network_id))):
+            into.rules.setdefault(c.network_id, []).append(cloak_rule(c))
+
+
+def load_nodes(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
+    """Nodes with their ports and liveness; ``None``: every node."""
+    wanted = None if ids is None else list(ids)
+    for part in [None] if wanted is None else _chunks(wanted):
+        if part is not None:
+            for node_id in part:
+                into.nodes[node_id] = None
+                into.ports[node_id] = []
+        where = _within(part)
+        for row in db.scalars(select(NodeRow).where(where(NodeRow.id))):
+            into.nodes[row.id] = node(row)
+            into.ports.setdefault(row.id, [])
+            into.liveness[row.id] = liveness(row)
+        for p in db.scalars(select(PortRow).where(where(PortRow.node_id))):
+            into.ports.setdefault(p.node_id, []).append(port(p))
+
+
+def load_api_tokens(db: Session, into: Loaded) -> None:
+    into.api_tokens = [api_token(r) for r in db.scalars(select(ApiTokenRow))]
+
+
+def load_everything(db: Session) -> Changes:
+    snapshot(db)
+    last = db.scalar(select(func.max(ChangeRow.id))) or 0
+    out = Changes(last)
+    load_networks(db, None, out.loaded)
+    load_nodes(db, None, out.loaded)
+    load_api_tokens(db, out.loaded)
+    out.networks = set(out.loaded.networks)
+    out.nodes = set(out.loaded.nodes)
+    return out
+
+
+def load_changes(db: Session, after: int, limit: int = 5000) -> Changes:
+    """Change rows after ``after`` (at most ``limit``) and what they name."""
+    snapshot(db)
+    rows = db.execute(
+        select(ChangeRow.id, ChangeRow.network_ids, ChangeRow.node_ids, ChangeRow.api_token_ids)
+        .where(ChangeRow.id > after)
+        .order_by(ChangeRow.id)
+        .limit(limit)
+    ).all()
+    out = Changes(rows[-1].id if rows else after)
+    tokens = False
+    for change_id, nets, nodes, api_tokens in rows:
+        out.ids.append(change_id)
+        out.networks.update(nets)
+        out.nodes.update(nodes)
+        tokens = tokens or bool(api_tokens)
+    if out.networks:
+        load_networks(db, sorted(out.networks), out.loaded)
+    if out.nodes:
+        load_nodes(db, sorted(out.nodes), out.loaded)
+    if tokens:
+        load_api_tokens(db, out.loaded)
+    return out
+
+
+def load_liveness_since(db: Session, since: float) -> dict[str, Liveness]:
+    """Liveness of the nodes seen after ``since`` (unix time): how a replica
+    learns of heartbeats another replica received."""
+    from datetime import UTC, datetime  # noqa: PLC0415 - only replicas call this
+
+    cutoff = datetime.fromtimestamp(since, UTC)
+    rows = db.scalars(select(NodeRow).where(NodeRow.last_seen > cutoff))
+    return {row.id: liveness(row) for row in rows}
+
+
+def stats_seqs(db: Session) -> dict[str, int]:
+    return {
+        node_id: seq for node_id, seq in db.execute(select(NodeRow.id, NodeRow.stats_seq)) if seq
+    }
+
+
+def snapshot(db: Session) -> None:
+    """Read the change rows and the data they name from one snapshot, so a
+    version names exactly the data it was built from (PostgreSQL; SQLite
+    reads from one snapshot per transaction anyway)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.connection(execution_options={"isolation_level": "REPEATABLE READ"})

@@ -1,0 +1,135 @@
+"""What people and scripts send to the controller's REST API: the bodies of
+its create and update calls, shared by the controller (which validates with
+them), the SDK and the CLI (which build them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from skylan.model import validators
+from skylan.model.names import Kind, identifier
+
+
+class Request(BaseModel):
+    """Unknown fields are an error (a typo must not be ignored), and so are NaN
+    and Infinity."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class NetworkCreate(Request):
+    name: str
+    description: str = Field("", max_length=1000)
+    cidr4: str = Field(description="IPv4 network, e.g. 172.16.1.0/24")
+    cidr6: str | None = Field(None, description="optional IPv6 network")
+    mtu: int = Field(1420, ge=576, le=9000)
+    encrypted: bool = True
+    cloaked: bool = False
+    storm_pps: int = Field(1000, ge=0, le=10_000_000, description="0 disables storm control")
+
+    _name = field_validator("name")(validators.name)
+    _cidr4 = field_validator("cidr4")(validators.cidr4)
+    _cidr6 = field_validator("cidr6")(validators.cidr6)
+
+    @model_validator(mode="after")
+    def _ipv6_mtu(self) -> NetworkCreate:
+        if self.cidr6 is not None and self.mtu < 1280:
+            raise ValueError("IPv6 needs an MTU of at least 1280")
+        return self
+
+
+class NetworkUpdate(Request):
+    """Everything but the IPv4 CIDR can change (addresses are bound to it)."""
+
+    name: str | None = None
+    description: str | None = Field(None, max_length=1000)
+    cidr6: str | None = None
+    mtu: int | None = Field(None, ge=576, le=9000)
+    encrypted: bool | None = None
+    cloaked: bool | None = None
+    storm_pps: int | None = Field(None, ge=0, le=10_000_000)
+
+    _name = field_validator("name")(validators.optional_name)
+    _cidr6 = field_validator("cidr6")(validators.cidr6)
+
+
+class PortCreate(Request):
+    node: str = Field(description="node id or name")
+    ipv4: str | None = Field(None, description="static address; omit to take one from the pool")
+    extra_ips: list[str] = Field(
+        default_factory=list, max_length=64, description="floating addresses this port may also use"
+    )
+
+    _extra = field_validator("extra_ips")(validators.extra_ips)
+
+
+class PortUpdate(Request):
+    ipv4: str | None = None
+    extra_ips: list[str] | None = Field(None, max_length=64)
+
+    _extra = field_validator("extra_ips")(validators.extra_ips)
+
+
+class RouteCreate(Request):
+    prefix: str
+    via: str = Field(description="the gateway: its port id, or its node id or name")
+    metric: int = Field(100, ge=0, le=65535, description="lower wins among live gateways")
+    masquerade: bool = Field(True, description="hide overlay addresses behind the gateway's")
+
+    _prefix = field_validator("prefix")(validators.any_prefix)
+
+
+class CloakRuleCreate(Request):
+    node: str | None = Field(None, description="node id or name; omit for every member")
+    protocol: Literal["tcp", "udp", "icmp", "any"]
+    port_from: int | None = Field(None, ge=1, le=65535)
+    port_to: int | None = Field(None, ge=1, le=65535)
+    source_cidr: str = "0.0.0.0/0"
+    description: str = Field("", max_length=500)
+
+    _source = field_validator("source_cidr")(validators.any_prefix)
+
+    @model_validator(mode="after")
+    def _ports(self) -> CloakRuleCreate:
+        if self.protocol in ("tcp", "udp"):
+            if self.port_from is None:
+                raise ValueError(f"{self.protocol} rules need port_from (and optionally port_to)")
+            self.port_to = self.port_to or self.port_from
+            if self.port_to < self.port_from:
+                raise ValueError("port_to must not be below port_from")
+        elif self.port_from is not None or self.port_to is not None:
+            raise ValueError(f"{self.protocol} rules take no ports")
+        return self
+
+
+class TokenCreate(Request):
+    description: str = Field("", max_length=500)
+    max_uses: int | None = Field(1, ge=1, le=1_000_000, description="null: unlimited")
+    expires_in_s: int | None = Field(
+        86_400, ge=60, le=10 * 365 * 86_400, description="null: never expires"
+    )
+    networks: list[str] = Field(
+        default_factory=list, max_length=100, description="ids or names to auto-join"
+    )
+    needs_approval: bool = False
+
+
+class NodeUpdate(Request):
+    name: str | None = None
+    tags: list[str] | None = Field(None, max_length=50)
+
+    _name = field_validator("name")(validators.optional_name)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [identifier(t, Kind.TAG) for t in dict.fromkeys(value)]
+
+
+class ApiTokenCreate(Request):
+    name: str
+    scope: Literal["admin", "read"] = "read"
+
+    _name = field_validator("name")(validators.name)
