@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from skylan.controller.storage.tables import ChangeRow
@@ -36,13 +36,16 @@ def record_change(
             # could commit after a higher id was already read and be skipped.
             db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOCK})
             db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-    row = ChangeRow(
-        network_ids=sorted(set(networks)),
-        node_ids=sorted(set(nodes)),
-        api_token_ids=sorted(set(api_tokens)),
-    )
-    db.add(row)
-    db.flush()
+    db.flush()  # what the ORM holds goes first: the change comes after its data
+    change_id: int = db.execute(
+        insert(ChangeRow)
+        .values(
+            network_ids=sorted(set(networks)),
+            node_ids=sorted(set(nodes)),
+            api_token_ids=sorted(set(api_tokens)),
+        )
+        .returning(ChangeRow.id)
+    ).scalar_one()
     db.info["skylan_changed"] = True  # the feed kicks itself after commit
-    db.info[CHANGE_ID] = max(db.info.get(CHANGE_ID, 0), row.id)
-    return row.id
+    db.info[CHANGE_ID] = max(db.info.get(CHANGE_ID, 0), change_id)
+    return change_id

@@ -14,8 +14,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from skylan.controller.service.errors import Conflict, Refused
 from skylan.controller.service.ports import join_networks
 from skylan.controller.service.tokens import token_state
 from skylan.controller.state.store import State
-from skylan.controller.storage.tables import JoinTokenRow, NodeRow, as_utc
+from skylan.controller.storage.tables import JoinTokenRow, NodeRow, as_utc, new_id
 from skylan.model.agentapi import EnrollRequest, EnrollResponse
 from skylan.model.jointoken import JoinToken, JoinTokenFormatError
 
@@ -38,9 +39,14 @@ class Caller:
     address: str | None  # where the request came from (the node's NAT, if any)
 
 
-def _unique_name(state: State, db: Session, hostname: str) -> str:
+NAMES_TAKEN = "skylan_names_taken"  # Session.info: node names this transaction gave out
+
+
+def _unique_name(state: State, hostname: str, taken: set[str]) -> str:
+    """A free name from memory (and this transaction's own); the unique
+    constraint settles a race."""
     name, n = hostname, 1
-    while name in state.node_by_name or db.scalar(select(NodeRow.id).where(NodeRow.name == name)):
+    while name in state.node_by_name or name in taken:
         n += 1
         suffix = f"-{n}" if n < 50 else f"-{secrets.token_hex(3)}"
         name = hostname[: 64 - len(suffix)] + suffix
@@ -48,11 +54,17 @@ def _unique_name(state: State, db: Session, hostname: str) -> str:
 
 
 def _token(db: Session, token: JoinToken) -> JoinTokenRow:
-    row = db.scalar(
-        select(JoinTokenRow).where(JoinTokenRow.secret_hash == hash_secret(token.secret))
-    )
+    """The token's row, read once per transaction: a batch of enrolments with
+    one token (an autoscaling group, say) does not read it for each. Its use
+    count is taken by a separate atomic update, not from this row."""
+    key = hash_secret(token.secret)
+    seen: dict[str, JoinTokenRow] = db.info.setdefault("skylan_join_tokens", {})
+    row = seen.get(key)
     if row is None:
-        raise Refused("unknown join token")
+        row = db.scalar(select(JoinTokenRow).where(JoinTokenRow.secret_hash == key))
+        if row is None:
+            raise Refused("unknown join token")
+        seen[key] = row
     return row
 
 
@@ -60,6 +72,8 @@ def _retry(
     db: Session, state: State, body: EnrollRequest, row: JoinTokenRow
 ) -> EnrollResponse | None:
     """The answer to a repeated enrolment, or None if this is not one."""
+    if body.public_key not in state.node_by_key:
+        return None  # (a concurrent first enrolment fails on the unique key instead)
     node = db.scalar(select(NodeRow).where(NodeRow.public_key == body.public_key))
     if node is None:
         return None
@@ -108,6 +122,7 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
         .where(JoinTokenRow.id == row.id)
         .where((JoinTokenRow.max_uses.is_(None)) | (JoinTokenRow.uses < JoinTokenRow.max_uses))
         .values(uses=JoinTokenRow.uses + 1)
+        .execution_options(synchronize_session=False)
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise Refused("this join token is used up; create a new one")
@@ -115,40 +130,52 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
         raise Conflict("this public key is another node's worker lane key")
     credential = new_node_credential()
     now = datetime.now(UTC)
-    node = NodeRow(
-        name=_unique_name(state, db, body.hostname),
-        public_key=body.public_key,
-        credential_hash=hash_secret(credential),
-        status="pending" if row.needs_approval else "approved",
-        os=body.os,
-        agent_version=body.agent_version,
-        interfaces=[i.model_dump() for i in body.interfaces],
-        endpoints=body.endpoints,
-        token_id=row.id,
-        enrolled_at=now,
-        last_seen=now,
-        agent_started_at=now,
-        observed_ip=caller.address,
-        enroll_request_hash=hash_secret(body.request_id) if body.request_id else None,
-    )
+    names = db.info.setdefault(NAMES_TAKEN, set())  # by this transaction's enrolments
+    pending = row.needs_approval
+    node_id = new_id()
+    node: dict[str, Any] = {
+        "id": node_id,
+        "name": _unique_name(state, body.hostname, names),
+        "public_key": body.public_key,
+        "credential_hash": hash_secret(credential),
+        "status": "pending" if pending else "approved",
+        "os": body.os,
+        "agent_version": body.agent_version,
+        "tags": [],
+        "interfaces": [i.model_dump() for i in body.interfaces],
+        "endpoints": body.endpoints,
+        "token_id": row.id,
+        "enrolled_at": now,
+        "last_seen": now,
+        "agent_started_at": now,
+        "observed_ip": caller.address,
+        "peer_status": [],
+        "seen_ips": {},
+        "lane_keys": [],
+        # addresses are taken from the pools at approval, not before
+        "join_networks": list(row.network_ids) if pending else [],
+        "stats_seq": 0,
+        "enroll_request_hash": hash_secret(body.request_id) if body.request_id else None,
+    }
     for attempt in range(8):
         try:
             with db.begin_nested():
-                db.add(node)
+                db.execute(insert(NodeRow), [node])
             break
         except IntegrityError:
             if db.scalar(select(NodeRow.id).where(NodeRow.public_key == body.public_key)):
                 raise Conflict("a node with this public key is already enrolled") from None
             # another machine with the same hostname enrolled at this moment
             suffix = f"-{secrets.token_hex(2)}"
-            node.name = _unique_name(state, db, body.hostname[: 64 - len(suffix)] + suffix)
+            node["name"] = _unique_name(state, body.hostname[: 64 - len(suffix)] + suffix, names)
             if attempt == 7:
                 raise Conflict("could not find a free node name; retry") from None
-    record_change(db, nodes=[node.id])
-    if node.status == "approved":
-        join_networks(db, state, node.id, list(row.network_ids))
-    else:  # addresses are taken from the pools at approval, not before
-        node.join_networks = list(row.network_ids)
+    names.add(node["name"])
+    if pending:
+        record_change(db, nodes=[node_id])
+    else:
+        join_networks(db, state, node_id, list(row.network_ids), fresh=True)
+        record_change(db, nodes=[node_id], networks=row.network_ids)
     return EnrollResponse(
-        node_id=node.id, name=node.name, status=node.status, credential=credential
+        node_id=node_id, name=node["name"], status=node["status"], credential=credential
     )

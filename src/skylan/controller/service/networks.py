@@ -38,7 +38,6 @@ def _flush(db: Session, name: str) -> None:
     try:
         db.flush()
     except IntegrityError:
-        db.rollback()
         raise Conflict(f"a network named {name!r} already exists", field="name") from None
 
 

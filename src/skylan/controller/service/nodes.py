@@ -32,7 +32,6 @@ def update(db: Session, state: State, ident: str, body: NodeUpdate) -> str:
     try:
         db.flush()
     except IntegrityError:
-        db.rollback()
         raise Conflict(f"a node named {body.name!r} already exists", field="name") from None
     record_change(db, nodes=[row.id])
     return row.id

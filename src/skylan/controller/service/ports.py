@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,8 @@ from skylan.controller.state.records import Network
 from skylan.controller.state.store import State
 from skylan.controller.storage.tables import PortRow, new_id
 from skylan.model.requests import PortCreate, PortUpdate
+
+HANDED_OUT = "skylan_handed_out"  # Session.info: network id -> addresses taken in it
 
 
 def _attached(db: Session, net_id: str, node_id: str) -> bool:
@@ -49,50 +51,65 @@ def attach(
     ipv4: str | None = None,
     *,
     extra_ips: list[str] | None = None,
+    fresh: bool = False,
+    record: bool = True,
 ) -> str:
-    """Create the port (the caller commits); its id."""
+    """Create the port (the caller commits); its id. ``fresh``: the node was
+    created in this transaction, so it is attached nowhere yet. ``record``:
+    record the change (a caller recording one change for all does not)."""
     node = state.nodes.get(node_id)
     name = node.name if node is not None else node_id
-    if _attached(db, net.id, node_id):
+    if not fresh and _attached(db, net.id, node_id):
         raise Conflict(f"node {name!r} is already attached to {net.name!r}")
+    # addresses this transaction handed out already (the state learns of them
+    # only when it commits): a batch of enrolments does not try them in turn
+    handed = db.info.setdefault(HANDED_OUT, {}).setdefault(net.id, set())
     if ipv4 is not None:
         wanted = [checked_static(net, ipv4, state)]
     else:
         pool = state.pools.get(net.id)
-        wanted = pool.candidates(64) if pool is not None else ipam.candidates(net.cidr4, ())
+        found = pool.candidates(64 + len(handed)) if pool is not None else []
+        wanted = [ip for ip in found if ip not in handed][:64]
+        if pool is None:
+            wanted = ipam.candidates(net.cidr4, handed)
         if not wanted:
             raise Conflict(f"no free addresses left in {net.name!r} ({net.cidr4})")
     for address in wanted:
         port_id = new_id()
-        port = PortRow(
-            id=port_id,
-            network_id=net.id,
-            node_id=node_id,
-            mac=ipam.port_mac(port_id),
-            ipv4=address,
-            extra_ips=extra_ips or [],
-        )
+        port = {
+            "id": port_id,
+            "network_id": net.id,
+            "node_id": node_id,
+            "mac": ipam.port_mac(port_id),
+            "ipv4": address,
+            "extra_ips": extra_ips or [],
+        }
         try:
             with db.begin_nested():
-                db.add(port)
+                db.execute(insert(PortRow), [port])
         except IntegrityError:
             if _attached(db, net.id, node_id):
                 raise Conflict(f"node {name!r} is already attached to {net.name!r}") from None
             continue  # someone took this address a moment ago: try the next
-        record_change(db, networks=[net.id], nodes=[node_id])
+        handed.add(address)
+        if record:
+            record_change(db, networks=[net.id], nodes=[node_id])
         return port_id
     if ipv4 is not None:
         raise Conflict(f"{ipv4} is already taken in {net.cidr4}", field="ipv4")
     raise Conflict(f"could not find a free address in {net.name!r}; try again")
 
 
-def join_networks(db: Session, state: State, node_id: str, network_ids: Iterable[str]) -> None:
+def join_networks(
+    db: Session, state: State, node_id: str, network_ids: Iterable[str], *, fresh: bool = False
+) -> None:
     """Attach the node to each of ``network_ids`` that still exists and that it
-    is not in yet, with addresses from the pools (a join token's networks)."""
+    is not in yet, with addresses from the pools (a join token's networks).
+    ``fresh``: a node created in this transaction (the caller records the change)."""
     for net_id in network_ids:
         net = state.networks.get(net_id)
-        if net is not None and not _attached(db, net_id, node_id):
-            attach(db, state, net, node_id)
+        if net is not None and (fresh or not _attached(db, net_id, node_id)):
+            attach(db, state, net, node_id, fresh=fresh, record=not fresh)
 
 
 def create(db: Session, state: State, network: str, body: PortCreate) -> str:
@@ -114,7 +131,6 @@ def update(db: Session, state: State, network: str, ident: str, body: PortUpdate
     try:
         db.flush()
     except IntegrityError:
-        db.rollback()
         raise Conflict(f"{body.ipv4} is already taken in {net.cidr4}", field="ipv4") from None
     record_change(db, networks=[net.id], nodes=[port.node_id])
     return port.id

@@ -37,7 +37,7 @@ class Changes:
     loaded: Loaded = field(default_factory=Loaded)
 
 
-def network(row: NetworkRow) -> Network:
+def network(row: Any) -> Network:
     return Network(
         id=row.id,
         name=row.name,
@@ -54,7 +54,7 @@ def network(row: NetworkRow) -> Network:
     )
 
 
-def node(row: NodeRow) -> Node:
+def node(row: Any) -> Node:
     return Node(
         id=row.id,
         name=row.name,
@@ -75,7 +75,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def liveness(row: NodeRow) -> Liveness:
+def liveness(row: Any) -> Liveness:
     return Liveness(
         last_seen=as_utc(row.last_seen).timestamp() if row.last_seen else None,
         started_at=as_utc(row.agent_started_at).timestamp() if row.agent_started_at else None,
@@ -87,7 +87,7 @@ def liveness(row: NodeRow) -> Liveness:
     )
 
 
-def port(row: PortRow) -> Port:
+def port(row: Any) -> Port:
     return Port(
         id=row.id,
         network_id=row.network_id,
@@ -99,7 +99,7 @@ def port(row: PortRow) -> Port:
     )
 
 
-def route(row: RouteRow) -> Route:
+def route(row: Any) -> Route:
     return Route(
         id=row.id,
         network_id=row.network_id,
@@ -111,7 +111,7 @@ def route(row: RouteRow) -> Route:
     )
 
 
-def cloak_rule(row: CloakRuleRow) -> CloakRule:
+def cloak_rule(row: Any) -> CloakRule:
     return CloakRule(
         id=row.id,
         network_id=row.network_id,
@@ -125,7 +125,7 @@ def cloak_rule(row: CloakRuleRow) -> CloakRule:
     )
 
 
-def api_token(row: ApiTokenRow) -> ApiToken:
+def api_token(row: Any) -> ApiToken:
     return ApiToken(
         id=row.id,
         name=row.name,
@@ -147,6 +147,12 @@ def _chunks(ids: Iterable[str], size: int = 500) -> Iterable[list[str]]:
         yield batch
 
 
+def _rows(db: Session, table: Any, where: Any) -> Any:
+    """Plain rows (attribute access like the ORM's, without building ORM
+    objects): the feed reloads rows all the time, and only to copy them."""
+    return db.execute(select(*table.__table__.columns).where(where))
+
+
 def _within(ids: list[str] | None) -> Any:
     """A filter on a column: among ``ids``, or anything (None)."""
 
@@ -166,13 +172,13 @@ def load_networks(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
                 into.routes[net_id] = []
                 into.rules[net_id] = []
         where = _within(part)
-        for row in db.scalars(select(NetworkRow).where(where(NetworkRow.id))):
+        for row in _rows(db, NetworkRow, where(NetworkRow.id)):
             into.networks[row.id] = network(row)
             into.routes.setdefault(row.id, [])
             into.rules.setdefault(row.id, [])
-        for r in db.scalars(select(RouteRow).where(where(RouteRow.network_id))):
+        for r in _rows(db, RouteRow, where(RouteRow.network_id)):
             into.routes.setdefault(r.network_id, []).append(route(r))
-        for c in db.scalars(select(CloakRuleRow).where(where(CloakRuleRow.network_id))):
+        for c in _rows(db, CloakRuleRow, where(CloakRuleRow.network_id)):
             into.rules.setdefault(c.network_id, []).append(cloak_rule(c))
 
 
@@ -185,16 +191,16 @@ def load_nodes(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
                 into.nodes[node_id] = None
                 into.ports[node_id] = []
         where = _within(part)
-        for row in db.scalars(select(NodeRow).where(where(NodeRow.id))):
+        for row in _rows(db, NodeRow, where(NodeRow.id)):
             into.nodes[row.id] = node(row)
             into.ports.setdefault(row.id, [])
             into.liveness[row.id] = liveness(row)
-        for p in db.scalars(select(PortRow).where(where(PortRow.node_id))):
+        for p in _rows(db, PortRow, where(PortRow.node_id)):
             into.ports.setdefault(p.node_id, []).append(port(p))
 
 
 def load_api_tokens(db: Session, into: Loaded) -> None:
-    into.api_tokens = [api_token(r) for r in db.scalars(select(ApiTokenRow))]
+    into.api_tokens = [api_token(r) for r in _rows(db, ApiTokenRow, true())]
 
 
 def load_everything(db: Session) -> Changes:
@@ -240,8 +246,7 @@ def load_liveness_since(db: Session, since: float) -> dict[str, Liveness]:
     from datetime import UTC, datetime  # noqa: PLC0415 - only replicas call this
 
     cutoff = datetime.fromtimestamp(since, UTC)
-    rows = db.scalars(select(NodeRow).where(NodeRow.last_seen > cutoff))
-    return {row.id: liveness(row) for row in rows}
+    return {row.id: liveness(row) for row in _rows(db, NodeRow, NodeRow.last_seen > cutoff)}
 
 
 def stats_seqs(db: Session) -> dict[str, int]:
