@@ -115,6 +115,7 @@ class SimAgent:
         self,
         me: Identity,
         others: list[str],
+        *,
         host: str,
         port: int,
         shape: Shape,
@@ -273,6 +274,7 @@ class SimAgent:
 async def run_agents(
     identities: list[Identity],
     peers_of: list[str],
+    *,
     targets: list[tuple[str, int]],
     shape: Shape,
     since: int,
@@ -286,7 +288,18 @@ async def run_agents(
     agents = []
     for i, me in enumerate(identities):
         host, port = targets[i % len(targets)]
-        agents.append(SimAgent(me, peers_of, host, port, shape, tally, since, track=True))
+        agents.append(
+            SimAgent(
+                me,
+                peers_of,
+                host=host,
+                port=port,
+                shape=shape,
+                tally=tally,
+                since=since,
+                track=True,
+            )
+        )
 
     async def staggered(i: int, agent: SimAgent) -> None:
         await asyncio.sleep(ramp_s * i / max(len(agents), 1))
@@ -307,11 +320,11 @@ def worker_main(conn: Any, spec: dict[str, Any]) -> None:
         run_agents(
             identities,
             spec["peers"],
-            [tuple(t) for t in spec["targets"]],
-            shape,
-            spec["since"],
-            spec["seconds"],
-            spec["ramp_s"],
+            targets=[tuple(t) for t in spec["targets"]],
+            shape=shape,
+            since=spec["since"],
+            seconds=spec["seconds"],
+            ramp_s=spec["ramp_s"],
         )
     )
     conn.send(tally)
