@@ -97,16 +97,15 @@ async def enroll(
                     {"name": "eth0", "addresses": [f"{address}/16"], "default_route": True}
                 ],
             }
-            for attempt in range(20):
+            tries = 0
+            while True:
+                tries += 1
                 r = await client.post("/api/v1/agent/enroll", json=body)
-                if r.status_code in (429, 503):  # back-pressure: as told
-                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
-                    continue
-                break
+                if r.status_code not in (429, 503) or tries == 20:
+                    break
+                await asyncio.sleep(float(r.headers.get("retry-after", "1")))  # as told
             if r.status_code != 201:
-                raise RuntimeError(
-                    f"enrollment failed after {attempt + 1}: {r.status_code} {r.text}"
-                )
+                raise RuntimeError(f"enrollment failed after {tries}: {r.status_code} {r.text}")
             out[i] = {**r.json(), "address": address}
             done.append(time.perf_counter())
 
