@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -209,6 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 ]:
                     break
             since = health["netmap_change"]
+            rss_enrolled = [rss_kib(p) for p in pids]
         # the simulated agents, in processes of their own
         procs, pipes = [], []
         share = [nodes[i :: args.sim_procs] for i in range(args.sim_procs)]
@@ -250,6 +252,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.ramp + args.heartbeat)
         cpu0 = [proc_cpu_s(p) for p in pids]
         w0 = time.monotonic()
+        spy = None
+        if args.profile:  # py-spy on the (first) controller for the steady window
+            spy = subprocess.Popen(
+                [
+                    *("py-spy", "record", "-p", str(pids[0]), "-f", "speedscope"),
+                    *("-d", str(int(args.seconds / 3)), "-o", args.profile, "--nonblocking"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         steady = max(args.seconds - (time.monotonic() - started) - 25, 10)
         await asyncio.sleep(steady / 2)
         changed_at = time.time()
@@ -264,6 +276,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu1 = [proc_cpu_s(p) for p in pids]
         window = time.monotonic() - w0
         rss1 = [rss_kib(p) for p in pids]
+        if spy is not None:
+            spy.wait()
         slowest, codes = await burst(urls[0], args.burst)
         stop.set()
         await sampler
@@ -298,6 +312,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "cpu_core_share": [round((b - a) / window, 3) for a, b in zip(cpu0, cpu1, strict=True)],
         "rss_kib_per_node": round(sum(rss1) - sum(rss0)) / args.agents,
+        "rss_kib_per_node_enrolled": round(sum(rss_enrolled) - sum(rss0)) / args.agents,
         "admin_ms": {"p50": pct(admin_ms, 0.5), "max": max(admin_ms, default=0)},
         "change_reached": len(reached),
         "change_all_s": max(reached, default=float("nan")),
@@ -327,7 +342,11 @@ def show(r: dict[str, Any]) -> None:
             f"0  {r['errors'] or ''}",
         ),
         ("controller CPU (of one core)", cpu, "< 50%"),
-        ("controller RSS per node (KiB)", f"{r['rss_kib_per_node']:.1f}", "< 30"),
+        (
+            "controller RSS per node (KiB)",
+            f"{r['rss_kib_per_node']:.1f}",
+            f"< 30  (enrolled, no agents yet: {r['rss_kib_per_node_enrolled']:.1f})",
+        ),
         ("admin GET /networks p50 / max (ms)", f"{ad['p50']:.0f} / {ad['max']:.0f}", "< 500"),
         (
             "change -> all long-polls (s)",
@@ -359,6 +378,9 @@ def main() -> None:
     parser.add_argument("--sim-procs", type=int, default=2)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile", help="write a py-spy profile (speedscope) of the steady state here"
+    )
     args = parser.parse_args()
     if args.replicas > 1 and not args.postgres:
         parser.error("replicas share a PostgreSQL database: add --postgres")

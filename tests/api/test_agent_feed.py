@@ -252,3 +252,26 @@ def test_peer_lists_travel_as_changes(api: Api) -> None:
     assert [p.name for p in held.networks[0].peers or []] == ["a"]
     with pytest.raises(ValueError, match="omits the peers"):
         NetMap.model_validate(delta).merged_with(None)
+
+
+def test_large_answers_reach_the_server_in_pieces() -> None:
+    """A connection keeps buffers the size of the largest piece written to it
+    (4.3 MB per agent after a 4 MB netmap, measured), so bodies go out in
+    pieces of at most CHUNK bytes, the last one ending the body."""
+    import asyncio
+
+    from skylan.controller.gate import CHUNK, send_in_chunks
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    body = bytes(range(256)) * 100  # 25,600 bytes
+    asyncio.run(send_in_chunks(send, {"type": "http.response.body", "body": body}))
+    assert [len(m["body"]) for m in sent] == [CHUNK, CHUNK, CHUNK, len(body) - 3 * CHUNK]
+    assert [m["more_body"] for m in sent] == [True, True, True, False]
+    assert b"".join(m["body"] for m in sent) == body
+    sent.clear()
+    asyncio.run(send_in_chunks(send, {"type": "http.response.body", "body": b"small"}))
+    assert sent == [{"type": "http.response.body", "body": b"small"}]

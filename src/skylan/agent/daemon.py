@@ -129,7 +129,7 @@ class Agent:
                 self._heartbeat_at = time.monotonic()
                 if heartbeat.peers is not None:
                     self._peer_reports.sent(heartbeat.peers)
-            self.reports.stored(answer.stats_stored)
+            self.reports.answered(body.stats, answer.stats_stored, answer.epoch)
             if answer.netmap is not None:
                 await self._follow(answer.netmap)
 

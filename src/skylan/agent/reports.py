@@ -103,6 +103,7 @@ class StatsReporter:
         self._ports: dict[str, dict[str, int]] = {}
         self._drops: dict[str, int] = {}
         self.pending: list[StatsReport] = []
+        self._sent_to: dict[int, str] = {}  # seq -> the controller process it went to
 
     def _next_seq(self) -> int:
         # increasing across restarts too: wall clock in ms, or one more
@@ -153,15 +154,22 @@ class StatsReporter:
             drops_by_reason=dict(sorted(drops.items())[:100]),
         )
         self.pending.append(report)
-        while len(self.pending) > MAX_PENDING_REPORTS:
-            self._merge_oldest()
+        while len(self.pending) > MAX_PENDING_REPORTS and self._merge_oldest():
+            pass
+        del self.pending[: max(len(self.pending) - 4 * MAX_PENDING_REPORTS, 0)]
         return report
 
-    def _merge_oldest(self) -> None:
+    def _merge_oldest(self) -> bool:
         """The controller has been out of reach for a while: the two oldest
-        reports become one (the later number, the sum of both), so memory and
-        the next sync stay bounded and nothing is lost."""
-        first, second = self.pending[0], self.pending[1]
+        reports it never received become one (the later number, the sum of
+        both), so memory and the next sync stay bounded and nothing is lost.
+        (Reports a controller received keep their numbers: it may hold them.)
+        False when there are no two such reports."""
+        never = [i for i, r in enumerate(self.pending) if r.seq not in self._sent_to]
+        if len(never) < 2:
+            return False
+        i, j = never[0], never[1]
+        first, second = self.pending[i], self.pending[j]
 
         def add(a: Counters, b: Counters) -> dict[str, int]:
             return {
@@ -191,18 +199,39 @@ class StatsReporter:
                 "ports": ports,
             }
         )
-        self.pending[:2] = [merged]
+        self.pending[j] = merged
+        del self.pending[i]
+        return True
 
     def unsent(self) -> list[StatsReport]:
-        """The oldest pending reports that fit in one sync."""
+        """The oldest pending reports not yet sent to the controller process
+        now answering, as many as fit in one sync."""
         out: list[StatsReport] = []
         size = 0
         for report in self.pending:
+            if report.seq in self._sent_to:
+                continue
             size += len(report.model_dump_json())
             if out and size > SYNC_BYTES:
                 break
             out.append(report)
         return out
+
+    def answered(self, sent: list[StatsReport], stored: int, epoch: str) -> None:
+        """A sync that carried ``sent`` was answered by controller process
+        ``epoch``, which has stored every report up to ``stored``. Reports it
+        holds but has not stored yet are not sent again, unless another
+        process answers later (a restart or another replica: what the first
+        held in memory may be lost, and the seq makes a repeat harmless)."""
+        self.pending = [r for r in self.pending if r.seq is not None and r.seq > stored]
+        live = {r.seq for r in self.pending}
+        self._sent_to = {
+            seq: where for seq, where in self._sent_to.items() if seq in live and where == epoch
+        }
+        for report in sent:
+            if report.seq in live:
+                assert report.seq is not None
+                self._sent_to[report.seq] = epoch
 
     def stored(self, upto: int) -> None:
         """The controller has every report up to ``upto``."""

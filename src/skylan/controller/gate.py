@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -56,6 +56,7 @@ PUBLIC = frozenset(
 # the long-polls: parked for up to minutes, so not counted as work in progress
 LONG_POLLS = frozenset({f"{API}/agent/netmap", f"{API}/agent/sync"})
 RETRY = {"Retry-After": "1"}
+CHUNK = 8192  # bytes of a response body handed to the server at once
 
 
 class Caller(StrEnum):
@@ -152,6 +153,7 @@ class Gate:
         max_body: int = DEFAULT_MAX_BODY,
         max_busy: int = 512,
         login_cache: logins.LoginCache | None = None,
+        long_polls: Mapping[tuple[str, str], ASGIApp] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
@@ -163,6 +165,9 @@ class Gate:
         self.busy = 0
         self.clock = clock
         self.logins = login_cache or logins.LoginCache()
+        # (method, path) -> app: parked requests go there straight from here, so
+        # while they wait they hold no frames of the framework's handling
+        self.long_polls = long_polls or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -195,6 +200,9 @@ class Gate:
             await self._too_large()(scope, receive, send)
             return
         parks = path in LONG_POLLS
+        if parks and (direct := self.long_polls.get((scope["method"], path))) is not None:
+            await direct(scope, self._bounded(receive), self._watch(source, send))
+            return
         if not parks and self.busy >= self.max_busy:
             await error(503, "the controller is overloaded; retry in a moment", RETRY)(
                 scope, receive, send
@@ -241,11 +249,35 @@ class Gate:
 
     def _watch(self, source: str, send: Send) -> Send:
         """``send`` that counts a route's own 401 (a wrong join token, a failed
-        console login) as a failed authentication of ``source``."""
+        console login) as a failed authentication of ``source``, and hands
+        large bodies to the server in pieces (:data:`CHUNK`)."""
 
         async def watched(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 401:
                 self.lockout.failed(source, self.clock())
-            await send(message)
+            await send_in_chunks(send, message)
 
         return watched
+
+
+async def send_in_chunks(send: Send, message: Message) -> None:
+    """A connection's TLS buffers keep the size of the largest piece written
+    through them for as long as the connection lives: one 4 MB netmap (the
+    first answer to a member of a network of 10,000) left 4.3 MB behind on
+    every agent's connection, measured. Written in pieces of ``CHUNK``, a
+    large answer leaves about as much as a small one."""
+    body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+    if len(body) <= CHUNK:
+        await send(message)
+        return
+    more = message.get("more_body", False)
+    view = memoryview(body)
+    for start in range(0, len(body), CHUNK):
+        end = start + CHUNK
+        await send(
+            {
+                "type": "http.response.body",
+                "body": bytes(view[start:end]),
+                "more_body": more or end < len(body),
+            }
+        )

@@ -51,3 +51,14 @@ class ControllerCollector(Collector):
         yield GaugeMetricFamily(
             "skylan_writes_waiting", "Writes queued for a slot", value=self._ctl.writer.waiting
         )
+        yield GaugeMetricFamily(
+            "skylan_event_loop_lag_seconds",
+            "The event loop's worst lag since the last scrape",
+            value=self._ctl.lag.take_worst(),
+        )
+        flushes = GaugeMetricFamily(
+            "skylan_flush_seconds", "How long the last batch write took", labels=["what"]
+        )
+        flushes.add_metric(["heartbeats"], self._ctl.liveliness.last_flush_s)
+        flushes.add_metric(["statistics"], self._ctl.stats.last_flush_s)
+        yield flushes

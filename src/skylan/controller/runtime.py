@@ -11,11 +11,14 @@ from typing import TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.feed import NetmapFeed
+from skylan.controller.looplag import LoopLag
 from skylan.controller.service.agents import Liveliness
+from skylan.controller.service.errors import Refused
 from skylan.controller.service.stats import StatsBook
 from skylan.controller.settings import ControllerSettings
 from skylan.controller.state.store import State
 from skylan.controller.writes import Busy, Writer
+from skylan.model.agentapi import Heartbeat, HeartbeatAnswer, SyncRequest
 
 T = TypeVar("T")
 
@@ -31,9 +34,41 @@ class Controller:
     sessions: sessionmaker[Session]
     fingerprint: str  # of the TLS certificate agents pin
     readers: asyncio.Semaphore
+    lag: LoopLag
 
     async def write(self, work: Callable[[Session], T]) -> T:
         return await self.writer(work)
+
+    async def heartbeat(
+        self, node_id: str, body: Heartbeat, address: str | None
+    ) -> HeartbeatAnswer:
+        """Liveness in memory; what peers' netmaps show (endpoints, the address
+        the node is seen from, lane keys) written at once, as a change."""
+        identity = self.liveliness.identity_changes(node_id, body, address)
+        if identity:
+            await self.write(lambda db: self.liveliness.write_identity(db, node_id, identity))
+        return self.liveliness.heartbeat(node_id, body)
+
+    async def sync(self, node_id: str, body: SyncRequest, address: str | None) -> None:
+        """Take in what an agent's sync carries (the wait for its netmap is the
+        caller's)."""
+        if body.heartbeat is not None:
+            await self.heartbeat(node_id, body.heartbeat, address)
+        for report in body.stats:
+            self.stats.ingest(node_id, report)
+
+    def sync_answer(self, node_id: str, netmap: bytes | None) -> bytes:
+        """The answer to a sync, as it goes on the wire (the netmap as the
+        book made it, not parsed and serialised again)."""
+        node = self.memory.nodes.get(node_id)
+        if node is None:
+            raise Refused("unknown or revoked node credential; re-enroll with a join token")
+        head = b'{"status":"%s","stats_stored":%d,"epoch":"%s","netmap":' % (
+            node.status.encode(),
+            self.stats.stored_seq(node_id),
+            self.stats.epoch.encode(),
+        )
+        return head + (netmap or b"null") + b"}"
 
     async def read(self, work: Callable[[Session], T]) -> T:
         """A database read that memory cannot answer (join tokens, history),

@@ -66,15 +66,17 @@ class Writer:
         self.commits = 0
         self.written = 0
 
-    async def __call__(self, work: Callable[[Session], T]) -> T:
+    async def __call__(self, work: Callable[[Session], T], *, patient: bool = False) -> T:
         """Run ``work`` in a transaction and commit it; its result, once the
-        state shows what it changed."""
+        state shows what it changed. ``patient``: the controller's own
+        background writes (heartbeats, statistics) wait for a slot however
+        long it takes rather than give up."""
         job = _Job(work, asyncio.get_running_loop().create_future())
         self._queue.append(job)
         self.waiting += 1
         acquired = False
         try:
-            async with asyncio.timeout(self.queue_s):
+            async with asyncio.timeout(None if patient else self.queue_s):
                 await self._slots.acquire()
             acquired = True
         except TimeoutError:

@@ -198,6 +198,9 @@ class SyncAnswer(BaseModel):
     netmap: NetMap | None = Field(
         None, description="the node's netmap, when newer than `since`; null if none came in time"
     )
-    stats_stored: int = Field(
-        0, description="every report of this node up to this seq is stored; resend later ones"
+    stats_stored: int = Field(0, description="every report of this node up to this seq is stored")
+    epoch: str = Field(
+        "",
+        description="the answering controller process; when it changes (a restart, another "
+        "replica), send again the reports sent before and not yet stored",
     )

@@ -15,8 +15,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from skylan.controller.api.deps import Ctl, NodeId
-from skylan.controller.api.errors import ApiError
-from skylan.controller.runtime import Controller
 from skylan.controller.service import enrollment
 from skylan.model.agentapi import (
     EnrollRequest,
@@ -54,27 +52,19 @@ async def enroll(body: EnrollRequest, request: Request, ctl: Ctl) -> EnrollRespo
 )
 async def netmap(node_id: NodeId, ctl: Ctl, since: Since = 0, timeout: Wait = 30.0) -> Response:
     """Long-poll: answers at once if a netmap newer than ``since`` exists,
-    otherwise when one appears, or with 304 after ``timeout`` seconds."""
+    otherwise when one appears, or with 304 after ``timeout`` seconds.
+    (Served by :mod:`.longpoll`; this route describes it and does the same.)"""
     body = await ctl.feed.wait(node_id, since, timeout)
     if body is None:
         return Response(status_code=304)
     return Response(body, media_type="application/json")
 
 
-async def _heartbeat(
-    ctl: Controller, node_id: str, body: Heartbeat, address: str | None
-) -> HeartbeatAnswer:
-    identity = ctl.liveliness.identity_changes(node_id, body, address)
-    if identity:  # what peers' netmaps show: written now, as a change
-        await ctl.write(lambda db: ctl.liveliness.write_identity(db, node_id, identity))
-    return ctl.liveliness.heartbeat(node_id, body)
-
-
 @router.post("/heartbeat")
 async def heartbeat(
     body: Heartbeat, node_id: NodeId, request: Request, ctl: Ctl
 ) -> HeartbeatAnswer:
-    return await _heartbeat(ctl, node_id, body, _address(request))
+    return await ctl.heartbeat(node_id, body, _address(request))
 
 
 @router.post("/stats", status_code=204)
@@ -99,17 +89,10 @@ async def sync(
     """The heartbeat (if given) and statistics reports are taken in at once;
     the answer comes when the node's netmap is newer than ``since``, or after
     ``wait`` seconds with ``netmap: null``. ``stats_stored`` says up to which
-    report this node's statistics are stored: resend the later ones."""
-    if body.heartbeat is not None:
-        await _heartbeat(ctl, node_id, body.heartbeat, _address(request))
-    for report in body.stats:
-        ctl.stats.ingest(node_id, report)
+    report this node's statistics are stored: resend the later ones.
+
+    (Served by :mod:`.longpoll`, which parks the wait outside this framework's
+    request handling; this route describes it and does the same.)"""
+    await ctl.sync(node_id, body, _address(request))
     found = await ctl.feed.wait(node_id, since, wait)
-    node = ctl.memory.nodes.get(node_id)
-    if node is None:
-        raise ApiError(401, "unknown or revoked node credential; re-enroll with a join token")
-    head = b'{"status":"%s","stats_stored":%d,"netmap":' % (
-        node.status.encode(),
-        ctl.stats.stored_seq(node_id),
-    )
-    return Response(head + (found or b"null") + b"}", media_type="application/json")
+    return Response(ctl.sync_answer(node_id, found), media_type="application/json")

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -77,47 +78,66 @@ def allowed_methods(app: FastAPI, path: str) -> list[str] | None:
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.message, "detail": exc.detail}, status_code=exc.status)
+def validation_error(errors: list[dict[str, Any]]) -> JSONResponse:
+    described = [_describe(dict(e)) for e in errors]
+    return JSONResponse(
+        {"error": "; ".join(described), "detail": {"fields": described}}, status_code=422
+    )
 
-    @app.exception_handler(ServiceError)
-    async def _service_error(_req: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"error": exc.message, "detail": exc.detail}, status_code=exc.status)
 
-    @app.exception_handler(Busy)
-    async def _busy(_req: Request, exc: Busy) -> JSONResponse:
+def known_error(exc: BaseException) -> JSONResponse | None:
+    """The answer to a refusal or an overload, or None for a real bug."""
+    if isinstance(exc, ApiError | ServiceError):
+        return JSONResponse({"error": exc.message, "detail": exc.detail}, status_code=exc.status)
+    if isinstance(exc, Busy):
         return JSONResponse(
             {"error": str(exc), "detail": {}},
             status_code=503,
             headers={"Retry-After": str(exc.retry_after)},
         )
-
-    @app.exception_handler(SQLAlchemyTimeout)
-    async def _pool_exhausted(_req: Request, _exc: SQLAlchemyTimeout) -> JSONResponse:
+    if isinstance(exc, SQLAlchemyTimeout):
         log.warning("no database connection free within %s s", POOL_TIMEOUT_S)
         return JSONResponse(
             {"error": "the database is busy; retry in a moment", "detail": {}},
             status_code=503,
             headers={"Retry-After": "1"},
         )
-
-    @app.exception_handler(OperationalError)
-    async def _database_down(_req: Request, exc: OperationalError) -> JSONResponse:
+    if isinstance(exc, OperationalError):
         log.warning("database unavailable: %s", exc.orig)
         return JSONResponse(
             {"error": "the database is unavailable or locked; retry in a moment", "detail": {}},
             status_code=503,
             headers={"Retry-After": "2"},
         )
+    if isinstance(exc, ValidationError):
+        return validation_error([dict(e) for e in exc.errors()])
+    return None
+
+
+def internal_error(exc: BaseException) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        {"error": "internal error; see the controller log", "detail": {}}, status_code=500
+    )
+
+
+def install(app: FastAPI) -> None:
+    async def _known(_req: Request, exc: Exception) -> JSONResponse:
+        return known_error(exc) or internal_error(exc)
+
+    for kind in (
+        ApiError,
+        ServiceError,
+        Busy,
+        SQLAlchemyTimeout,
+        OperationalError,
+        ValidationError,
+    ):
+        app.add_exception_handler(kind, _known)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_describe(dict(e)) for e in exc.errors()]
-        return JSONResponse(
-            {"error": "; ".join(errors), "detail": {"fields": errors}}, status_code=422
-        )
+        return validation_error([dict(e) for e in exc.errors()])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -130,7 +150,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            {"error": "internal error; see the controller log", "detail": {}}, status_code=500
-        )
+        return internal_error(exc)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.changes import record_change
@@ -28,6 +27,7 @@ from skylan.controller.service.errors import Conflict, NotFound
 from skylan.controller.state import loader
 from skylan.controller.state.liveness import Liveness
 from skylan.controller.state.store import State
+from skylan.controller.storage import bulk
 from skylan.controller.storage.tables import NodeRow
 from skylan.controller.writes import Writer
 from skylan.model.agentapi import Heartbeat, HeartbeatAnswer, InterfaceReport, PeerStatusReport
@@ -65,6 +65,8 @@ class Liveliness:
         self.seen: set[str] = set()  # nodes heard from since the last flush
         self.detailed: set[str] = set()  # ... whose reports changed
         self._task: asyncio.Task[None] | None = None
+        self.last_flush_s = 0.0  # how long the last batch took, end to end
+        self.last_flush_rows = 0
         self._watermark = 0.0
 
     # -- heartbeats (event loop) ------------------------------------------------
@@ -159,6 +161,7 @@ class Liveliness:
                 log.exception("writing heartbeats failed; retrying")
 
     async def flush(self) -> None:
+        started = time.perf_counter()
         seen, self.seen = self.seen, set()
         detailed, self.detailed = self.detailed, set()
         rows, details = [], []
@@ -166,44 +169,41 @@ class Liveliness:
             live = self.state.liveness.get(node_id)
             if live is None or node_id not in self.state.nodes:
                 continue
-            rows.append(
-                {
-                    "id": node_id,
-                    "last_seen": _stamp(live.last_seen),
-                    "agent_started_at": _stamp(live.started_at),
-                }
-            )
-            if node_id in detailed:
+            rows.append((_stamp(live.last_seen), _stamp(live.started_at), node_id))
+            if node_id in detailed:  # as stored: the JSON the agent sent
                 details.append(
-                    {
-                        "id": node_id,
-                        "os": live.os,
-                        "agent_version": live.agent_version,
-                        "interfaces": live.interface_list(),
-                        "peer_status": live.peer_list(),
-                        "seen_ips": live.seen_map(),
-                    }
+                    (
+                        live.os,
+                        live.agent_version,
+                        live.interfaces.decode(),
+                        live.peers.decode(),
+                        live.seen_ips.decode(),
+                        node_id,
+                    )
                 )
         if not rows:
             return
 
         def write(db: Session) -> None:
-            # a node deleted meanwhile has no row left to update
-            ids = [r["id"] for r in rows]
-            alive = set(db.scalars(select(NodeRow.id).where(NodeRow.id.in_(ids))))
-            for batch in (
-                [r for r in rows if r["id"] in alive],
-                [d for d in details if d["id"] in alive],
-            ):
-                if batch:
-                    db.execute(update(NodeRow), batch)
+            bulk.update_by_id(db, "nodes", ["last_seen", "agent_started_at"], rows)
+            bulk.update_by_id(
+                db,
+                "nodes",
+                ["os", "agent_version", "interfaces", "peer_status", "seen_ips"],
+                details,
+                json=("interfaces", "peer_status", "seen_ips"),
+            )
 
         try:
-            await self.writer(write)
+            await self.writer(write, patient=True)
         except Exception:
             self.seen |= seen  # try again with the next batch
             self.detailed |= detailed
             raise
+        self.last_flush_s = time.perf_counter() - started
+        self.last_flush_rows = len(rows)
+        if self.last_flush_s > 1.0:
+            log.warning("writing heartbeats took %.1f s (%d rows)", self.last_flush_s, len(rows))
 
     async def read_others(self) -> None:
         """Heartbeats other replicas received (and wrote) since the last read."""

@@ -1,8 +1,11 @@
 """Traffic statistics: agents report counter deltas; the controller sums them
-into one-minute buckets per node and per peer and keeps 24 hours of them.
+into one-minute buckets per node and per network (the charts), and
+five-minute buckets per peer (only ever summed over a window), and keeps 24
+hours of them.
 
-Reports are added up in memory and written every few seconds in one
-transaction (an upsert per bucket). A report numbered ``seq`` counts once:
+Reports are added up in memory and written once a minute in one transaction
+(an upsert per bucket, a minute's reports of a node in one row). A report
+numbered ``seq`` counts once:
 each node's highest stored seq is written with its buckets, and a report at or
 below the highest accepted one is ignored, so an agent can send a report again
 until it is told it is stored (to another replica after a failover, say)
@@ -16,19 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.service.errors import ServiceError
 from skylan.controller.state import loader
 from skylan.controller.state.store import State
+from skylan.controller.storage import bulk
 from skylan.controller.storage.tables import NodeRow, StatsRow
 from skylan.controller.writes import Writer
 from skylan.model.agentapi import REPORTS_PER_MINUTE, Counters, StatsReport
@@ -50,10 +54,13 @@ class TooManyReports(ServiceError):
     status = 429
 
 
-@dataclass
-class _Bucket:
-    counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
-    rtt_ms: float | None = None
+PEER_MINUTES = 5  # a peer's traffic is kept in buckets this long
+ROWS_AT_ONCE = 5000  # rows prepared between two turns of the event loop
+RTT = 5  # a bucket is [rx_bytes, tx_bytes, rx_packets, tx_packets, drops, rtt_ms]
+
+
+def _bucket() -> list[Any]:
+    return [0, 0, 0, 0, 0, None]
 
 
 class StatsBook:
@@ -63,7 +70,7 @@ class StatsBook:
         writer: Writer,
         sessions: sessionmaker[Session],
         *,
-        flush_interval: float = 5.0,
+        flush_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state = state
@@ -71,15 +78,20 @@ class StatsBook:
         self.sessions = sessions
         self.flush_interval = flush_interval
         self.clock = clock
-        self._pending: dict[tuple[str, str, int], _Bucket] = {}
+        self._pending: dict[tuple[str, str, int], list[Any]] = {}
         self._pending_seq: dict[str, int] = {}
         self.accepted: dict[str, int] = {}  # node -> highest seq taken in (stored or pending)
         self.stored: dict[str, int] = {}  # node -> highest seq stored
         self._per_minute: dict[str, tuple[int, int]] = {}  # node -> (minute, reports)
         self.totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # since start: rx, tx
         self._task: asyncio.Task[None] | None = None
+        self.last_flush_s = 0.0  # how long the last batch took, end to end
+        self.last_flush_rows = 0
         self._flushing = asyncio.Lock()
         self._purged = 0.0
+        # this process's identity: an agent whose reports went to another (a
+        # replica, or this controller before a restart) sends the unstored ones again
+        self.epoch = secrets.token_hex(4)
 
     async def start(self) -> None:
         def read() -> dict[str, int]:
@@ -119,18 +131,22 @@ class StatsBook:
         minute = int((report.at if report.at is not None else now) // 60)
         if minute < this_minute - RETENTION_MINUTES or minute > this_minute + 1:
             return  # outside the window we keep: nothing to add it to
-        rows: list[tuple[str, Counters, float | None]] = [(TOTAL, report.total, None)]
-        rows += [(p.peer_id, p, p.rtt_ms) for p in report.peers]
-        rows += [(port_key(p.network_id), p, None) for p in report.ports]
-        for peer_id, counters, rtt in rows:
-            bucket = self._pending.get((node_id, peer_id, minute))
+        peers_minute = minute - minute % PEER_MINUTES
+        rows: list[tuple[str, int, Counters, float | None]] = [(TOTAL, minute, report.total, None)]
+        rows += [(p.peer_id, peers_minute, p, p.rtt_ms) for p in report.peers]
+        rows += [(port_key(p.network_id), minute, p, None) for p in report.ports]
+        pending = self._pending
+        for peer_id, at, counters, rtt in rows:
+            bucket = pending.get((node_id, peer_id, at))
             if bucket is None:
-                bucket = self._pending[(node_id, peer_id, minute)] = _Bucket()
-            values = bucket.counts
-            for i, name in enumerate(FIELDS):
-                values[i] += getattr(counters, name)
+                bucket = pending[(node_id, peer_id, at)] = _bucket()
+            bucket[0] += counters.rx_bytes
+            bucket[1] += counters.tx_bytes
+            bucket[2] += counters.rx_packets
+            bucket[3] += counters.tx_packets
+            bucket[4] += counters.drops
             if rtt is not None:
-                bucket.rtt_ms = rtt
+                bucket[RTT] = rtt
         totals = self.totals[node_id]
         totals[0] += report.total.rx_bytes
         totals[1] += report.total.tx_bytes
@@ -151,53 +167,60 @@ class StatsBook:
                 log.exception("writing statistics failed; retrying")
 
     async def flush(self) -> None:
+        started = time.perf_counter()
         async with self._flushing:
             pending, self._pending = self._pending, {}
             seqs, self._pending_seq = self._pending_seq, {}
             live = self.state.nodes
-            rows: list[dict[str, Any]] = [
-                {
-                    "node_id": node,
-                    "peer_id": peer,
-                    "minute": minute,
-                    "rtt_ms": bucket.rtt_ms,
-                    **dict(zip(FIELDS, bucket.counts, strict=True)),
-                }
-                for (node, peer, minute), bucket in pending.items()
-                if node in live
-            ]
-            marks: list[dict[str, Any]] = [
-                {"id": node, "stats_seq": seq} for node, seq in seqs.items() if node in live
-            ]
+            rows: list[tuple[Any, ...]] = []
+            for (node, peer, minute), bucket in pending.items():
+                if node in live:
+                    rows.append((node, peer, minute, *bucket))
+                    if len(rows) % ROWS_AT_ONCE == 0:
+                        await asyncio.sleep(0)  # requests are served meanwhile
+            marks = [(seq, node) for node, seq in seqs.items() if node in live]
             if not rows and not marks:
                 return
 
             def write(db: Session) -> None:
-                ids = sorted({r["node_id"] for r in rows} | {m["id"] for m in marks})
-                alive = set(db.scalars(select(NodeRow.id).where(NodeRow.id.in_(ids))))
-                kept = [r for r in rows if r["node_id"] in alive]
-                if kept:
-                    db.execute(_upsert(db), kept)
-                stamped = [m for m in marks if m["id"] in alive]
-                if stamped:
-                    db.execute(update(NodeRow), stamped)
+                # the rows are ready: the thread only hands them to the driver
+                # (Python work here would hold the GIL from the event loop).
+                # A node deleted since this batch began fails the whole write;
+                # then the rows of the nodes still there are written.
+                try:
+                    with db.begin_nested():
+                        bulk.upsert_stats(db, rows)
+                        bulk.update_by_id(db, "nodes", ["stats_seq"], marks)
+                except IntegrityError:
+                    ids = sorted({r[0] for r in rows} | {node for _, node in marks})
+                    alive = set(db.scalars(select(NodeRow.id).where(NodeRow.id.in_(ids))))
+                    bulk.upsert_stats(db, [r for r in rows if r[0] in alive])
+                    alive_marks = [m for m in marks if m[1] in alive]
+                    bulk.update_by_id(db, "nodes", ["stats_seq"], alive_marks)
 
             try:
-                await self.writer(write)
+                await self.writer(write, patient=True)
             except Exception:
                 for key, bucket in pending.items():  # again with the next batch
-                    mine = self._pending.setdefault(key, _Bucket())
-                    mine.counts = [a + b for a, b in zip(mine.counts, bucket.counts, strict=True)]
-                    mine.rtt_ms = mine.rtt_ms if mine.rtt_ms is not None else bucket.rtt_ms
+                    mine = self._pending.setdefault(key, _bucket())
+                    for i in range(RTT):
+                        mine[i] += bucket[i]
+                    mine[RTT] = mine[RTT] if mine[RTT] is not None else bucket[RTT]
                 for node, seq in seqs.items():
                     self._pending_seq[node] = max(seq, self._pending_seq.get(node, 0))
                 raise
             for node, seq in seqs.items():
                 self.stored[node] = max(seq, self.stored.get(node, 0))
+            self.last_flush_s = time.perf_counter() - started
+            self.last_flush_rows = len(rows)
+            if self.last_flush_s > 1.0:
+                log.warning("writing statistics: %.1f s, %d rows", self.last_flush_s, len(rows))
 
     async def purge(self) -> None:
         cutoff = int(self.clock() // 60) - RETENTION_MINUTES
-        await self.writer(lambda db: db.execute(delete(StatsRow).where(StatsRow.minute < cutoff)))
+        await self.writer(
+            lambda db: db.execute(delete(StatsRow).where(StatsRow.minute < cutoff)), patient=True
+        )
         self._purged = self.clock()
 
     # -- reading --------------------------------------------------------------------
@@ -225,19 +248,6 @@ class StatsBook:
                 return _peer_summary(db, node_id, since)
 
         return await asyncio.to_thread(read)
-
-
-def _upsert(db: Session) -> Any:
-    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(StatsRow)
-    excluded = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=[StatsRow.node_id, StatsRow.peer_id, StatsRow.minute],
-        set_={
-            **{name: getattr(StatsRow, name) + getattr(excluded, name) for name in FIELDS},
-            "rtt_ms": func.coalesce(excluded.rtt_ms, StatsRow.rtt_ms),
-        },
-    )
 
 
 def _history(db: Session, node_ids: list[str] | None, since: int, peer_id: str) -> list[Bucket]:
