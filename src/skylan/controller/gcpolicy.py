@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
 
 log = logging.getLogger("skylan.controller")
@@ -50,9 +51,11 @@ class GcPolicy:
         self.slowest_pass_s = max(self.slowest_pass_s, took)
         if took > SLOW_PASS_S:
             log.warning(
-                "garbage collection of generation %d took %.0f ms",
+                "garbage collection of generation %d took %.0f ms (%d freed, in %s)",
                 info.get("generation", -1),
                 took * 1000,
+                info.get("collected", 0),
+                threading.current_thread().name,
             )
 
     def start(self) -> None:

@@ -16,6 +16,7 @@ import traceback
 log = logging.getLogger("skylan.controller")
 
 TICK_S = 0.05
+MAX_SNAPSHOTS = 6
 
 
 class LoopLag:
@@ -59,12 +60,35 @@ class LoopLag:
                 log.warning("event loop blocked for %.2f s", lag)
 
     def _watch(self) -> None:
-        reported = 0.0
-        while not self._stop.wait(self.warn_s / 2):
+        """Log the loop thread's stack (and the other threads', which may hold
+        the GIL it waits for) a few times during a stall: one snapshot shows
+        where it is, several show whether it is stuck there."""
+        stall = 0.0
+        shown = 0
+        while not self._stop.wait(self.warn_s / 4):
             stalled = time.monotonic() - self._ticked
-            if stalled > self.warn_s and self._ticked != reported:
-                reported = self._ticked
-                frame = sys._current_frames().get(self._loop_thread)
-                inner = traceback.extract_stack(frame)[-12:] if frame else []
-                stack = "".join(traceback.format_list(inner)) or "?"
-                log.warning("event loop stalled %.1f s so far, in:\n%s", stalled, stack)
+            if stalled <= self.warn_s:
+                continue
+            if self._ticked != stall:
+                stall, shown = self._ticked, 0
+            if shown >= MAX_SNAPSHOTS:
+                continue
+            shown += 1
+            me = threading.get_ident()
+            frames = sys._current_frames()
+            parts = []
+            for ident, frame in frames.items():
+                if ident == me:
+                    continue
+                depth = 12 if ident == self._loop_thread else 4
+                inner = traceback.extract_stack(frame)[-depth:]
+                name = "event loop" if ident == self._loop_thread else _thread_name(ident)
+                parts.append(f"[{name}]\n" + "".join(traceback.format_list(inner)))
+            log.warning("event loop stalled %.1f s so far; threads:\n%s", stalled, "".join(parts))
+
+
+def _thread_name(ident: int) -> str:
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return str(ident)
