@@ -124,17 +124,24 @@ async def enroll(
     return out, rates
 
 
-async def admin_sampler(url: str, stop: asyncio.Event, out: list[float]) -> None:
+async def admin_sampler(url: str, stop: asyncio.Event, out: list[tuple[float, float]]) -> None:
+    """(monotonic start, ms) of one admin GET every half second; a failed
+    one counts as infinitely slow."""
     headers = {"Authorization": f"Bearer {ADMIN}"}
     async with httpx.AsyncClient(base_url=url, verify=False, headers=headers, timeout=60) as c:
         while not stop.is_set():
+            at = time.monotonic()
             t0 = time.perf_counter()
             r = await c.get("/api/v1/networks")
-            if r.status_code == 200:
-                out.append((time.perf_counter() - t0) * 1000)
-            else:
-                out.append(float("inf"))
+            ms = (time.perf_counter() - t0) * 1000 if r.status_code == 200 else float("inf")
+            out.append((at, ms))
             await asyncio.sleep(0.5)
+
+
+def phase_of(at: float, marks: dict[str, float]) -> str:
+    """The last phase (by its start mark) that began before ``at``."""
+    started = [(t, name) for name, t in marks.items() if t <= at]
+    return max(started)[1] if started else "start"
 
 
 async def burst(url: str, n: int) -> tuple[float, dict[int, int]]:
@@ -246,12 +253,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             pipes.append(parent)
         started = time.monotonic()
         stop = asyncio.Event()
-        admin_ms: list[float] = []
+        admin_ms: list[tuple[float, float]] = []
+        marks = {"ramp": started}
         sampler = asyncio.create_task(admin_sampler(urls[-1], stop, admin_ms))
         # steady state: after the ramp and one heartbeat interval
         await asyncio.sleep(args.ramp + args.heartbeat)
         cpu0 = [proc_cpu_s(p) for p in pids]
         w0 = time.monotonic()
+        marks["steady"] = w0
         spy = None
         if args.profile:  # py-spy on the (first) controller for the steady window
             spy = subprocess.Popen(
@@ -265,6 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         steady = max(args.seconds - (time.monotonic() - started) - 25, 10)
         await asyncio.sleep(steady / 2)
         changed_at = time.time()
+        marks["change"] = time.monotonic()
         async with httpx.AsyncClient(
             base_url=urls[0], verify=False, headers=headers, timeout=60
         ) as admin:
@@ -278,6 +288,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss1 = [rss_kib(p) for p in pids]
         if spy is not None:
             spy.wait()
+        marks["burst"] = time.monotonic()
         slowest, codes = await burst(urls[0], args.burst)
         stop.set()
         await sampler
@@ -313,13 +324,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_core_share": [round((b - a) / window, 3) for a, b in zip(cpu0, cpu1, strict=True)],
         "rss_kib_per_node": round(sum(rss1) - sum(rss0)) / args.agents,
         "rss_kib_per_node_enrolled": round(sum(rss_enrolled) - sum(rss0)) / args.agents,
-        "admin_ms": {"p50": pct(admin_ms, 0.5), "max": max(admin_ms, default=0)},
+        "admin_ms": admin_report(admin_ms, marks),
         "change_reached": len(reached),
         "change_all_s": max(reached, default=float("nan")),
         "change_p50_s": statistics.median(reached) if reached else float("nan"),
         "burst": {"n": args.burst, "slowest_s": slowest, "codes": codes},
     }
     return report
+
+
+def admin_report(samples: list[tuple[float, float]], marks: dict[str, float]) -> dict[str, Any]:
+    """The steady window (the change included, the burst not) is what the
+    target is about; the worst sample overall says in which phase it fell."""
+    steady = [ms for at, ms in samples if marks["steady"] <= at < marks["burst"]]
+    worst_at, worst = max(samples, key=lambda s: s[1], default=(0.0, 0.0))
+    return {
+        "p50": pct(steady, 0.5),
+        "max": max(steady, default=0),
+        "worst_overall": worst,
+        "worst_phase": phase_of(worst_at, marks),
+    }
 
 
 def show(r: dict[str, Any]) -> None:
@@ -347,7 +371,11 @@ def show(r: dict[str, Any]) -> None:
             f"{r['rss_kib_per_node']:.1f}",
             f"< 30  (enrolled, no agents yet: {r['rss_kib_per_node_enrolled']:.1f})",
         ),
-        ("admin GET /networks p50 / max (ms)", f"{ad['p50']:.0f} / {ad['max']:.0f}", "< 500"),
+        (
+            "admin GET /networks p50 / max (ms)",
+            f"{ad['p50']:.0f} / {ad['max']:.0f}",
+            f"< 500  (worst overall {ad['worst_overall']:.0f}, in {ad['worst_phase']})",
+        ),
         (
             "change -> all long-polls (s)",
             f"{r['change_all_s']:.2f}",

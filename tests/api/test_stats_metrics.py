@@ -143,3 +143,30 @@ def test_node_supplied_numbers_are_bounded(api: Api) -> None:
     buckets = api.ok(api.get("/api/v1/nodes/a/stats"))["buckets"]
     assert sum(b["rx_bytes"] for b in buckets) == codes.count(204) * MAX_REPORTED
     assert post("heartbeat", '{"uptime_s": 86400.5}').status_code == 200
+
+
+def test_sync_from_an_agent_whose_reports_another_process_holds_takes_none(api: Api) -> None:
+    """Its earlier reports may be lost with that process: taking a later one
+    now would make the resent earlier ones look like repeats (seq high-water)."""
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+
+    def sync(seq: int, held_by: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"stats": [{"seq": seq, "total": {"tx_bytes": seq}}]}
+        if held_by is not None:
+            body["held_by"] = held_by
+        r = api.client.post("/api/v1/agent/sync", params={"wait": 0}, json=body, headers=a["auth"])
+        assert r.status_code == 200, r.text
+        answer: dict[str, Any] = r.json()
+        return answer
+
+    def stored() -> int:
+        buckets = api.ok(api.get("/api/v1/nodes/a/stats", params={"minutes": 5}))["buckets"]
+        return sum(int(b["tx_bytes"]) for b in buckets)
+
+    epoch = sync(7, "a-replica-that-died")["epoch"]
+    assert epoch and stored() == 0
+    sync(5, None)  # everything again, oldest first
+    sync(7, epoch)
+    sync(6, epoch)  # below the high-water mark: a repeat
+    assert stored() == 12

@@ -110,7 +110,9 @@ class Agent:
         while True:
             since = self.netmap.version if self.netmap is not None else 0
             heartbeat = await self._heartbeat_if_due()
-            body = SyncRequest(heartbeat=heartbeat, stats=self.reports.unsent())
+            body = SyncRequest(
+                heartbeat=heartbeat, stats=self.reports.unsent(), held_by=self.reports.held_by()
+            )
             try:
                 answer = await self._cp.sync(since, self.heartbeat_interval, body)
             except ControlPlaneError as exc:
@@ -129,7 +131,7 @@ class Agent:
                 self._heartbeat_at = time.monotonic()
                 if heartbeat.peers is not None:
                     self._peer_reports.sent(heartbeat.peers)
-            self.reports.answered(body.stats, answer.stats_stored, answer.epoch)
+            self.reports.answered(body.stats, answer.stats_stored, answer.epoch, body.held_by)
             if answer.netmap is not None:
                 await self._follow(answer.netmap)
 

@@ -217,17 +217,28 @@ class StatsReporter:
             out.append(report)
         return out
 
-    def answered(self, sent: list[StatsReport], stored: int, epoch: str) -> None:
-        """A sync that carried ``sent`` was answered by controller process
-        ``epoch``, which has stored every report up to ``stored``. Reports it
-        holds but has not stored yet are not sent again, unless another
-        process answers later (a restart or another replica: what the first
-        held in memory may be lost, and the seq makes a repeat harmless)."""
+    def held_by(self) -> str | None:
+        """The controller process holding reports of ours it has not stored
+        (the sync says so: another process then takes none, see SyncRequest)."""
+        return next(iter(self._sent_to.values()), None)
+
+    def answered(
+        self, sent: list[StatsReport], stored: int, epoch: str, held_by: str | None = None
+    ) -> None:
+        """A sync that carried ``sent`` (and said ``held_by``) was answered
+        by controller process ``epoch``, which has stored every report up to
+        ``stored``. Reports it holds but has not stored yet are not sent
+        again, unless another process answers later (a restart or another
+        replica: what the first held in memory may be lost, and the seq makes
+        a repeat harmless). A process other than ``held_by`` took none of
+        ``sent``: they all go again, in order, with the next sync."""
         self.pending = [r for r in self.pending if r.seq is not None and r.seq > stored]
         live = {r.seq for r in self.pending}
         self._sent_to = {
             seq: where for seq, where in self._sent_to.items() if seq in live and where == epoch
         }
+        if held_by is not None and held_by != epoch:
+            return
         for report in sent:
             if report.seq in live:
                 assert report.seq is not None

@@ -7,7 +7,10 @@ NOTIFY from other replicas, or a periodic poll as a fallback), reloads what
 they name from the database, applies that to the state and the netmap book in
 change-id order, and tells the writer waiting for its change (so a client reads
 its own write). Waking the long-polls is deferred by a short coalescing window,
-so a burst of changes wakes each agent once. A node's version is the id of the
+so a burst of changes wakes each agent once; and the wake-ups go out in slices
+of ``WAKE_SLICE`` per loop iteration, because 10,000 answers (and the 10,000
+re-polls they cause) queued at once would hold every other request for seconds.
+A node's version is the id of the
 last change to its netmap: the same number on every replica.
 """
 
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +33,7 @@ from skylan.controller.state.store import State
 log = logging.getLogger("skylan.controller.feed")
 
 BATCH = 5000  # change rows read at once
+WAKE_SLICE = 100  # long-polls woken per event-loop iteration
 
 
 class NetmapFeed:
@@ -56,6 +60,8 @@ class NetmapFeed:
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._writers: list[tuple[int, asyncio.Future[None]]] = []
         self._to_wake: set[str] = set()
+        self._waking: deque[str] = deque()
+        self._pacing: asyncio.Handle | None = None
         self._wake: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kicked: asyncio.Event | None = None
@@ -85,6 +91,8 @@ class NetmapFeed:
             self._kicked.set()  # wake the loop so it sees the stop flag
         if self._wake is not None:
             self._wake.cancel()
+        if self._pacing is not None:
+            self._pacing.cancel()
         if self._task is not None:
             self._task.cancel()
             done, _ = await asyncio.wait({self._task}, timeout=5)
@@ -221,11 +229,22 @@ class NetmapFeed:
     def _publish(self) -> None:
         self._wake = None
         self.published = self.applied
-        wake, self._to_wake = self._to_wake, set()
-        for node_id in wake:
-            for fut in self._waiters.get(node_id, ()):
+        self._waking.extend(self._to_wake)
+        self._to_wake = set()
+        if self._pacing is None:
+            self._wake_some()
+
+    def _wake_some(self) -> None:
+        """Wake the next slice, then let the loop poll its sockets before the
+        next one: call_soon lands behind the woken tasks, and the loop polls its
+        sockets (the admin request waiting there) before it runs again."""
+        self._pacing = None
+        for _ in range(min(WAKE_SLICE, len(self._waking))):
+            for fut in self._waiters.get(self._waking.popleft(), ()):
                 if not fut.done():
                     fut.set_result(None)
+        if self._waking and self._loop is not None:
+            self._pacing = self._loop.call_soon(self._wake_some)
 
     def _read_everything(self) -> loader.Changes:
         with self._sessions() as db:

@@ -54,6 +54,8 @@ class Controller:
         caller's)."""
         if body.heartbeat is not None:
             await self.heartbeat(node_id, body.heartbeat, address)
+        if body.held_by is not None and body.held_by != self.stats.epoch:
+            return  # another process held some of its reports: all again, in order
         for report in body.stats:
             self.stats.ingest(node_id, report)
 

@@ -191,6 +191,15 @@ class SyncRequest(AgentMessage):
 
     heartbeat: Heartbeat | None = None
     stats: list[StatsReport] = Field(default_factory=list, max_length=MAX_PENDING_REPORTS)
+    held_by: str | None = Field(
+        None,
+        max_length=32,
+        description="the controller process (its `epoch`) that holds this agent's reports "
+        "sent and not yet stored. Another process takes no reports from this request: it "
+        "answers with its own epoch and the agent sends every unstored report again, oldest "
+        "first, so a later report never arrives before an earlier one that was lost with a "
+        "replica (each node's reports count once by a high-water mark of their seq)",
+    )
 
 
 class SyncAnswer(BaseModel):

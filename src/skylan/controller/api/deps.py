@@ -2,6 +2,10 @@
 
 Who the caller is was settled by :mod:`skylan.controller.gate` from the
 headers, before the body was read; these only decide what that caller may do.
+
+They are ``async def`` although they never await: FastAPI runs a plain
+``def`` dependency in its thread pool, and under load every such hop waits
+for a thread, the GIL and another turn of the event loop.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from skylan.controller.gate import Caller, Principal
 from skylan.controller.runtime import Controller
 
 
-def controller(request: Request) -> Controller:
+async def controller(request: Request) -> Controller:
     ctl: Controller = request.app.state.controller
     return ctl
 
@@ -34,7 +38,7 @@ def principal(request: Request) -> Principal:
     return found
 
 
-def reader(request: Request) -> Scope:
+async def reader(request: Request) -> Scope:
     """An API token in the Authorization header, or a console login cookie.
 
     With the cookie, a change must also carry the session's CSRF token in the
@@ -56,13 +60,13 @@ def reader(request: Request) -> Scope:
     return who.scope
 
 
-def admin(scope: Annotated[Scope, Depends(reader)]) -> Scope:
+async def admin(scope: Annotated[Scope, Depends(reader)]) -> Scope:
     if scope is not Scope.ADMIN:
         raise ApiError(403, "this action needs an admin token; the token used is read-only")
     return scope
 
 
-def node_id(request: Request) -> str:
+async def node_id(request: Request) -> str:
     """The node an agent's request comes from."""
     who = principal(request)
     if who.node_id is None:
