@@ -37,6 +37,7 @@ def _settings(
     poll_interval: float = 2.0,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     auth_failure_burst: int = LockoutPolicy.burst,
+    max_busy: int = ControllerSettings.max_busy,
 ) -> ControllerSettings:
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
@@ -49,6 +50,7 @@ def _settings(
         poll_interval_s=poll_interval,
         max_body_bytes=max_body_bytes,
         lockout=LockoutPolicy(burst=auth_failure_burst),
+        max_busy=max_busy,
     )
 
 
@@ -129,6 +131,14 @@ def serve(
             "address may make before it must wait; one more is forgiven every 6 s.",
         ),
     ] = LockoutPolicy.burst,
+    max_busy: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Requests in progress (parked long-polls apart) beyond which more are "
+            "answered 503 with Retry-After at once, rather than queued.",
+        ),
+    ] = ControllerSettings.max_busy,
 ) -> None:
     """Serve the API over HTTPS (self-signed certificate unless one is given)."""
     import uvicorn
@@ -147,6 +157,7 @@ def serve(
         poll_interval,
         max_body_bytes,
         auth_failure_burst,
+        max_busy,
     )
     app = create_app(settings)
     secret = bootstrap_admin(app)

@@ -18,7 +18,19 @@ from skylan.controller.storage.tables import ChangeRow
 
 NOTIFY_CHANNEL = "skylan_changes"
 CHANGE_LOCK = 0x736B796C  # "skyl": the advisory lock that orders change ids
+LOCKED = "skylan_change_lock"  # Session.info: the transaction holding the change lock
 CHANGE_ID = "skylan_change"  # Session.info: the newest change this transaction recorded
+
+
+def take_change_lock(db: Session) -> None:
+    """Before a transaction's first statement, outside any savepoint: held to
+    commit, and the changes it records then need neither the lock nor the
+    NOTIFY again (two round trips each). PostgreSQL only: SQLite serialises
+    every write anyway."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOCK})
+        db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        db.info[LOCKED] = db.get_transaction()
 
 
 def record_change(
@@ -29,7 +41,10 @@ def record_change(
     api_tokens: Iterable[str] = (),
 ) -> int:
     """Record what this transaction changes; returns the change's id."""
-    if db.get_bind().dialect.name == "postgresql":
+    locked = db.info.get(LOCKED)
+    if locked is None or locked is not db.get_transaction():
+        locked = None
+    if locked is None and db.get_bind().dialect.name == "postgresql":
         # no autoflush: constraint errors must surface at the caller's commit
         with db.no_autoflush:
             # Serialise change ids with commit order: without this a change

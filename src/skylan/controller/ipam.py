@@ -5,12 +5,17 @@ concurrent requests unable to get the same address; this module only picks
 candidates and validates user choices. :class:`AddressPool` keeps a network's
 taken addresses so that the next free one is found without scanning the
 network: enrolment costs the same at the 10,000th node as at the first.
+:class:`Claims` keeps concurrent transactions of one process (PostgreSQL's
+write slots) from trying the same candidates: without it, each waits on the
+other's uncommitted row for the same address and then moves on to the next,
+which the other took too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
 from collections.abc import Iterable, Iterator
 
 
@@ -90,6 +95,42 @@ class AddressPool:
                 out.append(str(ipaddress.IPv4Address(ip)))
             ip += 1
         return out
+
+
+HANDED_OUT = "skylan_handed_out"  # Session.info: network id -> addresses a transaction claimed
+
+
+class Claims:
+    """Addresses handed out by transactions not yet visible in the pools,
+    per network. Thread-safe: the transactions run in worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claimed: dict[str, set[str]] = {}
+
+    def claim(self, net_id: str, address: str) -> bool:
+        """Ours to try, unless another transaction is trying it."""
+        with self._lock:
+            claimed = self._claimed.setdefault(net_id, set())
+            if address in claimed:
+                return False
+            claimed.add(address)
+            return True
+
+    def release(self, handed: dict[str, set[str]]) -> None:
+        """The transaction that claimed these is over (and the pools show what
+        it committed)."""
+        with self._lock:
+            for net_id, addresses in handed.items():
+                claimed = self._claimed.get(net_id)
+                if claimed is not None:
+                    claimed -= addresses
+                    if not claimed:
+                        del self._claimed[net_id]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(c) for c in self._claimed.values())
 
 
 def port_mac(port_id: str, attempt: int = 0) -> str:

@@ -3,13 +3,25 @@ time, committed together, and the answer once the feed has applied them.
 
 Writes queue for a slot (one on SQLite, whose writes serialise anyway; a few on
 PostgreSQL). A slot takes every write waiting (up to ``batch``) and runs them in
-one transaction, each inside a savepoint of its own: one that fails is rolled
-back alone and gets its own error, the others commit together with one fsync.
+one transaction, all or nothing; if one fails, the batch runs again with each write inside
+a savepoint of its own: the one that fails is rolled back alone and gets its
+own error, the others commit together with one fsync. (Writes rarely fail
+once they reach the database, since requests are checked against memory
+first; savepoints for every write would cost two round trips each.)
 Under load that turns a queue of writes into a few commits instead of a commit
 each (group commit). A write that cannot be started within ``queue_s`` is
 refused with :class:`Busy` (503 with ``Retry-After``) instead of waiting behind
 a backlog: under overload the controller says so at once. Reads never queue
 here; they are answered from memory.
+
+On PostgreSQL a batch that may record changes takes the change lock (see
+:mod:`.changes`) before its first statement, not at its first change: taken
+midway, the lock is held while the batch waits for rows another batch holds
+(the same join token, a node name), and that batch waits for the lock, which
+PostgreSQL resolves by aborting one write a second, batch after batch. Taken
+first, the batches that change things run one after another, across replicas
+too, and never wait for each other's rows. The background flushes
+(heartbeats, statistics) record no change and run beside them.
 """
 
 from __future__ import annotations
@@ -22,8 +34,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from skylan.controller.changes import CHANGE_ID
+from skylan.controller.changes import CHANGE_ID, take_change_lock
 from skylan.controller.feed import NetmapFeed
+from skylan.controller.ipam import HANDED_OUT
 
 T = TypeVar("T")
 log = logging.getLogger("skylan.controller")
@@ -41,6 +54,7 @@ class Busy(Exception):
 class _Job:
     work: Callable[[Session], Any]
     done: asyncio.Future[tuple[Any, int]]
+    patient: bool = False  # a background flush: records no change
     result: Any = None
     error: BaseException | None = None
     change: int = 0
@@ -71,7 +85,7 @@ class Writer:
         state shows what it changed. ``patient``: the controller's own
         background writes (heartbeats, statistics) wait for a slot however
         long it takes rather than give up."""
-        job = _Job(work, asyncio.get_running_loop().create_future())
+        job = _Job(work, asyncio.get_running_loop().create_future(), patient)
         self._queue.append(job)
         self.waiting += 1
         acquired = False
@@ -100,8 +114,9 @@ class Writer:
         return result  # type: ignore[no-any-return]
 
     async def _run(self, jobs: list[_Job]) -> None:
+        handed: dict[str, set[str]] = {}  # addresses this batch claimed, per network
         try:
-            await asyncio.to_thread(self._transaction, jobs)
+            await asyncio.to_thread(self._transaction, jobs, handed)
         except BaseException as exc:  # the commit itself failed: every job did
             for job in jobs:
                 if job.error is None:
@@ -109,8 +124,11 @@ class Writer:
         # the next batch starts from a state that shows this one (its free
         # addresses, its names): otherwise it would try what this one took
         latest = max((j.change for j in jobs if j.error is None), default=0)
-        if latest:
-            await self._feed.until_applied(latest)
+        try:
+            if latest:
+                await self._feed.until_applied(latest)
+        finally:
+            self._feed.state.claims.release(handed)
         self.commits += 1
         self.written += len(jobs)
         for job in jobs:
@@ -121,8 +139,41 @@ class Writer:
             else:
                 job.done.set_result((job.result, job.change))
 
-    def _transaction(self, jobs: list[_Job]) -> None:
+    def _transaction(self, jobs: list[_Job], handed: dict[str, set[str]]) -> None:
+        failed = self._all_or_nothing(jobs, handed)
+        if failed is None:
+            return
+        if len(jobs) == 1:
+            jobs[0].error = failed
+            return
+        self._each_alone(jobs, handed)
+
+    def _all_or_nothing(self, jobs: list[_Job], handed: dict[str, set[str]]) -> Exception | None:
+        """The batch without savepoints (two round trips fewer per write),
+        committed if every write succeeds; else nothing is, and the error."""
+        done: list[tuple[Any, int]] = []
         with self._sessions() as db:
+            db.info[HANDED_OUT] = handed
+            if not all(job.patient for job in jobs):
+                take_change_lock(db)
+            for job in jobs:
+                try:
+                    done.append((job.work(db), int(db.info.get(CHANGE_ID, 0))))
+                except Exception as exc:
+                    db.rollback()
+                    return exc
+            db.commit()
+        for job, (result, change) in zip(jobs, done, strict=True):
+            job.result, job.change = result, change
+        return None
+
+    def _each_alone(self, jobs: list[_Job], handed: dict[str, set[str]]) -> None:
+        """The batch again, each write in a savepoint: one that fails is rolled
+        back alone."""
+        with self._sessions() as db:
+            db.info[HANDED_OUT] = handed
+            if not all(job.patient for job in jobs):
+                take_change_lock(db)
             for job in jobs:
                 before = db.info.get(CHANGE_ID, 0)
                 try:

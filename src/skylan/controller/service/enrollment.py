@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from skylan.controller.auth import hash_secret, new_node_credential
@@ -27,6 +26,7 @@ from skylan.controller.service.ports import join_networks
 from skylan.controller.service.tokens import token_state
 from skylan.controller.state.store import State
 from skylan.controller.storage.tables import JoinTokenRow, NodeRow, as_utc, new_id
+from skylan.controller.storage.unique import insert_if_free
 from skylan.model.agentapi import EnrollRequest, EnrollResponse
 from skylan.model.jointoken import JoinToken, JoinTokenFormatError
 
@@ -158,18 +158,15 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
         "enroll_request_hash": hash_secret(body.request_id) if body.request_id else None,
     }
     for attempt in range(8):
-        try:
-            with db.begin_nested():
-                db.execute(insert(NodeRow), [node])
+        if insert_if_free(db, NodeRow, node):
             break
-        except IntegrityError:
-            if db.scalar(select(NodeRow.id).where(NodeRow.public_key == body.public_key)):
-                raise Conflict("a node with this public key is already enrolled") from None
-            # another machine with the same hostname enrolled at this moment
-            suffix = f"-{secrets.token_hex(2)}"
-            node["name"] = _unique_name(state, body.hostname[: 64 - len(suffix)] + suffix, names)
-            if attempt == 7:
-                raise Conflict("could not find a free node name; retry") from None
+        if db.scalar(select(NodeRow.id).where(NodeRow.public_key == body.public_key)):
+            raise Conflict("a node with this public key is already enrolled")
+        # another machine with the same hostname enrolled at this moment
+        suffix = f"-{secrets.token_hex(2)}"
+        node["name"] = _unique_name(state, body.hostname[: 64 - len(suffix)] + suffix, names)
+        if attempt == 7:
+            raise Conflict("could not find a free node name; retry")
     names.add(node["name"])
     if pending:
         record_change(db, nodes=[node_id])

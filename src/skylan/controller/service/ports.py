@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,9 +22,8 @@ from skylan.controller.service.errors import Conflict, Invalid, NotFound
 from skylan.controller.state.records import Network
 from skylan.controller.state.store import State
 from skylan.controller.storage.tables import PortRow, new_id
+from skylan.controller.storage.unique import insert_if_free
 from skylan.model.requests import PortCreate, PortUpdate
-
-HANDED_OUT = "skylan_handed_out"  # Session.info: network id -> addresses taken in it
 
 
 def _attached(db: Session, net_id: str, node_id: str) -> bool:
@@ -63,18 +62,22 @@ def attach(
         raise Conflict(f"node {name!r} is already attached to {net.name!r}")
     # addresses this transaction handed out already (the state learns of them
     # only when it commits): a batch of enrolments does not try them in turn
-    handed = db.info.setdefault(HANDED_OUT, {}).setdefault(net.id, set())
+    handed = db.info.setdefault(ipam.HANDED_OUT, {}).setdefault(net.id, set())
     if ipv4 is not None:
         wanted = [checked_static(net, ipv4, state)]
     else:
         pool = state.pools.get(net.id)
-        found = pool.candidates(64 + len(handed)) if pool is not None else []
+        found = pool.candidates(64 + len(handed) + len(state.claims)) if pool is not None else []
         wanted = [ip for ip in found if ip not in handed][:64]
         if pool is None:
             wanted = ipam.candidates(net.cidr4, handed)
         if not wanted:
             raise Conflict(f"no free addresses left in {net.name!r} ({net.cidr4})")
     for address in wanted:
+        if ipv4 is None:
+            if not state.claims.claim(net.id, address):
+                continue  # another transaction of ours is trying it
+            handed.add(address)  # released when this transaction is over
         port_id = new_id()
         port = {
             "id": port_id,
@@ -84,10 +87,7 @@ def attach(
             "ipv4": address,
             "extra_ips": extra_ips or [],
         }
-        try:
-            with db.begin_nested():
-                db.execute(insert(PortRow), [port])
-        except IntegrityError:
+        if not insert_if_free(db, PortRow, port):
             if _attached(db, net.id, node_id):
                 raise Conflict(f"node {name!r} is already attached to {net.name!r}") from None
             continue  # someone took this address a moment ago: try the next

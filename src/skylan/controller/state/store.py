@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from skylan.controller.ipam import AddressPool
+from skylan.controller.ipam import AddressPool, Claims
 from skylan.controller.state.liveness import Liveness
 from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
 
@@ -51,6 +51,7 @@ class State:
         self.api_token_ids: dict[str, ApiToken] = {}
         self.liveness: dict[str, Liveness] = {}
         self.pools: dict[str, AddressPool] = {}
+        self.claims = Claims()  # addresses in transactions not yet in the pools
 
     # -- lookups (safe from threads: single dict reads) -----------------------
 
