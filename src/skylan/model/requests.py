@@ -115,6 +115,13 @@ class TokenCreate(Request):
     )
     needs_approval: bool = False
 
+    @field_validator("max_uses", "expires_in_s", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true would otherwise count as 1
+            raise ValueError("must be a number or null, not true/false")
+        return value
+
 
 class NodeUpdate(Request):
     name: str | None = None
