@@ -41,10 +41,9 @@ def record_change(
     api_tokens: Iterable[str] = (),
 ) -> int:
     """Record what this transaction changes; returns the change's id."""
-    locked = db.info.get(LOCKED)
-    if locked is None or locked is not db.get_transaction():
-        locked = None
-    if locked is None and db.get_bind().dialect.name == "postgresql":
+    locked = db.info.get(LOCKED)  # by take_change_lock, in this very transaction?
+    held = locked is not None and locked is db.get_transaction()
+    if not held and db.get_bind().dialect.name == "postgresql":
         # no autoflush: constraint errors must surface at the caller's commit
         with db.no_autoflush:
             # Serialise change ids with commit order: without this a change
