@@ -33,9 +33,10 @@ system-deps:
 venv: $(STAMP)
 	@$(BIN)/python -m skylan.controller.console.vendor  # the console's pinned npm assets
 
-$(STAMP): pyproject.toml
+# the compiled data-plane core is rebuilt when its C changes; here it must build
+$(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	SKYLAN_REQUIRE_CORE=1 $(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 clean-lab: venv

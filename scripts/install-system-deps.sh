@@ -4,7 +4,10 @@
 set -euo pipefail
 
 packages=(iproute2 nftables ethtool iperf3 iputils-ping arping keepalived nmap tcpdump procps python3-venv
-          postgresql util-linux curl chromium fonts-dejavu-core)
+          postgresql util-linux curl chromium fonts-dejavu-core
+          gcc libssl-dev python3-dev                   # the compiled data-plane core
+          clang libclang-rt-14-dev libfuzzer-14-dev    # its fuzzers (ASan, UBSan)
+          redis-server redis-tools)                    # benchmarks/app.py
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -50,6 +50,7 @@ class Agent:
         stats_interval: float = STATS_INTERVAL,
         workers: int = 1,
         ack_thinning: bool = True,
+        native: bool = False,
     ) -> None:
         self.state = state
         self.enrollment = state.enrollment()
@@ -68,6 +69,7 @@ class Agent:
         self._want_dataplane = dataplane
         self.workers = workers  # data-plane lanes, one process and TAP queue each
         self.ack_thinning = ack_thinning
+        self.native = native  # the compiled data-plane core carries the packets
         self.hostconfig = HostConfig(
             self.enrollment.listen_port, self.enrollment.controller_url, lanes=workers
         )
@@ -83,6 +85,7 @@ class Agent:
                 self.enrollment.listen_port,
                 lanes=self.workers,
                 ack_thinning=self.ack_thinning,
+                native=self.native,
             )
             self.dataplane.start()
             await self.dataplane.start_workers()

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,6 +52,23 @@ AckThinningOpt = Annotated[
 ]
 
 
+class DataplaneKind(StrEnum):
+    auto = "auto"
+    native = "native"
+    python = "python"
+
+
+DataplaneOpt = Annotated[
+    DataplaneKind,
+    typer.Option(
+        "--dataplane",
+        envvar="SKYLAN_AGENT_DATAPLANE",
+        help="Which data plane carries packets: native (the compiled core), python (the "
+        "reference implementation), or auto (native where it was built).",
+    ),
+]
+
+
 HeartbeatOpt = Annotated[
     float,
     typer.Option(
@@ -64,15 +82,34 @@ HeartbeatOpt = Annotated[
 ]
 
 
-def _run_daemon(state: StateDir, workers: int, ack_thinning: bool, heartbeat: float) -> None:
+def _native(kind: DataplaneKind) -> bool:
+    from skylan.dataplane.native import available
+
+    if kind is DataplaneKind.native and not available():
+        fail(
+            "--dataplane native: the compiled core is not built here "
+            "(reinstall with a C compiler and libssl-dev)"
+        )
+    return kind is DataplaneKind.native or (kind is DataplaneKind.auto and available())
+
+
+def _run_daemon(
+    state: StateDir, workers: int, ack_thinning: bool, heartbeat: float, kind: DataplaneKind
+) -> None:
     from skylan.agent.daemon import Agent
+
+    native = _native(kind)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
         agent = Agent(
-            state, workers=workers, ack_thinning=ack_thinning, heartbeat_interval=heartbeat
+            state,
+            workers=workers,
+            ack_thinning=ack_thinning,
+            heartbeat_interval=heartbeat,
+            native=native,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -116,6 +153,7 @@ def join(
     workers: WorkersOpt = 1,
     ack_thinning: AckThinningOpt = True,
     heartbeat_interval: HeartbeatOpt = 15.0,
+    dataplane: DataplaneOpt = DataplaneKind.auto,
 ) -> None:
     """Enroll this machine with a join token, then run the agent."""
     from skylan.agent.join import join as do_join
@@ -123,11 +161,12 @@ def join(
 
     JoinToken.parse(token)  # a clear error before any network traffic
     _check_ports(listen_port, workers)
+    _native(dataplane)
     state = StateDir(state_dir)
     enrollment = asyncio.run(do_join(url, token, state, hostname=hostname, listen_port=listen_port))
     console.print(f"enrolled as [bold]{enrollment.name}[/] ({enrollment.node_id})")
     if run:
-        _run_daemon(state, workers, ack_thinning, heartbeat_interval)
+        _run_daemon(state, workers, ack_thinning, heartbeat_interval, dataplane)
 
 
 @app.command("run")
@@ -146,6 +185,7 @@ def run_cmd(
         ),
     ] = None,
     heartbeat_interval: HeartbeatOpt = 15.0,
+    dataplane: DataplaneOpt = DataplaneKind.auto,
 ) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
     state = StateDir(state_dir)
@@ -156,7 +196,7 @@ def run_cmd(
         console.print(f"tunnel port: udp/{enrollment.listen_port} -> udp/{port}")
         enrollment.listen_port = port
         state.save_enrollment(enrollment)
-    _run_daemon(state, workers, ack_thinning, heartbeat_interval)
+    _run_daemon(state, workers, ack_thinning, heartbeat_interval, dataplane)
 
 
 def _check_ports(listen_port: int, workers: int) -> None:
@@ -220,8 +260,9 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
     dp = data.get("dataplane")
     if dp:
         offload = ", ".join(f"{name}: {_offloads(i)}" for name, i in dp["interfaces"].items())
+        kind = dp.get("dataplane", "python")
         console.print(
-            f"data plane: udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
+            f"data plane ({kind}): udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
             f"GRO {'on' if dp['gro'] else 'off'}; offloads {offload or '-'}"
         )
         for lane in dp.get("lanes", [])[1:]:

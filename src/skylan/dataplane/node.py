@@ -20,6 +20,7 @@ from typing import Any
 
 from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
+from skylan.dataplane.native import SLOW_DATAGRAM, SLOW_TAP_FRAME, CoreLink, SlowEntry
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
@@ -55,6 +56,8 @@ ETH_ADDRS = 12  # destination and source MAC
 ARP_TYPE = ETHERTYPE_ARP.to_bytes(2, "big")
 BATCH_BYTES = 16 * 1024  # a batch is sealed once it holds this much
 TIMER_RECHECK = 0.05  # s: how stale the loop's wake-up may get after data passes
+CORE_TICK = 0.25  # s: how often what the compiled core carried reaches the engine's timers
+SLOW_BATCH = 256  # slow-path entries handled per loop callback
 
 
 @dataclass
@@ -99,6 +102,7 @@ class Dataplane:
         lane: int = 0,
         lanes: int = 1,
         ack_thinning: bool = True,
+        native: bool = False,
     ) -> None:
         if not 0 <= lane < lanes <= MAX_LANES:
             raise ValueError(f"lane {lane} of {lanes}: at most {MAX_LANES} lanes")
@@ -134,6 +138,15 @@ class Dataplane:
         self._storm_limits: dict[str, int] = {}
         self._tap_buf = bytearray(wire.CONTAINER_PREFIX_LEN + MAX_READ)
         self._tap_view = memoryview(self._tap_buf)
+        # the compiled core, which then owns the per-packet loop (see .native)
+        self.link: CoreLink | None = None
+        if native:
+            self.link = CoreLink(
+                self.udp.fileno(),
+                chunk_size=self.engine.config.chunk_size,
+                reassembly_timeout=self.engine.config.reassembly_timeout,
+            )
+        self._tick: asyncio.TimerHandle | None = None
 
     @property
     def lane_keys(self) -> list[str]:
@@ -142,15 +155,29 @@ class Dataplane:
 
     # -- lifetime -------------------------------------------------------------
 
+    @property
+    def kind(self) -> str:
+        """Which data plane carries the packets: ``native`` or ``python``."""
+        return "native" if self.link is not None else "python"
+
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.udp.fileno(), self._on_udp)
+        if self.link is None:
+            self._loop.add_reader(self.udp.fileno(), self._on_udp)
+            return
+        self._loop.add_reader(self.link.eventfd, self._on_slow)
+        self.link.start()
+        self._tick = self._loop.call_later(CORE_TICK, self._on_tick)
 
     async def start_workers(self) -> None:
         """Lane 0 of several: start the other lanes' worker processes."""
         if self.lane == 0 and self.lanes > 1 and self.workers is None:
             self.workers = WorkerLanes(
-                self.node_key, self.listen_port, self.lanes, ack_thinning=self.ack_thinning
+                self.node_key,
+                self.listen_port,
+                self.lanes,
+                ack_thinning=self.ack_thinning,
+                native=self.link is not None,
             )
             await self.workers.start()
 
@@ -161,9 +188,11 @@ class Dataplane:
         self.close()
 
     def close(self) -> None:
-        for handle in (self._timer, self._recheck):
+        for handle in (self._timer, self._recheck, self._tick):
             if handle is not None:
                 handle.cancel()
+        if self.link is not None:
+            self.link.stop()  # before any fd it reads is closed
         for vx in self.vxlans.values():
             vx.delete()  # kernel interfaces outlive us unless removed
         if self._storm_limits:
@@ -172,7 +201,9 @@ class Dataplane:
             except (OSError, storm.StormError) as exc:
                 log.warning("removing the storm-control table failed: %s", exc)
         self.vxlans.clear()
-        if self._loop is not None:
+        if self._loop is not None and self.link is not None:
+            self._loop.remove_reader(self.link.eventfd)
+        elif self._loop is not None:
             self._loop.remove_reader(self.udp.fileno())
             for port in self.ports.values():
                 self._loop.remove_reader(port.tap.fd)
@@ -257,6 +288,8 @@ class Dataplane:
             if not known:
                 self.engine.connect(public, now)
         self.key_of_node = send_keys
+        if self.link is not None:
+            self._push_tables(peers, send_keys, now)
         self._flush()
         self._arm_timer(force=True)  # handshakes just started need their retries
         if self.workers is not None:
@@ -314,7 +347,9 @@ class Dataplane:
         )
         self.ports[net.id] = port
         self.by_vni[net.vni] = port
-        if self._loop is not None:
+        if self.link is not None:
+            self.link.add_port(net.vni, tap.fd)
+        elif self._loop is not None:
             self._loop.add_reader(tap.fd, self._on_tap, port)
         return port
 
@@ -328,13 +363,18 @@ class Dataplane:
         port.switch.local_mac = mac_bytes(own.mac)
         if port.vni != net.vni:
             self.by_vni.pop(port.vni, None)
+            if self.link is not None:
+                self.link.remove_port(port.vni)
+                self.link.add_port(net.vni, port.tap.fd)
             port.vni = net.vni
             self.by_vni[net.vni] = port
 
     def _remove_port(self, net_id: str) -> None:
         port = self.ports.pop(net_id)
         self.by_vni.pop(port.vni, None)
-        if self._loop is not None:
+        if self.link is not None:
+            self.link.remove_port(port.vni)  # the core lets go of the fd first
+        elif self._loop is not None:
             self._loop.remove_reader(port.tap.fd)
         port.tap.close()  # a non-persistent TAP disappears with its last fd
 
@@ -553,12 +593,98 @@ class Dataplane:
 
     def _on_timer(self) -> None:
         self._timer = None
+        if self.link is not None:
+            self.link.absorb(self.engine)  # the timers must see the latest traffic
         self.engine.handle_timer(self.now)
         self._deliver_events()
         self._flush()
+        if self.link is not None:
+            self.link.sync_sessions(self.engine, self.now)
         self._arm_timer(force=True)
 
+    # -- with the compiled core ------------------------------------------------
+
+    def _push_tables(
+        self,
+        peers: dict[bytes, tuple[str, str, tuple[str, int] | None]],
+        send_keys: dict[str, bytes],
+        now: float,
+    ) -> None:
+        """What the core forwards by: peers, their nodes and endpoints, every
+        member's MAC, and the sessions the engine holds."""
+        assert self.link is not None
+        status = self.engine.status
+        known = {p: (node, status(p, now).endpoint) for p, (node, _, _) in peers.items()}
+        self.link.set_peers(known, send_keys)
+        for port in self.ports.values():
+            members = [(m.mac, m.peer) for m in port.switch.members.values()]
+            self.link.set_network(port.vni, port.switch.local_mac, members)
+        self.link.sync_sessions(self.engine, now)
+
+    def _on_slow(self) -> None:
+        """What the core handed up: handshakes and data it holds no session
+        for go to the engine, frames to the switch, as the Python path does."""
+        assert self.link is not None and self._loop is not None
+        try:
+            os.read(self.link.eventfd, 8)
+        except BlockingIOError:
+            pass
+        entries = self.link.take(SLOW_BATCH)
+        now = self.now
+        for entry in entries:
+            if entry.kind == SLOW_DATAGRAM:
+                assert entry.addr is not None
+                self.engine.receive_datagram(entry.data, entry.addr, now)
+            elif entry.kind == SLOW_TAP_FRAME:
+                self._slow_tap_frame(entry, now)
+            else:
+                public = self.link.public_of(entry.slot)
+                if public is not None:
+                    vnet, frame = entry.data[:VNET_HDR_LEN], entry.data[VNET_HDR_LEN:]
+                    self._to_tap(public, entry.vni, [(vnet, frame)], now)
+        self._deliver_events()
+        self._flush()
+        self.link.sync_sessions(self.engine, now)
+        self._arm_timer()
+        if len(entries) == SLOW_BATCH:  # more waiting: after the loop's other work
+            self._loop.call_soon(self._on_slow)
+
+    def _slow_tap_frame(self, entry: SlowEntry, now: float) -> None:
+        """A frame from our TAP the core left to the switch: a flood, ARP, an
+        unknown destination, or a peer without an established session."""
+        port = self.by_vni.get(entry.vni)
+        if port is None:
+            return
+        vnet, frame = entry.data[:VNET_HDR_LEN], entry.data[VNET_HDR_LEN:]
+        decision = port.switch.from_local(frame, now)
+        if decision.reply is not None:
+            port.tap.write(ZERO_VNET_HDR, decision.reply)
+        for node in decision.peers:
+            self._send(port, node, [(vnet, frame)], now)
+
+    def _on_tick(self) -> None:
+        """Bring what the core carried into the engine's timers, and the
+        engine's session changes into the core."""
+        assert self.link is not None and self._loop is not None
+        now = self.now
+        self.link.absorb(self.engine)
+        self._deliver_events()  # (an endpoint the core saw move)
+        self.link.sync_sessions(self.engine, now)
+        self._arm_timer(force=True)
+        self._tick = self._loop.call_later(CORE_TICK, self._on_tick)
+
     # -- status ---------------------------------------------------------------
+
+    def _port_counters(self, port: Port) -> dict[str, int]:
+        """A port's traffic: what Python moved plus what the core did."""
+        counters = dict(port.counters)
+        if self.link is not None:
+            tx_bytes, tx_packets, rx_bytes, rx_packets = self.link.port_counters(port.vni)
+            counters["tx_bytes"] += tx_bytes
+            counters["tx_packets"] += tx_packets
+            counters["rx_bytes"] += rx_bytes
+            counters["rx_packets"] += rx_packets
+        return counters
 
     def status(self) -> dict[str, Any]:
         """What the agent reports and ``skylan status`` shows: this lane's
@@ -577,6 +703,10 @@ class Dataplane:
         for node, keys in lane_keys.items():
             every = {k: self.engine.status(k, now) for k in keys}
             st = every[self.key_of_node.get(node, keys[0])]  # the tunnel we send on
+            core = [0, 0, 0, 0]  # what the compiled core carried: tx/rx bytes/packets
+            if self.link is not None:
+                for k in keys:
+                    core = [a + b for a, b in zip(core, self.link.peer_counters(k), strict=True)]
             peers[node] = {
                 "established": st.established,
                 "endpoint": f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
@@ -584,10 +714,10 @@ class Dataplane:
                 if st.last_handshake_age is not None
                 else None,
                 "rtt_ms": round(st.rtt * 1000, 2) if st.rtt is not None else None,
-                "tx_bytes": sum(x.tx_bytes for x in every.values()),
-                "rx_bytes": sum(x.rx_bytes for x in every.values()),
-                "tx_packets": sum(x.tx_packets for x in every.values()),
-                "rx_packets": sum(x.rx_packets for x in every.values()),
+                "tx_bytes": sum(x.tx_bytes for x in every.values()) + core[0],
+                "rx_bytes": sum(x.rx_bytes for x in every.values()) + core[2],
+                "tx_packets": sum(x.tx_packets for x in every.values()) + core[1],
+                "rx_packets": sum(x.rx_packets for x in every.values()) + core[3],
                 "dead": st.dead,
                 "fec": st.fec,
                 "repaired": sum(x.repaired for x in every.values()),
@@ -597,8 +727,12 @@ class Dataplane:
         for port in self.ports.values():
             for reason, n in port.switch.drops.by_reason.items():
                 drops[f"{port.name}:{reason}"] = n
+        if self.link is not None:
+            for reason, n in self.link.drops().items():
+                drops[reason] = drops.get(reason, 0) + n
         return {
             "lane": self.lane,
+            "dataplane": self.kind,
             "pid": os.getpid(),
             "listen_port": self.udp.port,
             "interfaces": {
@@ -609,7 +743,7 @@ class Dataplane:
                     "udp_gso": p.tap.udp_gso,
                     "ack_thinning": self.ack_thinning,
                     "announced": p.switch.announced(now),
-                    **p.counters,
+                    **self._port_counters(p),
                 }
                 for p in self.ports.values()
             },
@@ -622,9 +756,11 @@ class Dataplane:
                 }
                 for v in self.vxlans.values()
             },
-            "gso": self.udp.gso,
+            "gso": self.udp.gso and (self.link is None or self.link.stats()["gso"]),
             "gro": self.udp.gro,
-            "send_errors": self.udp.send_errors,
+            "core": self.link.stats() if self.link is not None else None,
+            "send_errors": self.udp.send_errors
+            + (self.link.stats()["send_errors"] if self.link is not None else 0),
             "fallbacks": self.errors,
             "bad_peers": self.bad_peers,
             "peers": peers,

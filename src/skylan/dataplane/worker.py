@@ -44,6 +44,7 @@ class Worker:
             lane=int(setup["lane"]),
             lanes=int(setup["lanes"]),
             ack_thinning=bool(setup.get("ack_thinning", True)),
+            native=bool(setup.get("native", False)),
         )
 
     async def run(self, lines: asyncio.StreamReader) -> None:

@@ -57,9 +57,16 @@ class Worker:
 
 class WorkerLanes:
     def __init__(
-        self, key: StaticKeypair, listen_port: int, lanes: int, *, ack_thinning: bool = True
+        self,
+        key: StaticKeypair,
+        listen_port: int,
+        lanes: int,
+        *,
+        ack_thinning: bool = True,
+        native: bool = False,
     ) -> None:
         self.key = key
+        self.native = native
         self.listen_port = listen_port
         self.ack_thinning = ack_thinning
         self.workers = [Worker(lane) for lane in range(1, lanes)]
@@ -91,6 +98,7 @@ class WorkerLanes:
             "lane": worker.lane,
             "lanes": len(self.workers) + 1,
             "ack_thinning": self.ack_thinning,
+            "native": self.native,
         }
         await self._write(worker, json.dumps(setup))
         if self._last is not None:

@@ -106,9 +106,17 @@ class Deployment:
         return self.workdir / "agents" / host.name
 
     def join(
-        self, host: Host, token: str, *, workers: int = 1, ack_thinning: bool = True
+        self,
+        host: Host,
+        token: str,
+        *,
+        workers: int = 1,
+        ack_thinning: bool = True,
+        dataplane: str | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`skylan agent join` on ``host``; the agent keeps running."""
+        """`skylan agent join` on ``host``; the agent keeps running. Its data
+        plane is ``dataplane``, else ``$SKYLAN_AGENT_DATAPLANE``, else auto."""
+        kind = dataplane or os.environ.get("SKYLAN_AGENT_DATAPLANE", "auto")
         log = (self.workdir / f"agent-{host.name}.log").open("ab")
         return host.spawn(
             [
@@ -126,6 +134,8 @@ class Deployment:
                 "--workers",
                 str(workers),
                 "--ack-thinning" if ack_thinning else "--no-ack-thinning",
+                "--dataplane",
+                kind,
             ],
             stdout=log,
             stderr=log,

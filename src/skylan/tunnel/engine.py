@@ -125,6 +125,53 @@ class TunnelEngine:
             repaired=sum(s.reassembly.repaired for s in peer.sessions()) + peer.stats.repaired,
         )
 
+    # -- a compiled core carrying established sessions -------------------------
+
+    def sessions_of(self, public: bytes, now: float) -> tuple[Session | None, list[Session]]:
+        """The session ``public`` is sent to on now (None if none is usable)
+        and every session that may decrypt its traffic: what a compiled data
+        plane core takes over. A responder's session is not among them until
+        the initiator's first data confirmed it here."""
+        peer = self._peers.get(public)
+        if peer is None:
+            return None, []
+        return self._usable(peer, now), [s for s in (peer.current, peer.previous) if s]
+
+    def note_carried(
+        self,
+        public: bytes,
+        *,
+        received: float | None,
+        data_received: float | None,
+        sent: float | None,
+        data_sent: float | None,
+        endpoint: Address | None,
+    ) -> None:
+        """Traffic that a compiled core carried for ``public`` since the last
+        call: the latest time of each kind (None: none). Applied in time
+        order, as if each had passed through here, so the keepalive, rekey
+        and dead-peer timers see the traffic they would have seen."""
+        peer = self._peers.get(public)
+        if peer is None:
+            return
+        steps: list[tuple[float, int]] = []
+        for order, at in enumerate((received, data_received, sent, data_sent)):
+            if at is not None:
+                steps.append((at, order))
+        for at, kind in sorted(steps):
+            if kind == 0:
+                addr = endpoint or peer.endpoint
+                if addr is not None:  # (the core only hears from peers it has an address of)
+                    self._authenticated_from(peer, addr, at)
+            elif kind == 1:
+                if peer.keepalive_due is None:
+                    peer.keepalive_due = at + self.config.keepalive_timeout
+            elif kind == 2:
+                peer.last_sent = max(peer.last_sent, at)
+                peer.keepalive_due = None
+            elif peer.awaiting_reply_since is None:
+                peer.awaiting_reply_since = at
+
     # -- output to the driver -------------------------------------------------
 
     def datagrams_to_send(self) -> list[Transmit]:

@@ -40,3 +40,8 @@ class ReplayWindow:
             return False
         self._bits |= 1 << age
         return True
+
+    def snapshot(self) -> tuple[int, bytes]:
+        """The window as another implementation takes it over: the top (-1
+        while empty) and the bitmap, little-endian, bit i for ``top - i``."""
+        return self.top, self._bits.to_bytes(WINDOW // 8, "little")

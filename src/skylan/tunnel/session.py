@@ -10,6 +10,7 @@ slice of ciphertext.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +75,15 @@ class Session:
         # The responder may not send until the initiator's first data proves
         # the initiator holds the keys too (no confirmation, no use).
         self.confirmed = initiator
+        self.send_key = send_key
+        self.recv_key = recv_key
         self._send = AESGCM(send_key)
         self._recv = AESGCM(recv_key)
         self.send_counter = 0
+        # Set while a compiled data-plane core also seals with this key: it
+        # owns the counter then, and every seal here takes the next one from
+        # it, so no counter is ever used twice under one key.
+        self.counter_source: Callable[[], int] | None = None
         self._scratch: segments.Bytes = np.empty(0, np.uint8)  # ciphertext before lay-out
         self.replay = ReplayWindow()
         self.reassembly = Reassembler(drops, timeout=reassembly_timeout)
@@ -101,12 +108,12 @@ class Session:
         """
         if self.send_counter >= REJECT_AFTER_MESSAGES:
             raise SessionError("message counter exhausted")
-        counter = self.send_counter
         total = len(plaintext) + TAGLEN
         count = -(-total // chunk_size)
         if count > MAX_CHUNKS:
             raise ValueError(f"{len(plaintext)} bytes need more than {MAX_CHUNKS} chunks")
-        self.send_counter += 1
+        counter = self.send_counter if self.counter_source is None else self.counter_source()
+        self.send_counter = counter + 1
         header = DATA_HDR.pack(MsgType.DATA.value, 0, 0, count, self.remote_index, counter)
         size = total + DATA_HDR_LEN * count
         groups = fec_groups(count) if fec else 0

@@ -1,0 +1,64 @@
+/* A core's life: its tables and buffers made and freed (no Python here, so
+ * the fuzzers build the same core the extension does). */
+#include "core.h"
+
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "aead.h"
+
+struct core *core_new(int udp_fd, size_t chunk_size, double reassembly_timeout) {
+    struct core *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_init(&c->lock, NULL);
+    c->udp_fd = udp_fd;
+    c->chunk_size = chunk_size;
+    c->gso = c->gro = 1;
+    c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    c->slots = calloc(CORE_MAX_SLOTS, sizeof(struct slot));
+    c->node_slot = malloc(CORE_MAX_NODES * sizeof(int32_t));
+    fdb_init(&c->fdb);
+    reasm_init(&c->reasm, reassembly_timeout);
+    int slow = slowpath_init(&c->slow);
+    int tx = tx_init(c), rx = rx_init(c);
+    if (c->epoll_fd < 0 || c->wake_fd < 0 || !c->slots || !c->node_slot || slow != 0 ||
+        tx != 0 || rx != 0) {
+        c->slow.eventfd = slow == 0 ? c->slow.eventfd : -1;
+        core_free(c);
+        return NULL;
+    }
+    for (int i = 0; i < CORE_MAX_NODES; i++)
+        c->node_slot[i] = -1;
+    return c;
+}
+
+void core_free(struct core *c) {
+    core_stop(c);
+    for (uint32_t i = 0; c->by_index && i <= c->index_mask; i++) {
+        struct session *s = c->by_index[i];
+        if (s) {
+            aead_free(s->enc);
+            aead_free(s->dec);
+            free(s);
+        }
+    }
+    free(c->by_index);
+    free(c->slots);
+    free(c->node_slot);
+    fdb_free(&c->fdb);
+    reasm_free(&c->reasm);
+    if (c->slow.eventfd >= 0)
+        slowpath_free(&c->slow);
+    tx_free(c);
+    rx_free(c);
+    if (c->epoll_fd >= 0)
+        close(c->epoll_fd);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
