@@ -9,6 +9,17 @@
 
 #include "aead.h"
 
+/* A set lost or a chunk rebuilt: the peer's path loses chunks, so ask it for
+ * parity (rx.c does, with the next message from it). */
+static void on_reassembly(void *ctx, uint32_t owner, double now, int repaired) {
+    struct core *c = ctx;
+    struct session *s = core_session(c, owner);
+    if (s == NULL || s->slot < 0)
+        return;
+    c->slots[s->slot].last_loss = now;
+    c->slots[s->slot].repaired += (uint64_t)repaired;
+}
+
 struct core *core_new(int udp_fd, size_t chunk_size, double reassembly_timeout) {
     struct core *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -17,12 +28,16 @@ struct core *core_new(int udp_fd, size_t chunk_size, double reassembly_timeout) 
     c->udp_fd = udp_fd;
     c->chunk_size = chunk_size;
     c->gso = c->gro = 1;
+    const char *spin = getenv("SKYLAN_CORE_SPIN_US");
+    c->spin = (spin ? atof(spin) : CORE_SPIN_US) * 1e-6;
     c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     c->slots = calloc(CORE_MAX_SLOTS, sizeof(struct slot));
     c->node_slot = malloc(CORE_MAX_NODES * sizeof(int32_t));
     fdb_init(&c->fdb);
     reasm_init(&c->reasm, reassembly_timeout);
+    c->reasm.on_event = on_reassembly;
+    c->reasm.ctx = c;
     int slow = slowpath_init(&c->slow);
     int tx = tx_init(c), rx = rx_init(c);
     if (c->epoll_fd < 0 || c->wake_fd < 0 || !c->slots || !c->node_slot || slow != 0 ||

@@ -24,6 +24,12 @@ typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
 #define CORE_MAX_PORTS 64
 #define CORE_MAX_SLOTS 65536
 #define CORE_MAX_NODES 65536
+/* After traffic the thread polls this long (yielding the CPU to anyone who
+ * wants it) before it sleeps: a request's answer usually comes within it,
+ * and each sleep costs a wake-up on the hop. SKYLAN_CORE_SPIN_US overrides. */
+#define CORE_SPIN_US 50
+#define FEC_HOLD 10.0         /* s: send parity this long after the peer last asked */
+#define FEEDBACK_INTERVAL 1.0 /* s: ask a lossy peer for parity at most this often */
 
 struct session {
     uint32_t local_index, remote_index;
@@ -43,6 +49,10 @@ struct slot {
     double last_rx, last_tx, last_data_rx, last_data_tx;
     uint64_t rx_bytes, rx_packets, tx_bytes, tx_packets;
     int roamed; /* the endpoint changed since Python last looked */
+    double fec_until;   /* it asked for parity: send it until then */
+    double last_loss;   /* a message from it was lost or rebuilt from parity */
+    double feedback_at; /* we last asked it for parity */
+    uint64_t repaired;  /* chunks from it rebuilt from parity */
 };
 
 struct port {
@@ -58,6 +68,7 @@ struct core {
     int running, stop;
     int udp_fd, epoll_fd, wake_fd;
     size_t chunk_size;
+    double spin; /* seconds to poll after traffic before sleeping */
     int gso, gro;
     struct port ports[CORE_MAX_PORTS];
     struct slot *slots; /* CORE_MAX_SLOTS of them */
@@ -69,6 +80,7 @@ struct core {
     struct slowpath slow;
     uint64_t drops[DROP_COUNT];
     uint64_t send_errors, wakeups, tx_messages, rx_messages;
+    uint64_t spares; /* redundant datagrams that were not needed */
     struct tx_state *tx;
     struct rx_state *rx;
 };
@@ -89,6 +101,13 @@ int tx_init(struct core *c);
 void tx_free(struct core *c);
 void tx_from_tap(struct core *c, struct port *p, double now);
 void tx_flush(struct core *c);
+/* Seal one container to a slot's peer on its send session and queue it;
+ * `data` says whether it carries frames (the timers tell them apart). */
+void tx_seal(struct core *c, struct slot *sl, const uint8_t *pt, size_t len, double now,
+             int data);
+/* Add `groups` parity segments to a sealed message of `count` segments in
+ * buf (the last one last_len bytes); the new size. */
+size_t tx_add_parity(uint8_t *buf, unsigned count, unsigned groups, size_t seg, size_t last_len);
 int rx_init(struct core *c);
 void rx_free(struct core *c);
 void rx_from_udp(struct core *c, double now);

@@ -13,7 +13,6 @@
     X(AUTH_FAILED, "auth_failed")                                                               \
     X(SHORT_CIPHERTEXT, "short_ciphertext")                                                     \
     X(BAD_CONTAINER, "bad_container")                                                           \
-    X(REDUNDANT_UNUSED, "redundant_unused")                                                     \
     X(REASSEMBLY_DUPLICATE, "reassembly_duplicate")                                             \
     X(REASSEMBLY_MISMATCH, "reassembly_mismatch")                                               \
     X(REASSEMBLY_BAD_SIZES, "reassembly_bad_sizes")                                             \
@@ -26,8 +25,7 @@
     X(RUNT, "runt")                                                                             \
     X(TAP_FULL, "tap_full")                                                                     \
     X(SEAL_FAILED, "seal_failed")                                                               \
-    X(SLOW_PATH_FULL, "slow_path_full")                                                         \
-    X(FEEDBACK_IGNORED, "feedback_ignored")
+    X(SLOW_PATH_FULL, "slow_path_full")
 
 #define X_ENUM(id, name) DROP_##id,
 enum drop_reason { DROP_REASONS(X_ENUM) DROP_COUNT };

@@ -2,6 +2,7 @@
  * eventfd, one wake-up's packets handled under the table lock. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -33,8 +34,18 @@ int core_watch(struct core *c, int index, int add) {
 static void *run(void *arg) {
     struct core *c = arg;
     struct epoll_event events[EVENTS];
+    double busy_until = 0;
     while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
-        int n = epoll_wait(c->epoll_fd, events, EVENTS, 1000);
+        /* right after traffic, poll instead of sleeping for a moment: the
+         * answer to a request usually comes within it, and a sleeping thread
+         * costs a wake-up on each hop */
+        int n = epoll_wait(c->epoll_fd, events, EVENTS, 0);
+        while (n == 0 && c->spin > 0 && core_now() < busy_until) {
+            sched_yield(); /* whoever else wants this CPU comes first */
+            n = epoll_wait(c->epoll_fd, events, EVENTS, 0);
+        }
+        if (n == 0)
+            n = epoll_wait(c->epoll_fd, events, EVENTS, 1000);
         if (n < 0 && errno != EINTR)
             break;
         pthread_mutex_lock(&c->lock);
@@ -57,6 +68,8 @@ static void *run(void *arg) {
         }
         tx_flush(c);
         pthread_mutex_unlock(&c->lock);
+        if (n > 0)
+            busy_until = core_now() + c->spin;
     }
     return NULL;
 }

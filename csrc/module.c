@@ -369,17 +369,20 @@ static PyObject *Core_activity(PyObject *self, PyObject *unused) {
     CORE(self);
     PyObject *out = PyList_New(0);
     pthread_mutex_lock(&c->lock);
+    double now = core_now();
     for (int i = 0; out && i < CORE_MAX_SLOTS; i++) {
         struct slot *s = &c->slots[i];
         if (!s->used)
             continue;
         PyObject *addr = address(&s->endpoint, s->has_endpoint);
-        PyObject *item = addr ? Py_BuildValue("(iddddNiKKKK)", i, s->last_rx, s->last_tx,
+        PyObject *item = addr ? Py_BuildValue("(iddddNiKKKKOK)", i, s->last_rx, s->last_tx,
                                               s->last_data_rx, s->last_data_tx, addr, s->roamed,
                                               (unsigned long long)s->rx_bytes,
                                               (unsigned long long)s->rx_packets,
                                               (unsigned long long)s->tx_bytes,
-                                              (unsigned long long)s->tx_packets)
+                                              (unsigned long long)s->tx_packets,
+                                              s->fec_until > now ? Py_True : Py_False,
+                                              (unsigned long long)s->repaired)
                               : NULL;
         s->roamed = 0;
         if (item == NULL || PyList_Append(out, item) != 0)
@@ -428,10 +431,11 @@ static PyObject *Core_stats(PyObject *self, PyObject *unused) {
     CORE(self);
     pthread_mutex_lock(&c->lock);
     PyObject *out = Py_BuildValue(
-        "{s:O,s:O,s:K,s:K,s:K,s:K,s:I}", "gso", c->gso ? Py_True : Py_False, "gro",
+        "{s:O,s:O,s:K,s:K,s:K,s:K,s:I,s:K}", "gso", c->gso ? Py_True : Py_False, "gro",
         c->gro ? Py_True : Py_False, "send_errors", (unsigned long long)c->send_errors, "wakeups",
         (unsigned long long)c->wakeups, "tx_messages", (unsigned long long)c->tx_messages,
-        "rx_messages", (unsigned long long)c->rx_messages, "sessions", c->sessions);
+        "rx_messages", (unsigned long long)c->rx_messages, "sessions", c->sessions, "spares",
+        (unsigned long long)c->spares);
     pthread_mutex_unlock(&c->lock);
     return out;
 }

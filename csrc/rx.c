@@ -114,8 +114,13 @@ static void plaintext(struct core *c, struct session *s, const struct data_heade
         c->drops[DROP_BAD_CONTAINER]++;
         return;
     }
-    if (kind == KIND_FEEDBACK)
-        c->drops[DROP_FEEDBACK_IGNORED]++;
+    if (kind == KIND_FEEDBACK && (pt[1] & 1))
+        sl->fec_until = now + FEC_HOLD; /* its path loses our chunks: add parity */
+    if (sl->send && now - sl->last_loss < FEC_HOLD && now - sl->feedback_at >= FEEDBACK_INTERVAL) {
+        static const uint8_t want_fec[2] = {KIND_FEEDBACK, 0x01};
+        sl->feedback_at = now; /* our path from it loses chunks: ask for parity */
+        tx_seal(c, sl, want_fec, sizeof(want_fec), now, 0);
+    }
     if (n == 0)
         return;
     sl->last_data_rx = now;
@@ -145,21 +150,27 @@ void rx_datagram(struct core *c, const uint8_t *d, size_t n, const struct sockad
         up(c, SLOW_DATAGRAM, -1, 0, from, d, n, NULL, 0);
         return;
     }
-    if (h.flags & FLAG_REDUNDANT) {
-        c->drops[DROP_REDUNDANT_UNUSED]++;
-        return;
-    }
     if (now >= s->expires) {
         c->drops[DROP_EXPIRED_SESSION]++;
         return;
     }
     if (!replay_check(&s->replay, h.counter)) {
-        c->drops[DROP_REPLAY]++;
+        if ((h.flags & FLAG_REDUNDANT) || reasm_was_rescued(&c->reasm, h.receiver, h.counter))
+            c->spares++; /* the message is in already (parity rebuilt it first) */
+        else
+            c->drops[DROP_REPLAY]++;
         return;
     }
     const uint8_t *ct = d + DATA_HDR_LEN;
     size_t len = n - DATA_HDR_LEN;
-    if (h.count > 1) {
+    if (h.flags & FLAG_REDUNDANT) {
+        int spare;
+        ct = reasm_add_redundant(&c->reasm, s->local_index, h.counter, h.index, h.count, ct, len,
+                                 now, &len, c->drops, &spare);
+        c->spares += (uint64_t)spare;
+        if (ct == NULL)
+            return;
+    } else if (h.count > 1) {
         ct = reasm_add(&c->reasm, s->local_index, h.counter, h.index, h.count, ct, len, now, &len,
                        c->drops);
         if (ct == NULL)

@@ -30,7 +30,7 @@
 #define BATCH_CAP (CONTAINER_PREFIX_LEN + BATCH_BYTES + 2 + VNET_LEN + SMALL_FRAME)
 #define MAX_READ (65536 + VNET_LEN + 64)
 #define TX_QUEUE 32
-#define TX_BUF (72 * 1024)
+#define TX_BUF (96 * 1024) /* a sealed 64 KB super-frame with parity */
 #define MAX_UDP_PAYLOAD 65507
 #define MMSG_MAX 128
 
@@ -69,6 +69,31 @@ int tx_init(struct core *c) {
 void tx_free(struct core *c) {
     free(c->tx);
     c->tx = NULL;
+}
+
+/* Parity for a sealed message of `count` segments in buf: the full chunks,
+ * then `groups` parity segments (the XOR of full chunks g, g + groups, ...),
+ * then the last chunk, moved behind them (GSO wants every segment but the
+ * last full-size). The layout of skylan.tunnel.segments.lay_out_fec.
+ * Returns the new size. */
+size_t tx_add_parity(uint8_t *buf, unsigned count, unsigned groups, size_t seg,
+                     size_t last_len) {
+    unsigned full = count - 1;
+    size_t chunk = seg - DATA_HDR_LEN;
+    memmove(buf + (size_t)(full + groups) * seg, buf + (size_t)full * seg, last_len);
+    for (unsigned g = 0; g < groups; g++) {
+        uint8_t *p = buf + (size_t)(full + g) * seg;
+        memcpy(p, buf, DATA_HDR_LEN);
+        p[1] = FLAG_REDUNDANT;
+        p[2] = (uint8_t)g;
+        memset(p + DATA_HDR_LEN, 0, chunk);
+        for (unsigned i = g; i < full; i += groups) {
+            const uint8_t *row = buf + (size_t)i * seg + DATA_HDR_LEN;
+            for (size_t k = 0; k < chunk; k++)
+                p[DATA_HDR_LEN + k] ^= row[k];
+        }
+    }
+    return (size_t)(full + groups) * seg + last_len;
 }
 
 static int send_range(struct core *c, int first, int n) {
@@ -134,13 +159,17 @@ no_gso:
     tx_flush(c);
 }
 
-static void seal(struct core *c, struct slot *sl, const uint8_t *pt, size_t len, double now) {
+void tx_seal(struct core *c, struct slot *sl, const uint8_t *pt, size_t len, double now,
+             int data) {
     struct tx_state *t = c->tx;
     struct session *s = sl->send;
-    if (t->queued == TX_QUEUE)
+    if (s == NULL)
+        return;
+    if (t->queued >= TX_QUEUE - 1) /* room for the message and a copy of its last chunk */
         tx_flush(c);
     struct sealed *out = &t->queue[t->queued];
-    if (aead_sealed_size(len, c->chunk_size) > TX_BUF) {
+    size_t seg = DATA_HDR_LEN + c->chunk_size;
+    if (aead_sealed_size(len, c->chunk_size) + (MAX_CHUNKS / FEC_GROUP) * seg > TX_BUF) {
         c->drops[DROP_SEAL_FAILED]++;
         return;
     }
@@ -153,13 +182,29 @@ static void seal(struct core *c, struct slot *sl, const uint8_t *pt, size_t len,
         return;
     }
     out->to = sl->endpoint;
+    out->segment = seg;
+    unsigned groups = now < sl->fec_until ? fec_groups((unsigned)count) : 0;
+    size_t last_len = size - (size_t)(count - 1) * seg;
+    if (groups)
+        size = tx_add_parity(out->buf, (unsigned)count, groups, seg, last_len);
     out->size = size;
-    out->segment = DATA_HDR_LEN + c->chunk_size;
-    out->count = count;
+    out->count = count + (int)groups;
     t->queued++;
+    if (groups) { /* and the short last chunk once more, on its own */
+        struct sealed *copy = &t->queue[t->queued++];
+        memcpy(copy->buf, out->buf + size - last_len, last_len);
+        copy->buf[1] |= FLAG_REDUNDANT;
+        copy->to = sl->endpoint;
+        copy->size = copy->segment = last_len;
+        copy->count = 1;
+        size += last_len;
+        count += (int)groups + 1;
+    }
     sl->tx_bytes += size;
     sl->tx_packets += (uint64_t)count;
-    sl->last_tx = sl->last_data_tx = now;
+    sl->last_tx = now;
+    if (data)
+        sl->last_data_tx = now;
     c->tx_messages++;
 }
 
@@ -173,9 +218,9 @@ static void send_batch(struct core *c, struct batch *b, double now) {
                 b->first_len);
         b->buf[0] = KIND_SUPERFRAME;
         size_t len = CONTAINER_PREFIX_LEN + b->first_len;
-        seal(c, sl, b->buf, len, now);
+        tx_seal(c, sl, b->buf, len, now, 1);
     } else {
-        seal(c, sl, b->buf, b->len, now);
+        tx_seal(c, sl, b->buf, b->len, now, 1);
     }
     b->frames = 0;
 }
@@ -264,7 +309,7 @@ void tx_from_tap(struct core *c, struct port *p, double now) {
         uint8_t *pt = t->read_buf; /* the prefix goes right before what was read */
         pt[0] = KIND_SUPERFRAME;
         put_be32(pt + 1, p->vni);
-        seal(c, sl, pt, CONTAINER_PREFIX_LEN + (size_t)n, now);
+        tx_seal(c, sl, pt, CONTAINER_PREFIX_LEN + (size_t)n, now, 1);
     }
     for (int i = 0; i < t->nbatches; i++)
         if (t->batches[i].frames)

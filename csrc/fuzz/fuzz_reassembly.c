@@ -1,6 +1,7 @@
 /* libFuzzer target: reassembly on any sequence of chunks from several
- * owners: no out-of-bounds access, a completed message is exactly as long
- * as its chunks say, and the pool's bounds hold. */
+ * owners, parity and copies of last chunks among them: no out-of-bounds
+ * access, a completed message is no longer than a set holds, and the pool's
+ * bounds hold. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     double now = 0;
     while (size >= 6) {
         uint32_t owner = data[0] & 3;
+        int redundant = data[0] & 0x80;
         uint64_t counter = data[1] & 15;
         uint8_t count = data[2] & 127;
         uint8_t index = data[3] & 127;
@@ -28,8 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size -= 6;
         memset(chunk, (int)counter, n);
         size_t len = 0;
-        const uint8_t *whole = reasm_add(&r, owner, counter, index, count, chunk, n, now, &len,
-                                         drops);
+        int spare;
+        const uint8_t *whole =
+            redundant
+                ? reasm_add_redundant(&r, owner, counter, index, count, chunk, n, now, &len,
+                                      drops, &spare)
+                : reasm_add(&r, owner, counter, index, count, chunk, n, now, &len, drops);
         if (whole != NULL && (len > REASM_MAX_BYTES || count < 2))
             abort();
         unsigned per_owner[4] = {0};

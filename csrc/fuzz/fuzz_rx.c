@@ -6,7 +6,8 @@
  *    can send them, fed to the session the core holds;
  *  - odd: plaintext containers sealed with the session's real key, cut into
  *    chunks of a size the input chooses and delivered in an order it
- *    chooses, so the parsers behind authentication are reached too.
+ *    chooses, so the parsers behind authentication are reached too; with
+ *    parity, and one chunk left out for it to rebuild.
  * The TAP is /dev/null; the slow path is drained after each input. */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -87,8 +88,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             int count = aead_seal(sealer, session->local_index, next_counter++, data + 2, len - 2,
                                   chunk, out, &total);
             size_t seg = DATA_HDR_LEN + chunk;
+            int lost = -1;
+            if (count >= 3 && (order & 4)) { /* parity, and a full chunk lost */
+                unsigned groups = fec_groups((unsigned)count);
+                size_t last_len = total - (size_t)(count - 1) * seg;
+                total = tx_add_parity(out, (unsigned)count, groups, seg, last_len);
+                lost = (order >> 3) % (count - 1);
+                count += (int)groups;
+            }
             for (int k = 0; count > 0 && k < count; k++) {
                 int i = (order & 1) ? count - 1 - k : k; /* forwards or backwards */
+                if (i == lost)
+                    continue;
                 size_t start = (size_t)i * seg;
                 size_t n = start + seg <= total ? seg : total - start;
                 rx_datagram(core, out + start, n, &FROM, now);

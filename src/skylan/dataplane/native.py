@@ -80,6 +80,7 @@ class CoreLink:
         self._sessions: dict[int, Session] = {}
         self._seen: dict[int, _Seen] = {}
         self._counters: dict[int, tuple[int, int, int, int]] = {}  # tx/rx bytes/packets
+        self._parity: dict[int, tuple[bool, int]] = {}  # sending parity?, chunks rebuilt
 
     @property
     def eventfd(self) -> int:
@@ -132,6 +133,7 @@ class CoreLink:
             self._endpoints.pop(slot, None)
             self._seen.pop(slot, None)
             self._counters.pop(slot, None)
+            self._parity.pop(slot, None)
             self.core.clear_slot(slot)
         for public, (node_id, endpoint) in peers.items():
             if public not in self._slots:
@@ -217,6 +219,7 @@ class CoreLink:
             if public is None:
                 continue
             self._counters[slot] = item[9], item[10], item[7], item[8]
+            self._parity[slot] = bool(item[11]), int(item[12])
             endpoint: Address | None = (addr[0], addr[1]) if addr[0] is not None else None
             if roamed and endpoint is not None:
                 self._endpoints[slot] = endpoint
@@ -251,6 +254,12 @@ class CoreLink:
         """(tx_bytes, tx_packets, rx_bytes, rx_packets) the core carried for a peer."""
         slot = self._slots.get(public)
         return self._counters.get(slot, (0, 0, 0, 0)) if slot is not None else (0, 0, 0, 0)
+
+    def peer_parity(self, public: bytes) -> tuple[bool, int]:
+        """Whether the core sends a peer parity (it asked), and how many of its
+        chunks the core rebuilt from parity."""
+        slot = self._slots.get(public)
+        return self._parity.get(slot, (False, 0)) if slot is not None else (False, 0)
 
     def port_counters(self, vni: int) -> tuple[int, int, int, int]:
         """(tx_bytes, tx_packets, rx_bytes, rx_packets) of a port's TAP."""

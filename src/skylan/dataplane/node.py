@@ -704,9 +704,12 @@ class Dataplane:
             every = {k: self.engine.status(k, now) for k in keys}
             st = every[self.key_of_node.get(node, keys[0])]  # the tunnel we send on
             core = [0, 0, 0, 0]  # what the compiled core carried: tx/rx bytes/packets
+            fec, repaired = st.fec, sum(x.repaired for x in every.values())
             if self.link is not None:
                 for k in keys:
                     core = [a + b for a, b in zip(core, self.link.peer_counters(k), strict=True)]
+                    core_fec, core_repaired = self.link.peer_parity(k)
+                    fec, repaired = fec or core_fec, repaired + core_repaired
             peers[node] = {
                 "established": st.established,
                 "endpoint": f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
@@ -719,8 +722,8 @@ class Dataplane:
                 "tx_packets": sum(x.tx_packets for x in every.values()) + core[1],
                 "rx_packets": sum(x.rx_packets for x in every.values()) + core[3],
                 "dead": st.dead,
-                "fec": st.fec,
-                "repaired": sum(x.repaired for x in every.values()),
+                "fec": fec,
+                "repaired": repaired,
                 "tunnels": len(keys),
             }
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
