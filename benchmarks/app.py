@@ -54,7 +54,7 @@ from skylan.lab.product import Deployment, wait_for
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
 REDIS_PORT, REDIS_TLS_PORT, PG_PORT = 6379, 6380, 5432
-SCALE = 10  # pgbench scale: 1,000,000 accounts, ~130 MB for COPY
+SCALE = 10  # pgbench scale: 1,000,000 accounts, ~130 MB for COPY (--scale)
 PGBENCH = ["pgbench", "-p", str(PG_PORT), "-U", "postgres", "-h"]  # the address follows
 WORKLOADS = ("pg_S1", "pg_S16", "pg_N8", "copy_MBps", "get", "set", "get_p16", "set_p16")
 HEADINGS = {
@@ -207,7 +207,7 @@ def copy_mbps(client: Host, ip: str, tls: bool) -> float:
     env = {"PGSSLMODE": "require" if tls else "disable"}
     res = client.run([sys.executable, "-c", script], env=env, timeout=300)
     size, elapsed = res.stdout.split()
-    if int(size) < 10 << 20:
+    if int(size) < 5 << 20:
         raise RuntimeError(f"COPY from {ip} returned {size} bytes: {res.stderr[-300:]}")
     return int(size) / 1e6 / float(elapsed)
 
@@ -239,9 +239,9 @@ def measure(client: Host, ip: str, tls: bool, seconds: int) -> dict[str, float]:
     }
 
 
-def prepare(client: Host, ip: str) -> None:
+def prepare(client: Host, ip: str, scale: int = SCALE) -> None:
     res = client.run(
-        [*PGBENCH, ip, "-i", "-q", "-s", str(SCALE), "postgres"],
+        [*PGBENCH, ip, "-i", "-q", "-s", str(scale), "postgres"],
         env={"PGSSLMODE": "disable"},
         timeout=600,
     )
@@ -314,9 +314,9 @@ def run_lab(args: argparse.Namespace) -> dict[str, Any]:
         ]
         servers = [Servers.start(b)] + ([Servers.start(hosts[3])] if args.python else [])
         try:
-            prepare(a, b.underlay_ip)
+            prepare(a, b.underlay_ip, args.scale)
             if args.python:
-                prepare(hosts[2], paths[-1].ip)
+                prepare(hosts[2], paths[-1].ip, args.scale)
             for run in range(args.runs):
                 for path in paths:
                     print(f"run {run + 1}/{args.runs}: {path.name}", file=sys.stderr)
@@ -405,6 +405,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--python", action="store_true", help="add the Python data plane")
+    parser.add_argument("--scale", type=int, default=SCALE, help="pgbench's scale factor")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--png", type=Path)
     parser.add_argument("--peers-extra", action="store_true", help="run as peers.sh EXTRA_MEASURE")

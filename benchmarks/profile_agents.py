@@ -199,7 +199,8 @@ def main() -> None:
         a, b = lab.add_host("a"), lab.add_host("b")
         b.spawn(["iperf3", "-s", "-p", "5201"])
         time.sleep(0.5)
-        target = skylan_overlay(lab, [a, b], Path(tmp), workers=1)["skylan (AES-256-GCM)"]
+        cases = skylan_overlay(lab, [a, b], Path(tmp), workers=1)
+        target = next(t for name, t in cases.items() if name.startswith("skylan encrypted"))
         encrypted, agents = target.ip, target.pids
 
         def load(seconds: int) -> float:

@@ -143,10 +143,14 @@ class Target:
     pids: list[int] = field(default_factory=list)
 
 
-def skylan_overlay(lab: Lab, hosts: list[Host], workdir: Path, workers: int) -> dict[str, Target]:
+def skylan_overlay(
+    lab: Lab, hosts: list[Host], workdir: Path, workers: int, python: bool = False
+) -> dict[str, Target]:
     """An encrypted and an unencrypted (kernel VXLAN) network between hosts
     0 and 1; with ``workers`` > 1 also an encrypted one between hosts 2 and 3,
-    whose agents run that many worker lanes. Returns the skylan cases."""
+    whose agents run that many worker lanes; with ``python`` an encrypted one
+    between the next two hosts on the Python data plane. Returns the skylan
+    cases."""
     a, b = hosts[0], hosts[1]
     sky = Deployment(workdir)
     sky.start_controller(lab.add_host("ctl"))
@@ -163,6 +167,12 @@ def skylan_overlay(lab: Lab, hosts: list[Host], workdir: Path, workers: int) -> 
         token = sky.admin("token", "create", "--network", "lanes", "--uses", "2", "--json")["token"]
         lane_agents = [sky.join(h, token, workers=workers).pid for h in (c, d)]
         members |= {c.name: 1, d.name: 1}
+    if python:
+        e, f = hosts[-2], hosts[-1]
+        sky.admin("net", "create", "py", "--cidr", "172.16.4.0/24")
+        token = sky.admin("token", "create", "--network", "py", "--uses", "2", "--json")["token"]
+        py_agents = [sky.join(h, token, dataplane="python").pid for h in (e, f)]
+        members |= {e.name: 1, f.name: 1}
 
     def attached() -> dict[str, dict[str, str]] | None:
         nodes = sky.admin("node", "list", "--json")
@@ -171,10 +181,13 @@ def skylan_overlay(lab: Lab, hosts: list[Host], workdir: Path, workers: int) -> 
         return {n["name"]: {m["network"]: m["ipv4"] for m in n["networks"]} for n in nodes}
 
     ips = wait_for("the nodes attached", attached, timeout=60)
+    kind = sky.status(a)["dataplane"].get("dataplane", "python")
     cases = {
-        "skylan (AES-256-GCM)": Target(a, ips[b.name]["bench"], agents),
+        f"skylan encrypted ({kind})": Target(a, ips[b.name]["bench"], agents),
         "skylan unencrypted": Target(a, ips[b.name]["plain"], agents),
     }
+    if python:
+        cases["skylan encrypted (python)"] = Target(hosts[-2], ips[hosts[-1].name]["py"], py_agents)
     if workers > 1:
         cases[f"skylan {workers} workers"] = Target(c, ips[d.name]["lanes"], lane_agents)
 
@@ -334,9 +347,13 @@ def main() -> None:
         default=2,
         help="also measure skylan encrypted with this many worker lanes per node (1: skip)",
     )
+    parser.add_argument(
+        "--python", action="store_true", help="also measure the Python data plane (encrypted)"
+    )
     args = parser.parse_args()
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="skylan-tput-") as tmp:
-        hosts = [lab.add_host(n) for n in ("a", "b", "c", "d")[: 4 if args.workers > 1 else 2]]
+        count = 2 + (2 if args.workers > 1 else 0) + (2 if args.python else 0)
+        hosts = [lab.add_host(n) for n in ("a", "b", "c", "d", "e", "f")[:count]]
         for server in hosts[1::2]:
             server.spawn(["iperf3", "-s", "-p", "5201"])
         time.sleep(0.5)
@@ -344,7 +361,7 @@ def main() -> None:
         targets = {
             "native veth": Target(a, b.underlay_ip),
             "kernel VXLAN": Target(a, kernel_vxlan(a, b)),
-            **skylan_overlay(lab, hosts, Path(tmp), args.workers),
+            **skylan_overlay(lab, hosts, Path(tmp), args.workers, args.python),
         }
         results = measure(args, targets)
         lossy = measure_loss(args, lab, targets) if args.loss else {}
@@ -371,7 +388,7 @@ def report(args: argparse.Namespace, results: Results, lossy: dict[str, float]) 
         f"{'RTT ms':>8}{'+ms':>7}{'b2b ms':>8}{'+ms':>7}"
         f"{'UDP64 kpps':>11}{'CPU %':>7}{'agents %':>9}"
     )
-    print(f"{'case':<24}{head}{tail}")
+    print(f"{'case':<26}{head}{tail}")
     for name, r in results.items():
         cols = "".join(
             f"{r[f'tcp{s}']:>11.2f}{r[f'tcp{s}'] / native[f'tcp{s}']:>7.2f}"
@@ -380,7 +397,7 @@ def report(args: argparse.Namespace, results: Results, lossy: dict[str, float]) 
         )
         agents = f"{r['agents_cpu']:>9.0f}" if name.startswith("skylan") else f"{'':>9}"
         print(
-            f"{name:<24}{cols}{r['rtt_ms']:>8.3f}{r['rtt_ms'] - native['rtt_ms']:>7.3f}"
+            f"{name:<26}{cols}{r['rtt_ms']:>8.3f}{r['rtt_ms'] - native['rtt_ms']:>7.3f}"
             f"{r['rtt_b2b_ms']:>8.3f}{r['rtt_b2b_ms'] - native['rtt_b2b_ms']:>7.3f}"
             f"{r['udp64_kpps']:>11.1f}{r['cpu']:>7.0f}{agents}"
         )

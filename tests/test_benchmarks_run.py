@@ -63,7 +63,7 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
     cases = {
         "native veth",
         "kernel VXLAN",
-        "skylan (AES-256-GCM)",
+        "skylan encrypted (native)",
         "skylan unencrypted",
         "skylan 2 workers",
     }
@@ -73,4 +73,36 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
         assert r["tcp1"] > 0 and r["rtt_ms"] > 0 and r["udp64_kpps"] > 0 and r["cpu"] > 0
         assert r["rtt_b2b_ms"] > 0 and r["cpu1"] == r["cpu"]
     assert all(v > 0 for v in report["lossy_tcp1"].values())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_app_benchmark(tmp_path: Path) -> None:
+    png = tmp_path / "app.png"
+    out = run(
+        "app.py",
+        *("--runs", "1", "--seconds", "1", "--scale", "1", "--python"),
+        *("--png", str(png), "--json"),
+    )
+    report = json.loads(out)
+    assert set(report["medians"]) == {
+        "native underlay",
+        "native + app TLS",
+        "skylan encrypted (native)",
+        "skylan unencrypted (VXLAN)",
+        "skylan encrypted (python)",
+    }
+    for figures in report["medians"].values():
+        assert set(figures) == {
+            "pg_S1",
+            "pg_S16",
+            "pg_N8",
+            "copy_MBps",
+            "get",
+            "set",
+            "get_p16",
+            "set_p16",
+        }
+        assert all(v > 0 for v in figures.values())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
