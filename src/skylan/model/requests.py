@@ -4,12 +4,27 @@ them), the SDK and the CLI (which build them)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from skylan.model import validators
 from skylan.model.names import Kind, identifier
+
+
+def _kinds(annotation: object) -> set[object]:
+    """The plain types an annotation admits (through unions and Annotated)."""
+    args = get_args(annotation)
+    if not args:
+        return {annotation}
+    return set().union(*(_kinds(a) for a in args))
 
 
 class Request(BaseModel):
@@ -17,6 +32,17 @@ class Request(BaseModel):
     and Infinity."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: object, info: ValidationInfo) -> object:
+        """JSON true/false is not a number: pydantic's lax mode would take it as
+        1/0 (a token with ``"max_uses": true`` would allow one use)."""
+        if isinstance(value, bool) and info.field_name is not None:
+            kinds = _kinds(cls.model_fields[info.field_name].annotation)
+            if bool not in kinds and kinds & {int, float}:
+                raise ValueError("must be a number, not true/false")
+        return value
 
 
 class NetworkCreate(Request):
@@ -114,13 +140,6 @@ class TokenCreate(Request):
         default_factory=list, max_length=100, description="ids or names to auto-join"
     )
     needs_approval: bool = False
-
-    @field_validator("max_uses", "expires_in_s", mode="before")
-    @classmethod
-    def _not_a_bool(cls, value: object) -> object:
-        if isinstance(value, bool):  # JSON true would otherwise count as 1
-            raise ValueError("must be a number or null, not true/false")
-        return value
 
 
 class NodeUpdate(Request):
