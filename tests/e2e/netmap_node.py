@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from skylan.agent.state import load_key
-from skylan.dataplane.node import Dataplane
+from skylan.dataplane.lane import Dataplane
+from skylan.hostnet.kernellinks import KernelLinks
 from skylan.model.netmap import NetMap
 from skylan.tunnel.config import TunnelConfig
 
@@ -31,7 +32,7 @@ async def main(
         reject_after_time=2 * rekey,
         rekey_timeout=min(5.0, rekey / 4),
     )
-    dp = Dataplane(load_key(key_file), port, config, native=kind == "native")
+    dp = Dataplane(load_key(key_file), port, config, native=kind == "native", host=KernelLinks())
     dp.start()
     await dp.apply(NetMap.model_validate_json(netmap_file.read_text()))
     while True:

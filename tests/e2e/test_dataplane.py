@@ -497,7 +497,7 @@ def send_file_intact(a: Host, b: Host, b_ip: str, tmp_path: Path, size: int) -> 
 def test_iperf3_over_lossy_reordering_underlay_and_file_integrity(lab: Lab, tmp_path: Path) -> None:
     overlay = build(lab, tmp_path, ("a", "b"))
     a, b = overlay.hosts["a"], overlay.hosts["b"]
-    lab.netem("a", Netem(loss_pct=1, delay_ms=2, reorder_pct=5, seed=11))
+    lab.impair("a", Netem(loss_pct=1, delay_ms=2, reorder_pct=5, seed=11))
     b.spawn(["iperf3", "-s", "-1", "-p", "5201"])
     time.sleep(0.5)
     res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5201", "-t", "3", "-J"], timeout=60)

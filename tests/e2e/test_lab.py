@@ -99,20 +99,20 @@ def test_nat_host_reaches_out_but_cannot_be_reached(lab: Lab) -> None:
 def test_netem_loss_shows_in_ping(lab: Lab) -> None:
     a, b = lab.add_host("a"), lab.add_host("b")
     assert a.ping(b.underlay_ip)  # resolve ARP first: lost ARP is not what we measure
-    lab.netem("a", Netem(loss_pct=50))
+    lab.impair("a", Netem(loss_pct=50))
     res = a.run(
         ["ping", "-n", "-q", "-c", "200", "-i", "0.005", "-W", "1", b.underlay_ip], timeout=30
     )
     loss = float(re.search(r"([\d.]+)% packet loss", res.stdout).group(1))  # type: ignore[union-attr]
     # 50% each way: about 75% of round trips fail; far from 0 either way
     assert 50 <= loss <= 95, res.stdout
-    lab.clear_netem("a")
+    lab.clear_impairment("a")
     assert a.ping(b.underlay_ip, count=3)
 
 
 def test_netem_delay_shows_in_rtt(lab: Lab) -> None:
     a, b = lab.add_host("a"), lab.add_host("b")
-    lab.netem("b", Netem(delay_ms=30))
+    lab.impair("b", Netem(delay_ms=30))
     res = a.run(["ping", "-n", "-c", "3", "-i", "0.2", b.underlay_ip], timeout=10)
     avg = float(re.search(r"= [\d.]+/([\d.]+)/", res.stdout).group(1))  # type: ignore[union-attr]
     assert avg >= 55, res.stdout  # 30 ms each direction
@@ -216,7 +216,7 @@ def test_bad_names_are_refused(lab: Lab) -> None:
 
 def test_netem_reorder_shows_in_arrival_order(lab: Lab) -> None:
     a, b = lab.add_host("a"), lab.add_host("b")
-    lab.netem("a", Netem(delay_ms=20, reorder_pct=30, seed=7))
+    lab.impair("a", Netem(delay_ms=20, reorder_pct=30, seed=7))
     receiver = b.spawn(
         [
             sys.executable,

@@ -25,8 +25,9 @@ from skylan.agent.controlplane import ControlPlane, ControlPlaneError
 from skylan.agent.hostconfig import HostConfig
 from skylan.agent.reports import PeerReports, StatsReporter, peer_reports
 from skylan.agent.state import StateDir
-from skylan.dataplane.node import Dataplane
+from skylan.dataplane.lane import Dataplane
 from skylan.hostnet.interfaces import endpoints, physical_interfaces
+from skylan.hostnet.kernellinks import KernelLinks
 from skylan.model.agentapi import Heartbeat, SyncRequest
 from skylan.model.netmap import NetMap
 
@@ -86,6 +87,7 @@ class Agent:
                 lanes=self.workers,
                 ack_thinning=self.ack_thinning,
                 native=self.native,
+                host=KernelLinks(),
             )
             self.dataplane.start()
             await self.dataplane.start_workers()

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from skylan.dataplane.vxlan import VXLAN_PORT
 from skylan.hostnet import nftables, routes
 from skylan.hostnet.interfaces import InterfaceInfo
+from skylan.hostnet.vxlan import VXLAN_PORT
 from skylan.model.netmap import NetMap
 
 

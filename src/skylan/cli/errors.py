@@ -16,7 +16,7 @@ from skylan.agent.state import KeyFileError, NotEnrolled
 from skylan.cli.context import NotLoggedIn
 from skylan.client.errors import SkylanError
 from skylan.controller.settings import ConfigError
-from skylan.dataplane.tunnelport import TunnelPortError
+from skylan.dataplane.tunnelporterror import TunnelPortError
 from skylan.lab.errors import LabError
 from skylan.model.jointoken import JoinTokenFormatError
 

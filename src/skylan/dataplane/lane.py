@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
+from skylan.dataplane.hostlinks import HostLinkError, HostLinks, VxlanLink
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
+from skylan.dataplane.lanesupervisor import WorkerLanes, merged_status
 from skylan.dataplane.native import SLOW_DATAGRAM, SLOW_TAP_FRAME, CoreLink, SlowEntry
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
-from skylan.dataplane.vxlan import VxlanPort
-from skylan.dataplane.workers import WorkerLanes, merged_status
-from skylan.hostnet import links, storm
 from skylan.model.counters import DropCounters
 from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PortInfo
 from skylan.model.publickey import decode_public, encode_public
@@ -89,7 +88,7 @@ class Dataplane:
     default, also owns the interfaces' configuration and the kernel VXLANs).
 
     With ``lanes`` > 1 every TAP has one queue per lane; lane 0 runs in the
-    agent and starts the others as worker processes (:mod:`.workers`), each
+    agent and starts the others as worker processes (:mod:`.lanesupervisor`), each
     with its own UDP port (``listen_port + lane``), identity and engine.
     """
 
@@ -103,13 +102,19 @@ class Dataplane:
         lanes: int = 1,
         ack_thinning: bool = True,
         native: bool = False,
+        host: HostLinks | None = None,
     ) -> None:
+        """``host`` configures the TAPs, VXLANs and storm rules: lane 0
+        needs it, worker lanes configure nothing."""
         if not 0 <= lane < lanes <= MAX_LANES:
             raise ValueError(f"lane {lane} of {lanes}: at most {MAX_LANES} lanes")
+        if lane == 0 and host is None:
+            raise ValueError("lane 0 configures the host's links: pass host=")
         if listen_port + lanes - 1 > 65535:
             last = listen_port + lanes - 1
             raise ValueError(f"{lanes} lanes need UDP ports {listen_port}..{last}")
         self.node_key = key
+        self.host = host
         self.key = key.lane(lane)
         self.lane = lane
         self.lanes = lanes
@@ -122,7 +127,7 @@ class Dataplane:
         self.udp = UdpSocket(listen_port + lane)
         self.listen_port = listen_port
         self.ports: dict[str, Port] = {}  # network id -> port (encrypted networks)
-        self.vxlans: dict[str, VxlanPort] = {}  # network id -> kernel VXLAN (unencrypted)
+        self.vxlans: dict[str, VxlanLink] = {}  # network id -> kernel VXLAN (unencrypted)
         self.by_vni: dict[int, Port] = {}
         self.node_of_key: dict[bytes, str] = {}  # every lane key we pair with -> node
         self.key_of_node: dict[str, bytes] = {}  # node -> the lane key we send to
@@ -195,10 +200,10 @@ class Dataplane:
             self.link.stop()  # before any fd it reads is closed
         for vx in self.vxlans.values():
             vx.delete()  # kernel interfaces outlive us unless removed
-        if self._storm_limits:
+        if self._storm_limits and self.host is not None:
             try:
-                storm.apply({})
-            except (OSError, storm.StormError) as exc:
+                self.host.apply_storm({})
+            except (OSError, HostLinkError) as exc:
                 log.warning("removing the storm-control table failed: %s", exc)
         self.vxlans.clear()
         if self._loop is not None and self.link is not None:
@@ -306,15 +311,16 @@ class Dataplane:
 
     async def _apply_vxlans(self, netmap: NetMap, wanted: dict[str, NetworkMap]) -> None:
         """Unencrypted networks: kernel VXLAN interfaces and their FDBs."""
+        assert self.host is not None  # (lane 0's)
         for net_id in list(self.vxlans):
             if net_id not in wanted or self.vxlans[net_id].vni != wanted[net_id].vni:
                 await asyncio.to_thread(self.vxlans.pop(net_id).delete)
         for net in wanted.values():
             vx = self.vxlans.get(net.id)
             if vx is None:
-                vx = self.vxlans[net.id] = VxlanPort(net.id, self._free_name(), net.vni)
+                vx = self.vxlans[net.id] = self.host.vxlan(net.id, self._free_name(), net.vni)
                 await asyncio.to_thread(vx.create)
-            await _configure_link(vx.name, net, netmap)
+            await self._configure_link(vx.name, net, netmap)
             remotes = {}
             for peer in net.peers or []:
                 address = _underlay_ipv4(peer.endpoints, peer.observed_ip)
@@ -324,9 +330,9 @@ class Dataplane:
         limits = {self.vxlans[n.id].name: n.storm_pps for n in wanted.values()}
         if limits != self._storm_limits:
             try:
-                await asyncio.to_thread(storm.apply, limits)
+                await asyncio.to_thread(self.host.apply_storm, limits)
                 self._storm_limits = limits
-            except (OSError, storm.StormError) as exc:
+            except (OSError, HostLinkError) as exc:
                 message = f"storm control for VXLAN networks: {exc}"
                 log.warning("%s", message)
                 if message not in self.errors:
@@ -355,7 +361,7 @@ class Dataplane:
 
     async def _configure(self, port: Port, net: NetworkMap, netmap: NetMap) -> None:
         if self.lane == 0:
-            own = await _configure_link(port.name, net, netmap)
+            own = await self._configure_link(port.name, net, netmap)
         else:  # the device is lane 0's to configure; this lane has a queue of it
             own_port = netmap.own_port(net)
             assert own_port is not None
@@ -368,6 +374,21 @@ class Dataplane:
                 self.link.add_port(net.vni, port.tap.fd)
             port.vni = net.vni
             self.by_vni[net.vni] = port
+
+    async def _configure_link(self, name: str, net: NetworkMap, netmap: NetMap) -> PortInfo:
+        """Our port's MAC, the network's MTU and our address on ``name``."""
+        assert self.host is not None  # (lane 0's)
+        own = netmap.own_port(net)
+        assert own is not None
+        # pyroute2's synchronous API runs its own event loop: keep it off ours
+        await asyncio.to_thread(
+            self.host.configure,
+            name,
+            mac=own.mac,
+            mtu=net.mtu,
+            addresses=[f"{own.ipv4}/{own.prefixlen}"],
+        )
+        return own
 
     def _remove_port(self, net_id: str) -> None:
         port = self.ports.pop(net_id)
@@ -777,21 +798,6 @@ def _merged(port: Port, frames: Sequence[Frame]) -> list[Write]:
     if len(frames) > 1 and port.tap.udp_gso:
         return coalesce(frames)
     return [(vnet, frame, 1) for vnet, frame in frames]
-
-
-async def _configure_link(name: str, net: NetworkMap, netmap: NetMap) -> PortInfo:
-    """Our port's MAC, the network's MTU and our address on ``name``."""
-    own = netmap.own_port(net)
-    assert own is not None
-    # pyroute2's synchronous API runs its own event loop: keep it off ours
-    await asyncio.to_thread(
-        links.configure,
-        name,
-        mac=own.mac,
-        mtu=net.mtu,
-        addresses=[f"{own.ipv4}/{own.prefixlen}"],
-    )
-    return own
 
 
 def _underlay_ipv4(endpoints: list[str], observed: str | None) -> str | None:

@@ -1,6 +1,6 @@
-"""``python -m skylan.dataplane.worker``: one worker lane, run by the agent.
+"""``python -m skylan.dataplane.laneprocess``: one worker lane, run by the agent.
 
-See :mod:`skylan.dataplane.workers` for the protocol. The process lives as
+See :mod:`skylan.dataplane.lanesupervisor` for the protocol. The process lives as
 long as its stdin: EOF closes its TAP queues and socket and ends it.
 """
 
@@ -17,11 +17,11 @@ import signal
 import sys
 from typing import Any
 
-from skylan.dataplane.node import Dataplane
+from skylan.dataplane.lane import Dataplane
 from skylan.model.netmap import NetMap
 from skylan.tunnel.keys import StaticKeypair
 
-log = logging.getLogger("skylan.dataplane.worker")
+log = logging.getLogger("skylan.dataplane.laneprocess")
 
 STATUS_INTERVAL = 1.0
 MESSAGE_LIMIT = 64 * 1024 * 1024  # a netmap with thousands of peers is a few MB

@@ -30,7 +30,7 @@ from typing import Any
 from skylan.model.netmap import NetMap
 from skylan.tunnel.keys import StaticKeypair
 
-log = logging.getLogger("skylan.dataplane.workers")
+log = logging.getLogger("skylan.dataplane.lanesupervisor")
 
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
@@ -84,7 +84,7 @@ class WorkerLanes:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "skylan.dataplane.worker",
+            "skylan.dataplane.laneprocess",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=STATUS_LINE_LIMIT,

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from skylan.dataplane.mmsg import SOL_UDP, UDP_GRO, MessageBatch
-from skylan.dataplane.tunnelport import TunnelPortError
+from skylan.dataplane.tunnelporterror import TunnelPortError
 
 UDP_SEGMENT = 103
 SOFT_GRO_MAX_SEGMENT = 2048  # only datagrams of a tunnel chunk's size are gathered

@@ -10,7 +10,7 @@ neighbour caches from gratuitous ARP, and the frames to a moved address go to
 the MAC that now answers for it.
 
 Storm control is the network's limit as nftables rules on the interface
-(:mod:`skylan.hostnet.storm`). Limits: peers must reach each other's underlay
+(:mod:`skylan.hostnet.stormrules`). Limits: peers must reach each other's underlay
 address directly (no NAT traversal without the tunnel).
 """
 

@@ -179,7 +179,7 @@ class Lab:
 
     # -- impairments --------------------------------------------------------
 
-    def netem(self, name: str, impairment: Netem) -> None:
+    def impair(self, name: str, impairment: Netem) -> None:
         """Impair the host's underlay link (both directions) until cleared.
 
         The link's bridge port is spliced out of the bridge through a relay
@@ -188,7 +188,7 @@ class Lab:
         uplink = self._uplinks.get(name)
         if uplink is None:
             raise LabError(f"{name!r} has no underlay link")
-        self.clear_netem(name)
+        self.clear_impairment(name)
         args = impairment.args()
         if not args:
             return
@@ -213,7 +213,7 @@ class Lab:
         if not ready or relay.stdout.readline().strip() != b"ready":
             raise LabError(f"impairment relay for {name!r} did not start")
 
-    def clear_netem(self, name: str) -> None:
+    def clear_impairment(self, name: str) -> None:
         uplink = self._uplinks.get(name)
         relay = self._relays.pop(name, None)
         if uplink is None or relay is None:
@@ -232,7 +232,7 @@ class Lab:
         """Lose ``pct`` % of the packets each way on the host's underlay link,
         as a lossy internet path does: one wire-sized datagram at a time.
 
-        Unlike :meth:`netem`'s relay this stays in the kernel (nftables
+        Unlike :meth:`impair`'s relay this stays in the kernel (nftables
         ``numgen random`` on the link's bridge port), so every kind of traffic
         passes, UDP-tunnel GSO included. Segmentation offloads are turned off
         on every host's side of the underlay while any loss is set, so the

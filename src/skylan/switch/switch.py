@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from skylan.model.counters import DropCounters
 from skylan.switch.fdb import LOCAL, Fdb
 from skylan.switch.frames import ETH_HEADER, ETHERTYPE_ARP, arp_reply, is_multicast, parse_arp
-from skylan.switch.storm import StormBucket
+from skylan.switch.stormbucket import StormBucket
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from skylan.dataplane import workers
-from skylan.dataplane.worker import Worker
-from skylan.dataplane.workers import WorkerLanes, merged_status
+from skylan.dataplane import lanesupervisor
+from skylan.dataplane.laneprocess import Worker
+from skylan.dataplane.lanesupervisor import WorkerLanes, merged_status
 from skylan.model.netmap import NetMap, SelfInfo
 from skylan.tunnel.keys import StaticKeypair
 
@@ -158,25 +158,25 @@ def test_what_a_lane_counted_before_it_exited_stays_in_the_nodes_counters() -> N
     own = lane(0, 100, True, [])
     before = merged_status(own, [lane(1, 50, True, [])])
     retired: dict[str, Any] = {}
-    workers.add_counters(retired, lane(1, 50, True, []), keep_new=True)
+    lanesupervisor.add_counters(retired, lane(1, 50, True, []), keep_new=True)
     restarted = lane(1, 0, True, []) | {"drops": {}, "send_errors": 0}
     for section, names in (
-        ("interfaces", workers.INTERFACE_COUNTERS),
-        ("peers", workers.PEER_COUNTERS),
+        ("interfaces", lanesupervisor.INTERFACE_COUNTERS),
+        ("peers", lanesupervisor.PEER_COUNTERS),
     ):
         for entry in restarted[section].values():
             entry.update(dict.fromkeys(names, 0))  # it counts from zero again
     after = merged_status(own, [restarted], retired)
     for section, key, names in (
-        ("interfaces", "sky0", workers.INTERFACE_COUNTERS),
-        ("peers", "b", workers.PEER_COUNTERS),
+        ("interfaces", "sky0", lanesupervisor.INTERFACE_COUNTERS),
+        ("peers", "b", lanesupervisor.PEER_COUNTERS),
     ):
         for k in names:
             assert after[section][key].get(k, 0) == before[section][key].get(k, 0), (section, k)
     assert after["drops"] == before["drops"] and after["send_errors"] == before["send_errors"]
     assert [x["tx_bytes"] for x in after["lanes"]] == [100, 0]  # each lane since its start
     # a second exit adds up; what lane 0 no longer has is left out, not invented
-    workers.add_counters(retired, lane(1, 7, True, []), keep_new=True)
+    lanesupervisor.add_counters(retired, lane(1, 7, True, []), keep_new=True)
     assert retired["peers"]["b"]["tx_bytes"] == 57 and retired["send_errors"] == 2
     gone = merged_status(lane(0, 1, True, []) | {"peers": {}}, [], retired)
     assert gone["peers"] == {} and gone["interfaces"]["sky0"]["tx_bytes"] == 58
@@ -219,7 +219,7 @@ def test_a_restarted_lane_does_not_take_back_what_it_counted() -> None:
 def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(workers, "WRITE_TIMEOUT", 0.5)
+    monkeypatch.setattr(lanesupervisor, "WRITE_TIMEOUT", 0.5)
 
     async def scenario() -> None:
         lanes = WorkerLanes(StaticKeypair.generate(), free_port_pair(), 2)
@@ -252,7 +252,7 @@ def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
 def test_a_lane_that_cannot_start_is_retried_ever_more_slowly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(workers, "RESTART_DELAY", 0.2)
+    monkeypatch.setattr(lanesupervisor, "RESTART_DELAY", 0.2)
     port = free_port_pair()
 
     async def scenario() -> None:

@@ -306,3 +306,64 @@ def test_a_peer_that_asks_gets_parity_from_the_core(rig: Rig) -> None:
     container = wire.decode_container(bytes(plaintext))
     assert bytes(container.frames[0]) == big
     assert rig.py.reassembly.repaired == 1
+
+
+@st.composite
+def containers(draw: st.DrawFn) -> bytes:
+    """Container plaintexts near the valid ones: a real kind or not, frames with
+    right or wrong length fields, cut short or with bytes left over."""
+    kind = draw(st.sampled_from([0, 1, 2, 3, 4, 9]))
+    out = bytearray([kind]) + VNI.to_bytes(4, "big")
+    for _ in range(draw(st.integers(0, 6))):
+        body = frame(LOCAL_MAC, PEER_MAC, draw(st.binary(max_size=80)))
+        length = len(body) + draw(st.sampled_from([0, 0, 0, -1, 1, -len(body)]))
+        out += max(0, length).to_bytes(2, "big")
+        if kind == 3:
+            out += bytes(10)
+        out += body
+    cut = draw(st.integers(0, 3))
+    if kind in (0, 4) and draw(st.booleans()):
+        out = out[: 1 + (kind == 4)] if kind == 0 else bytearray([4, 1])
+    return bytes(out[: len(out) - cut] if cut < len(out) else out)
+
+
+def route(frame_: bytes) -> str:
+    """Where the switch's rules send a frame from the peer: "tap", "up" (to
+    Python's switch) or "drop"."""
+    owners = {LOCAL_MAC: "local", PEER_MAC: "peer", OTHER_MAC: "other"}
+    dst, src = frame_[:6], frame_[6:12]
+    if src[0] & 1:
+        return "drop"
+    if src not in owners or dst[0] & 1:
+        return "up"
+    if owners[src] != "peer":
+        return "drop"
+    return "tap" if owners.get(dst, "local") == "local" else "drop"
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(containers())
+def test_the_core_parses_containers_as_the_python_decoder_does(rig: Rig, plaintext: bytes) -> None:
+    """Same input, same output: the frames the Python decoder finds in a
+    container are what the core writes to its TAP or hands up to Python's
+    switch (by the switch's rules), and a container the Python decoder refuses
+    delivers nothing."""
+    try:
+        container = wire.decode_container(plaintext)
+    except wire.WireError:
+        found: list[bytes] = []
+    else:
+        if container.kind is wire.Kind.SUPERFRAME:
+            found = [container.vnet_hdr + bytes(container.frames[0])]
+        elif container.kind is wire.Kind.VNET_FRAMES:
+            found = [bytes(v) + bytes(f) for v, f in container.vnet_items()]
+        else:
+            found = [VNET0 + bytes(f) for f in container.frames]
+    to_tap = [f for f in found if route(f[10:]) == "tap"]
+    up = [f for f in found if route(f[10:]) == "up"]
+    rig.send_sealed(plaintext)
+    assert rig.tap_frames(wait=1.0 if to_tap else 0.3) == to_tap
+    time.sleep(0.02 if up else 0)
+    assert [e.data for e in rig.core.take()] == up

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from skylan.dataplane import node
-from skylan.dataplane.node import TIMER_RECHECK, Dataplane
+from skylan.dataplane import lane as node
+from skylan.dataplane.lane import TIMER_RECHECK, Dataplane
+from skylan.hostnet.kernellinks import KernelLinks
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.keys import StaticKeypair
 
@@ -27,7 +28,7 @@ class Deadlines:
 def test_passes_ask_the_engine_at_most_once_per_interval_and_a_recheck_follows() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        dp = Dataplane(StaticKeypair.generate(), 0)
+        dp = Dataplane(StaticKeypair.generate(), 0, host=KernelLinks())
         try:
             dp.start()
             deadlines = Deadlines(loop)

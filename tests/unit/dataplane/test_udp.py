@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skylan.dataplane.tunnelport import TunnelPortError
+from skylan.dataplane.tunnelporterror import TunnelPortError
 from skylan.dataplane.udp import MAX_UDP_PAYLOAD, UdpSocket
 from skylan.model.counters import DropCounters
 from skylan.tunnel.session import Session

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skylan.hostnet import storm
+from skylan.hostnet import stormrules as storm
 
 
 def test_each_limited_interface_gets_an_ingress_and_an_egress_chain() -> None:

@@ -16,7 +16,7 @@ from skylan.switch.frames import (
     mac_text,
     parse_arp,
 )
-from skylan.switch.storm import StormBucket
+from skylan.switch.stormbucket import StormBucket
 
 ME = mac_bytes("02:00:00:00:00:01")
 B = mac_bytes("02:00:00:00:00:02")
