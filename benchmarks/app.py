@@ -268,8 +268,8 @@ def skylan_paths(lab: Lab, hosts: list[Host], workdir: Path, python: bool) -> li
     token = sky.admin(
         "token", "create", "--network", "bench", "--network", "plain", "--uses", "2", "--json"
     )["token"]
-    sky.join(a, token)
-    sky.join(b, token)
+    sky.join(a, token, dataplane="auto")  # the default, whatever the environment says
+    sky.join(b, token, dataplane="auto")
     members = {a.name: 2, b.name: 2}
     if python:
         c, d = hosts[2], hosts[3]

@@ -159,13 +159,14 @@ def skylan_overlay(
     token = sky.admin(
         "token", "create", "--network", "bench", "--network", "plain", "--uses", "2", "--json"
     )["token"]
-    agents = [sky.join(a, token).pid, sky.join(b, token).pid]
+    # the default data plane, whatever $SKYLAN_AGENT_DATAPLANE says
+    agents = [sky.join(h, token, dataplane="auto").pid for h in (a, b)]
     members = {a.name: 2, b.name: 2}
     if workers > 1:
         c, d = hosts[2], hosts[3]
         sky.admin("net", "create", "lanes", "--cidr", "172.16.3.0/24")
         token = sky.admin("token", "create", "--network", "lanes", "--uses", "2", "--json")["token"]
-        lane_agents = [sky.join(h, token, workers=workers).pid for h in (c, d)]
+        lane_agents = [sky.join(h, token, workers=workers, dataplane="auto").pid for h in (c, d)]
         members |= {c.name: 1, d.name: 1}
     if python:
         e, f = hosts[-2], hosts[-1]

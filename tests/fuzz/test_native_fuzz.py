@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
 SEEDS = ROOT / "tests" / "data" / "fuzz"
-SECONDS = int(os.environ.get("SKYLAN_FUZZ_SECONDS", "12"))
+SECONDS = int(os.environ.get("SKYLAN_FUZZ_SECONDS", "8"))
 CORE = [
     p for p in sorted(CSRC.glob("*.c")) if p.name != "module.c"
 ]  # everything but the CPython binding

@@ -228,6 +228,7 @@ class Agent:
         ifnames |= {v.network_id: v.name for v in self.dataplane.vxlans.values()}
         dead = {node for node, peer in status["peers"].items() if peer["dead"]}
         interfaces = await asyncio.to_thread(physical_interfaces)
+        await asyncio.to_thread(self.hostconfig.resolve_controller)  # DNS: off the loop
         desired = self.hostconfig.desired(self.netmap, ifnames, dead, interfaces)
         await asyncio.to_thread(self.hostconfig.apply, desired)
 

@@ -101,7 +101,7 @@ class HostConfig:
                         )
         if os.environ.get("SKYLAN_NO_CLOAK") == "1":
             cloaked = False
-        controller_ip = self._controller_ip()
+        controller_ip = self.controller_ip  # (resolve_controller() found it, or not yet)
         controller_port = urlsplit(self.controller_url).port or 443
         rules = nftables.Ruleset(
             forwards=tuple(sorted(set(forwards))),
@@ -115,7 +115,10 @@ class HostConfig:
         )
         return Desired(rules, frozenset(wanted_routes), bool(forwards))
 
-    def _controller_ip(self) -> str | None:
+    def resolve_controller(self) -> str | None:
+        """The controller's address, for the cloak's always-allow rule: a DNS
+        lookup the first time, so it is blocking (run it off the event loop,
+        before :meth:`desired`, which stays pure). None while it fails."""
         if self.controller_ip is None:
             host = urlsplit(self.controller_url).hostname or ""
             try:
