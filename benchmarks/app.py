@@ -43,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.throughput import skylan_overlay
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,7 +51,7 @@ from cryptography.x509.oid import NameOID
 
 from skylan.lab import Host, Lab
 from skylan.lab.procs import stop_process
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import wait_for
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
 REDIS_PORT, REDIS_TLS_PORT, PG_PORT = 6379, 6380, 5432
@@ -259,47 +260,11 @@ class Path_:
 
 def skylan_paths(lab: Lab, hosts: list[Host], workdir: Path, python: bool) -> list[Path_]:
     """An encrypted and an unencrypted network between hosts 0 and 1; with
-    ``python`` an encrypted one between hosts 2 and 3 on the Python data plane."""
-    a, b = hosts[0], hosts[1]
-    sky = Deployment(workdir)
-    sky.start_controller(lab.add_host("ctl"))
-    sky.admin("net", "create", "bench", "--cidr", "172.16.1.0/24")
-    sky.admin("net", "create", "plain", "--cidr", "172.16.2.0/24", "--unencrypted")
-    token = sky.admin(
-        "token", "create", "--network", "bench", "--network", "plain", "--uses", "2", "--json"
-    )["token"]
-    sky.join(a, token, dataplane="auto")  # the default, whatever the environment says
-    sky.join(b, token, dataplane="auto")
-    members = {a.name: 2, b.name: 2}
-    if python:
-        c, d = hosts[2], hosts[3]
-        sky.admin("net", "create", "py", "--cidr", "172.16.3.0/24")
-        token = sky.admin("token", "create", "--network", "py", "--uses", "2", "--json")["token"]
-        for host in (c, d):
-            sky.join(host, token, dataplane="python")
-        members |= {c.name: 1, d.name: 1}
-
-    def attached() -> dict[str, dict[str, str]] | None:
-        nodes = sky.admin("node", "list", "--json")
-        if {n["name"]: len(n["networks"]) for n in nodes} != members:
-            return None
-        return {n["name"]: {m["network"]: m["ipv4"] for m in n["networks"]} for n in nodes}
-
-    ips = wait_for("the nodes attached", attached, timeout=60)
-    kind = sky.status(a)["dataplane"].get("dataplane", "python")
-    paths = [
-        Path_(f"skylan encrypted ({kind})", a, ips[b.name]["bench"]),
-        Path_("skylan unencrypted (VXLAN)", a, ips[b.name]["plain"]),
-    ]
-    if python:
-        paths.append(Path_("skylan encrypted (python)", hosts[2], ips[hosts[3].name]["py"]))
-    for path in paths:
-        wait_for(
-            f"{path.ip} to answer",
-            lambda p=path: p.client.ping(p.ip, count=1, timeout=1),
-            timeout=30,
-        )
-    return paths
+    ``python`` an encrypted one between hosts 2 and 3 on the Python data plane
+    (the same overlays as throughput.py's)."""
+    cases = skylan_overlay(lab, hosts, workdir, workers=1, python=python)
+    names = {"skylan unencrypted": "skylan unencrypted (VXLAN)"}
+    return [Path_(names.get(name, name), t.client, t.ip) for name, t in cases.items()]
 
 
 def run_lab(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,7 +19,13 @@ def test_version() -> None:
 def test_help_lists_groups() -> None:
     res = CliRunner().invoke(app, ["--help"])
     assert res.exit_code == 0
-    assert "lab" in res.stdout
+    listed = {
+        line.split()[1]
+        for line in res.stdout.splitlines()
+        if line.startswith("│ ") and len(line.split()) > 2 and line.split()[1].isalpha()
+    }
+    groups = {"controller", "agent", "net", "node", "token", "port", "gateway", "cloak", "lab"}
+    assert groups | {"login", "status", "demo"} <= listed, listed
 
 
 def agent_run_on_a_held_port(

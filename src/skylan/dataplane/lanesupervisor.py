@@ -52,6 +52,7 @@ class Worker:
     last_exit: int | None = None
     started: float = 0.0
     failures: int = 0  # exits in a row, each soon after its start
+    backoff: float = 0.0  # the wait before its last restart
     reader: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -147,6 +148,7 @@ class WorkerLanes:
         quick = time.monotonic() - worker.started < STABLE_AFTER
         worker.failures = worker.failures + 1 if quick else 1
         delay = min(RESTART_DELAY * 2 ** (worker.failures - 1), MAX_RESTART_DELAY)
+        worker.backoff = delay
         log.error(
             "lane %d exited with %s; restarting it in %.1f s",
             worker.lane,
@@ -175,6 +177,7 @@ class WorkerLanes:
                 running=running,
                 restarts=worker.exits,
                 last_exit=worker.last_exit,
+                backoff_s=worker.backoff,
             )
             out.append(status)
         return out

@@ -9,28 +9,9 @@ import pytest
 
 from skylan.agent.hostconfig import HostConfig
 from skylan.hostnet.interfaces import InterfaceInfo
-from skylan.model.netmap import NetMap, NetworkMap, SelfInfo
+from tests.netmaps import netmap
 
-NETMAP = NetMap(
-    version=1,
-    node=SelfInfo(node_id="n1", name="n1", status="approved"),
-    networks=[
-        NetworkMap(
-            id="net",
-            name="prod",
-            vni=1,
-            cidr4="172.16.1.0/24",
-            cidr6=None,
-            mtu=1420,
-            encrypted=True,
-            cloaked=True,
-            storm_pps=1000,
-            routes=[],
-            cloak_rules=[],
-            peers=[],
-        )
-    ],
-)
+NETMAP = netmap("n1", [], cidr4="172.16.1.0/24", cloaked=True)
 ETH0 = [InterfaceInfo("eth0", "02:00:00:00:00:01", ["198.18.0.5/24"], True, True)]
 
 

@@ -231,7 +231,9 @@ def test_reassembly_with_loss_duplicates_and_reordering() -> None:
     for c in shuffled:
         b.engine.receive_datagram(c, a.addr, net.now)
     assert received(b) == [big]
-    assert b.engine.drops["reassembly_duplicate"] >= 1 or b.engine.drops["replay"] >= 1
+    # each of the five repeated chunks is counted once: as a duplicate while its
+    # message is incomplete, as a replay once it is in
+    assert b.engine.drops["reassembly_duplicate"] + b.engine.drops["replay"] == 5
     # one lost chunk: the whole super-frame is dropped after the timeout
     a.engine.send_superframe(b.keys.public, 3, bytes(10), big, net.now)
     chunks = a.engine.datagrams_to_send()[0].datagrams()
@@ -309,7 +311,8 @@ def test_passive_keepalive_and_dead_peer_detection() -> None:
     net.advance(60)
     assert any(isinstance(e, PeerDead) for e in a.drain_events())
     assert a.engine.status(b.keys.public, net.now).dead
-    assert a.engine.get_timer() is None or a.engine.get_timer() > net.now  # no busy loop
+    timer = a.engine.get_timer()
+    assert timer is not None and timer > net.now  # no busy loop, and the sessions still expire
     # b comes back: traffic resumes
     net.filter = None
     a.engine.send_frames(b.keys.public, 7, [frame(b"back")], net.now)

@@ -132,10 +132,17 @@ def test_fixed_message_sizes() -> None:
 
 @given(st.floats(0, 2**40), st.floats(0, 2**40))
 def test_timestamps_order_like_time(t1: float, t2: float) -> None:
-    if t1 < t2 and int(t1 * 1e9) < int(t2 * 1e9):
-        assert timestamp.is_newer(timestamp.encode(t2), timestamp.encode(t1)) or (
-            int(t1) == int(t2) and int((t1 - int(t1)) * 1e9) == int((t2 - int(t2)) * 1e9)
-        )
+    """Encoded timestamps compare exactly as (seconds, nanoseconds) do, and
+    time that moves forward by at least a microsecond always encodes newer."""
+
+    def parts(t: float) -> tuple[int, int]:
+        return int(t), min(int((t - int(t)) * 1e9), 999_999_999)
+
+    e1, e2 = timestamp.encode(t1), timestamp.encode(t2)
+    assert timestamp.is_newer(e2, e1) == (parts(t2) > parts(t1))
+    assert timestamp.is_newer(e1, e2) == (parts(t1) > parts(t2))
+    if t2 - t1 >= 1e-6 * max(1.0, t2 / 2**20):  # beyond the float's resolution there
+        assert timestamp.is_newer(e2, e1)
 
 
 macs = st.binary(min_size=16, max_size=16)

@@ -261,10 +261,13 @@ def test_a_lane_that_cannot_start_is_retried_ever_more_slowly(
             lanes = WorkerLanes(StaticKeypair.generate(), port, 2)
             await lanes.start()
             try:
-                await asyncio.sleep(4.0)
+                deadline = time.monotonic() + 20
+                while lanes.statuses()[0]["restarts"] < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
                 status = lanes.statuses()[0]
-                # with a fixed 0.2 s delay it would have been restarted ~8 times
-                assert 2 <= status["restarts"] <= 4, status
+                # each quick exit doubles the wait: 0.2, 0.4, 0.8 s, ... (not a fixed 0.2)
+                assert status["restarts"] >= 3, status
+                assert status["backoff_s"] == pytest.approx(0.2 * 2 ** (status["restarts"] - 1))
                 assert status["last_exit"] == 2  # "cannot start", not a crash
             finally:
                 await lanes.close()

@@ -1,0 +1,47 @@
+"""Hand-made netmaps for tests that drive a data plane or the host
+configuration without a controller (one place that knows a netmap's shape)."""
+
+from __future__ import annotations
+
+from skylan.model.netmap import NetMap, NetworkMap, PeerInfo, PortInfo, SelfInfo
+
+PORT = 51820
+
+
+def peer(node_id: str, key: str, ip: str, underlay: str, mac: str | None = None) -> PeerInfo:
+    """A member with one port at ``ip`` (its MAC from the address unless given)."""
+    last = int(ip.rsplit(".", 1)[1])
+    return PeerInfo(
+        node_id=node_id,
+        name=node_id,
+        public_key=key,
+        endpoints=[f"{underlay}:{PORT}"],
+        port=PortInfo(
+            port_id=f"port-{node_id}",
+            mac=mac or f"02:00:00:00:00:{last:02x}",
+            ipv4=ip,
+            prefixlen=24,
+        ),
+    )
+
+
+def netmap(
+    node: str, peers: list[PeerInfo], *, cidr4: str = "172.16.9.0/24", cloaked: bool = False
+) -> NetMap:
+    """``node``'s netmap with one encrypted network of ``peers``."""
+    net = NetworkMap(
+        id="net",
+        name="prod",
+        vni=1,
+        cidr4=cidr4,
+        cidr6=None,
+        mtu=1420,
+        encrypted=True,
+        cloaked=cloaked,
+        storm_pps=1000,
+        routes=[],
+        cloak_rules=[],
+        peers=peers,
+    )
+    own = SelfInfo(node_id=node, name=node, status="approved")
+    return NetMap(version=1, node=own, networks=[net])
