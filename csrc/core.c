@@ -77,3 +77,10 @@ void core_free(struct core *c) {
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
+
+struct port *core_port(struct core *c, uint32_t vni) {
+    for (int i = 0; i < CORE_MAX_PORTS; i++)
+        if (c->ports[i].used && c->ports[i].vni == vni)
+            return &c->ports[i];
+    return NULL;
+}

@@ -91,6 +91,9 @@ double core_now(void);
 struct core *core_new(int udp_fd, size_t chunk_size, double reassembly_timeout);
 void core_free(struct core *c);
 
+/* Network vni's port, or NULL (core.c). */
+struct port *core_port(struct core *c, uint32_t vni);
+
 /* Sessions, by receiver index (sessions.c). */
 struct session *core_session(const struct core *c, uint32_t local_index);
 int core_add_session(struct core *c, struct session *s);

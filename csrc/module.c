@@ -76,10 +76,7 @@ static PyObject *Core_add_port(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Ii", &vni, &fd))
         return NULL;
     pthread_mutex_lock(&c->lock);
-    int index = -1;
-    for (int i = 0; i < CORE_MAX_PORTS; i++)
-        if (c->ports[i].used && c->ports[i].vni == vni)
-            index = -2;
+    int index = core_port(c, vni) ? -2 : -1;
     for (int i = 0; index == -1 && i < CORE_MAX_PORTS; i++)
         if (!c->ports[i].used)
             index = i;
@@ -108,11 +105,11 @@ static PyObject *Core_remove_port(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "I", &vni))
         return NULL;
     pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < CORE_MAX_PORTS; i++)
-        if (c->ports[i].used && c->ports[i].vni == vni) {
-            core_watch(c, i, 0);
-            c->ports[i].used = 0;
-        }
+    struct port *p = core_port(c, vni);
+    if (p != NULL) {
+        core_watch(c, (int)(p - c->ports), 0);
+        p->used = 0;
+    }
     pthread_mutex_unlock(&c->lock);
     Py_RETURN_NONE;
 }
@@ -400,13 +397,13 @@ static PyObject *Core_port_counters(PyObject *self, PyObject *args) {
         return NULL;
     unsigned long long v[4] = {0, 0, 0, 0};
     pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < CORE_MAX_PORTS; i++)
-        if (c->ports[i].used && c->ports[i].vni == vni) {
-            v[0] = c->ports[i].tx_bytes;
-            v[1] = c->ports[i].tx_packets;
-            v[2] = c->ports[i].rx_bytes;
-            v[3] = c->ports[i].rx_packets;
-        }
+    struct port *p = core_port(c, vni);
+    if (p != NULL) {
+        v[0] = p->tx_bytes;
+        v[1] = p->tx_packets;
+        v[2] = p->rx_bytes;
+        v[3] = p->rx_packets;
+    }
     pthread_mutex_unlock(&c->lock);
     return Py_BuildValue("(KKKK)", v[0], v[1], v[2], v[3]);
 }

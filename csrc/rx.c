@@ -56,13 +56,6 @@ static void up(struct core *c, uint8_t kind, int32_t slot, uint32_t vni,
         c->drops[DROP_SLOW_PATH_FULL]++;
 }
 
-static struct port *port_for(struct core *c, uint32_t vni) {
-    for (int i = 0; i < CORE_MAX_PORTS; i++)
-        if (c->ports[i].used && c->ports[i].vni == vni)
-            return &c->ports[i];
-    return NULL;
-}
-
 /* The switch's from_peer for a frame whose addresses the table knows. */
 static void deliver(struct core *c, struct port *p, struct slot *sl, int32_t slot,
                     const struct frame_ref *f) {
@@ -124,7 +117,7 @@ static void plaintext(struct core *c, struct session *s, const struct data_heade
     if (n == 0)
         return;
     sl->last_data_rx = now;
-    struct port *p = port_for(c, vni);
+    struct port *p = core_port(c, vni);
     if (p == NULL) {
         c->drops[DROP_UNKNOWN_NETWORK] += (uint64_t)n;
         return;
