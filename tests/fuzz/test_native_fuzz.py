@@ -25,6 +25,7 @@ CORE = [
 ]  # everything but the CPython binding
 TARGETS = {
     "rx": CORE,
+    "tx": CORE,
     "replay": [CSRC / "replay.c"],
     "reassembly": [CSRC / "reassembly.c", CSRC / "drops.c"],
 }
