@@ -17,48 +17,20 @@
 #include "../aead.h"
 #include "../core.h"
 #include "../wire.h"
+#include "fixture.h"
 
 static struct core *core;
 static struct session *session;
 static EVP_CIPHER_CTX *sealer;
 static const uint8_t KEY[32] = {7};
-static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 2};
-static const uint8_t LOCAL_MAC[6] = {0x02, 0, 0, 0, 0, 1};
 static uint64_t next_counter;
 
 static void setup(void) {
     core = core_new(-1, 1404, 0.5);
     if (core == NULL)
         abort();
-    int tap = open("/dev/null", O_WRONLY);
-    core->ports[0] = (struct port){.used = 1, .vni = 42, .tap_fd = tap};
-    uint8_t macs[12];
-    memcpy(macs, LOCAL_MAC, 6);
-    memcpy(macs + 6, PEER_MAC, 6);
-    int32_t nodes[2] = {FDB_LOCAL, 1};
-    fdb_set_network(&core->fdb, 42, macs, nodes, 2);
-    core->slots[0].used = 1;
-    core->slots[0].node = 1;
-    core->node_slot[1] = 0;
-    session = calloc(1, sizeof(*session));
-    session->local_index = 0x11223344;
-    session->remote_index = 0x55667788;
-    session->slot = 0;
-    session->enc = aead_new(KEY, 1);
-    session->dec = aead_new(KEY, 0);
-    session->expires = 1e18;
-    replay_init(&session->replay);
-    core_add_session(core, session);
-    core->slots[0].send = session;
+    session = fixture_peer(core, open("/dev/null", O_WRONLY), KEY, 0x11223344, 0x55667788);
     sealer = aead_new(KEY, 1);
-}
-
-static void drain(void) {
-    struct slow_entry e[64];
-    unsigned n;
-    while ((n = slowpath_take(&core->slow, e, 64)) > 0)
-        for (unsigned i = 0; i < n; i++)
-            free(e[i].data);
 }
 
 static const struct sockaddr_in FROM = {.sin_family = AF_INET, .sin_port = 0x1234};
@@ -110,6 +82,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         data += len;
         size -= len;
     }
-    drain();
+    fixture_drain_slow_path(core);
     return 0;
 }

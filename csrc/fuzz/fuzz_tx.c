@@ -14,13 +14,11 @@
 #include "../aead.h"
 #include "../core.h"
 #include "../wire.h"
+#include "fixture.h"
 
 static struct core *core;
 static int tap[2];
 static const uint8_t KEY[32] = {9};
-static const uint8_t LOCAL_MAC[6] = {0x02, 0, 0, 0, 0, 1};
-static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 2};
-
 static void setup(void) {
     int udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
@@ -32,39 +30,16 @@ static void setup(void) {
     core = core_new(udp, 1404, 0.5);
     if (core == NULL)
         abort();
-    core->ports[0] = (struct port){.used = 1, .vni = 42, .tap_fd = tap[1]};
-    uint8_t macs[12];
-    memcpy(macs, LOCAL_MAC, 6);
-    memcpy(macs + 6, PEER_MAC, 6);
-    int32_t nodes[2] = {FDB_LOCAL, 1};
-    fdb_set_network(&core->fdb, 42, macs, nodes, 2);
-    struct slot *sl = &core->slots[0];
-    sl->used = 1;
-    sl->node = 1;
-    sl->endpoint = addr; /* itself, on loopback */
-    sl->has_endpoint = 1;
-    core->node_slot[1] = 0;
-    struct session *s = calloc(1, sizeof(*s));
-    s->local_index = 1;
-    s->remote_index = 2;
-    s->slot = 0;
-    s->enc = aead_new(KEY, 1);
-    s->dec = aead_new(KEY, 0);
-    s->expires = 1e18;
-    replay_init(&s->replay);
-    core_add_session(core, s);
-    sl->send = s;
+    fixture_peer(core, tap[1], KEY, 1, 2);
+    core->slots[0].endpoint = addr; /* itself, on loopback */
+    core->slots[0].has_endpoint = 1;
 }
 
 static void drain(void) {
     static uint8_t buf[65536];
     while (recv(core->udp_fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
     }
-    struct slow_entry e[64];
-    unsigned n;
-    while ((n = slowpath_take(&core->slow, e, 64)) > 0)
-        for (unsigned i = 0; i < n; i++)
-            free(e[i].data);
+    fixture_drain_slow_path(core);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
