@@ -145,6 +145,7 @@ def serve(
     from prometheus_client import start_http_server
 
     from skylan.controller.app import bootstrap_admin, create_app, tls_files
+    from skylan.controller.httpsserver import HttpsServer
 
     host, port = _host_port("--listen", listen)
     scrape = _host_port("--metrics-listen", metrics_listen) if metrics_listen else None
@@ -167,7 +168,7 @@ def serve(
     if scrape is not None:
         start_http_server(scrape[1], scrape[0], registry=app.state.metrics_registry)
         console.print(f"unauthenticated metrics on http://{metrics_listen}/metrics")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -181,6 +182,10 @@ def serve(
         proxy_headers=bool(trusted_proxy),
         forwarded_allow_ips=",".join(trusted_proxy) if trusted_proxy else "",
     )
+    server = HttpsServer(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)
 
 
 @app.command()

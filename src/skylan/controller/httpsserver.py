@@ -1,0 +1,48 @@
+"""uvicorn, serving HTTPS through the controller's own TLS connections
+(``tlslistener``) instead of the event loop's: everything else (HTTP parsing,
+lifespan, graceful shutdown, signals) stays uvicorn's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from skylan.controller.tlslistener import TlsListener, bind
+
+log = logging.getLogger("uvicorn.error")
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when it cannot start
+
+
+class HttpsServer(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        config = self.config
+        if config.ssl is None:
+            raise ValueError("HttpsServer needs a certificate and key")
+
+        def make_protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        try:
+            listening = sockets or bind(config.host, config.port, config.backlog)
+        except OSError as exc:
+            log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        listener = TlsListener(listening, config.ssl, make_protocol)
+        listener.start()
+        self.servers = [listener]  # type: ignore[list-item]  # has close() and wait_closed()
+        for sock in listening:
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            log.info("serving on https://%s:%d", shown, port)
+        self.started = True
