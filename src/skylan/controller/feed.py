@@ -36,6 +36,11 @@ BATCH = 5000  # change rows read at once
 WAKE_SLICE = 100  # long-polls woken per event-loop iteration
 
 
+def _expire(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
 class NetmapFeed:
     def __init__(
         self,
@@ -57,7 +62,8 @@ class NetmapFeed:
         self._listen_url = listen_url
         self.applied = 0  # the last change applied to the state and the book
         self.published = 0  # the last change whose long-polls have been woken
-        self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        # a waiter's future is True when woken, False when its time ran out
+        self._waiters: dict[str, list[asyncio.Future[bool]]] = defaultdict(list)
         self._writers: list[tuple[int, asyncio.Future[None]]] = []
         self._to_wake: set[str] = set()
         self._waking: deque[str] = deque()
@@ -99,9 +105,9 @@ class NetmapFeed:
             if not done:
                 log.warning("netmap feed did not stop within 5 s; abandoning it")
         for futures in self._waiters.values():
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
+            for parked in futures:
+                if not parked.done():
+                    parked.cancel()
         for _, fut in self._writers:
             if not fut.done():
                 fut.cancel()
@@ -146,14 +152,16 @@ class NetmapFeed:
             left = deadline - self._loop.time()
             if left <= 0:
                 return None
-            fut: asyncio.Future[None] = self._loop.create_future()
+            fut: asyncio.Future[bool] = self._loop.create_future()
             self._waiters[node_id].append(fut)
+            # a bare timer, not asyncio.timeout: thousands wait at once, and
+            # its context manager and frame cost a parked agent ~0.5 KiB more
+            timer = self._loop.call_at(deadline, _expire, fut)
             try:
-                async with asyncio.timeout(left):
-                    await fut
-            except TimeoutError:
-                return None
+                if not await fut:
+                    return None
             finally:
+                timer.cancel()
                 waiters = self._waiters.get(node_id)
                 if waiters is not None:
                     with contextlib.suppress(ValueError):
@@ -242,7 +250,7 @@ class NetmapFeed:
         for _ in range(min(WAKE_SLICE, len(self._waking))):
             for fut in self._waiters.get(self._waking.popleft(), ()):
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(True)
         if self._waking and self._loop is not None:
             self._pacing = self._loop.call_soon(self._wake_some)
 
