@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from skylan import __version__
-from skylan.cli import admin_cmd, agent_cmd, controller_cmd, demo_cmd, lab_cmd
+from skylan.cli import (
+    agent_cmd,
+    cloak_cmd,
+    controller_cmd,
+    demo_cmd,
+    gateway_cmd,
+    lab_cmd,
+    login_cmd,
+    net_cmd,
+    node_cmd,
+    port_cmd,
+    token_cmd,
+)
 from skylan.cli.errors import run_app
 
 app = typer.Typer(
@@ -19,13 +31,13 @@ app = typer.Typer(
 app.add_typer(controller_cmd.app, name="controller")
 app.add_typer(agent_cmd.app, name="agent")
 app.command("status")(agent_cmd.status)
-app.command("login")(admin_cmd.login)
-app.add_typer(admin_cmd.net_app, name="net")
-app.add_typer(admin_cmd.node_app, name="node")
-app.add_typer(admin_cmd.token_app, name="token")
-app.add_typer(admin_cmd.port_app, name="port")
-app.add_typer(admin_cmd.gateway_app, name="gateway")
-app.add_typer(admin_cmd.cloak_app, name="cloak")
+app.command("login")(login_cmd.login)
+app.add_typer(net_cmd.net_app, name="net")
+app.add_typer(node_cmd.node_app, name="node")
+app.add_typer(token_cmd.token_app, name="token")
+app.add_typer(port_cmd.port_app, name="port")
+app.add_typer(gateway_cmd.gateway_app, name="gateway")
+app.add_typer(cloak_cmd.cloak_app, name="cloak")
 app.add_typer(lab_cmd.app, name="lab")
 app.command("demo")(demo_cmd.demo)
 

@@ -12,10 +12,10 @@ others received, so any replica shows every node's liveness.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.changes import record_change
+from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import Conflict, NotFound
 from skylan.controller.state import loader
 from skylan.controller.state.liveness import Liveness
@@ -41,6 +42,9 @@ _SEEN = TypeAdapter(dict[str, list[str]])
 
 def _stamp(unix: float | None) -> datetime | None:
     return datetime.fromtimestamp(unix, UTC) if unix is not None else None
+
+
+_NEVER = Liveness()
 
 
 class Liveliness:
@@ -64,7 +68,7 @@ class Liveliness:
         self.clock = clock
         self.seen: set[str] = set()  # nodes heard from since the last flush
         self.detailed: set[str] = set()  # ... whose reports changed
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BatchLoop("heartbeats", flush_interval, self._batch, self.flush)
         self.last_flush_s = 0.0  # how long the last batch took, end to end
         self.last_flush_rows = 0
         self._watermark = 0.0
@@ -140,31 +144,22 @@ class Liveliness:
     # -- batches ------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="liveness")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await self.flush()  # what was heard since the last batch
+        await self._loop.stop()  # and writes what was heard since the last batch
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await self.flush()
-                if self.refresh:
-                    await self.read_others()
-            except Exception:
-                log.exception("writing heartbeats failed; retrying")
+    async def _batch(self) -> None:
+        await self.flush()
+        if self.refresh:
+            await self.read_others()
 
     async def flush(self) -> None:
         started = time.perf_counter()
         seen, self.seen = self.seen, set()
         detailed, self.detailed = self.detailed, set()
         rows, details = [], []
+        now = datetime.now(UTC)
         for node_id in seen | detailed:
             live = self.state.liveness.get(node_id)
             if live is None or node_id not in self.state.nodes:
@@ -178,6 +173,7 @@ class Liveliness:
                         live.interfaces.decode(),
                         live.peers.decode(),
                         live.seen_ips.decode(),
+                        now,
                         node_id,
                     )
                 )
@@ -189,7 +185,7 @@ class Liveliness:
             bulk.update_by_id(
                 db,
                 "nodes",
-                ["os", "agent_version", "interfaces", "peer_status", "seen_ips"],
+                ["os", "agent_version", "interfaces", "peer_status", "seen_ips", "details_at"],
                 details,
                 json=("interfaces", "peer_status", "seen_ips"),
             )
@@ -206,17 +202,37 @@ class Liveliness:
             log.warning("writing heartbeats took %.1f s (%d rows)", self.last_flush_s, len(rows))
 
     async def read_others(self) -> None:
-        """Heartbeats other replicas received (and wrote) since the last read."""
+        """Heartbeats other replicas received (and wrote) since the last read:
+        when each node was last seen, for every node; its details only where
+        another replica heard it last and the details changed."""
         since = max(self._watermark - 2 * self.flush_interval, 0.0)
         started = self.clock()
 
-        def read() -> dict[str, Liveness]:
+        def seen_since() -> list[tuple[str, float | None, float | None, float | None]]:
             with self.sessions() as db:
-                return loader.load_liveness_since(db, since)
+                return loader.load_seen_since(db, since)
 
-        found = await asyncio.to_thread(read)
+        def details_of(node_ids: list[str]) -> dict[str, Liveness]:
+            with self.sessions() as db:
+                return loader.load_details(db, node_ids)
+
+        seen = await asyncio.to_thread(seen_since)
+        newer = [
+            (node_id, last_seen, started_at, details_at)
+            for node_id, last_seen, started_at, details_at in seen
+            if node_id in self.state.nodes
+            and (last_seen or 0.0) > (self._mine(node_id).last_seen or 0.0)
+        ]
+        changed = [n for n, _, _, at in newer if at is not None and at > since]
+        details = await asyncio.to_thread(details_of, changed) if changed else {}
         self._watermark = started
-        for node_id, theirs in found.items():
-            mine = self.state.liveness.get(node_id)
-            if node_id in self.state.nodes and (mine is None or theirs.newer_than(mine)):
-                self.state.liveness[node_id] = theirs
+        for node_id, last_seen, started_at, _ in newer:
+            mine = self._mine(node_id)
+            if node_id not in self.state.nodes or (last_seen or 0.0) <= (mine.last_seen or 0.0):
+                continue  # deleted, or heard here since
+            theirs = details.get(node_id) or replace(mine)
+            theirs.last_seen, theirs.started_at = last_seen, started_at
+            self.state.liveness[node_id] = theirs
+
+    def _mine(self, node_id: str) -> Liveness:
+        return self.state.liveness.get(node_id) or _NEVER

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from skylan.controller.changes import record_change
-from skylan.controller.service import lookup
-from skylan.controller.service.errors import Invalid, NotFound
+from skylan.controller.service import lookup, networkrows
+from skylan.controller.service.errors import Invalid
 from skylan.controller.state.store import State
 from skylan.controller.storage.tables import CloakRuleRow
 from skylan.model.requests import CloakRuleCreate
@@ -33,16 +32,8 @@ def create(db: Session, state: State, network: str, body: CloakRuleCreate) -> st
         source_cidr=body.source_cidr,
         description=body.description,
     )
-    db.add(row)
-    db.flush()
-    record_change(db, networks=[net.id])
-    return row.id
+    return networkrows.add(db, row)
 
 
 def delete(db: Session, state: State, network: str, rule_id: str) -> None:
-    net = lookup.network(state, network)
-    row = db.get(CloakRuleRow, rule_id)
-    if row is None or row.network_id != net.id:
-        raise NotFound(f"cloak rule {rule_id!r} not found")
-    db.delete(row)
-    record_change(db, networks=[net.id])
+    networkrows.remove(db, state, network, CloakRuleRow, rule_id, what="cloak rule")

@@ -14,9 +14,8 @@ from collections import defaultdict
 
 from sqlalchemy.orm import Session
 
-from skylan.controller.changes import record_change
-from skylan.controller.service import lookup
-from skylan.controller.service.errors import Conflict, Invalid, NotFound
+from skylan.controller.service import lookup, networkrows
+from skylan.controller.service.errors import Conflict, Invalid
 from skylan.controller.state.store import State
 from skylan.controller.storage.tables import RouteRow
 from skylan.model.api import GatewayCandidate
@@ -48,19 +47,11 @@ def create(db: Session, state: State, network: str, body: RouteCreate) -> str:
         metric=body.metric,
         masquerade=body.masquerade,
     )
-    db.add(row)
-    db.flush()
-    record_change(db, networks=[net.id])
-    return row.id
+    return networkrows.add(db, row)
 
 
 def delete(db: Session, state: State, network: str, route_id: str) -> None:
-    net = lookup.network(state, network)
-    row = db.get(RouteRow, route_id)
-    if row is None or row.network_id != net.id:
-        raise NotFound(f"route {route_id!r} not found")
-    db.delete(row)
-    record_change(db, networks=[net.id])
+    networkrows.remove(db, state, network, RouteRow, route_id, what="route")
 
 
 def candidates(state: State, network: str) -> list[GatewayCandidate]:

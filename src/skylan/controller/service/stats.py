@@ -17,7 +17,6 @@ can overflow its column.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -29,6 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import ServiceError
 from skylan.controller.state import loader
 from skylan.controller.state.store import State
@@ -84,7 +84,7 @@ class StatsBook:
         self.stored: dict[str, int] = {}  # node -> highest seq stored
         self._per_minute: dict[str, tuple[int, int]] = {}  # node -> (minute, reports)
         self.totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # since start: rx, tx
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BatchLoop("statistics", flush_interval, self._batch, self.flush)
         self.last_flush_s = 0.0  # how long the last batch took, end to end
         self.last_flush_rows = 0
         self._flushing = asyncio.Lock()
@@ -100,15 +100,10 @@ class StatsBook:
 
         self.stored = await asyncio.to_thread(read)
         self.accepted = dict(self.stored)
-        self._task = asyncio.create_task(self._run(), name="stats")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await self.flush()
+        await self._loop.stop()  # and writes what is still summed in memory
 
     # -- reports (event loop) -----------------------------------------------------
 
@@ -156,15 +151,10 @@ class StatsBook:
 
     # -- batches --------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await self.flush()
-                if self.clock() - self._purged > 600:
-                    await self.purge()
-            except Exception:
-                log.exception("writing statistics failed; retrying")
+    async def _batch(self) -> None:
+        await self.flush()
+        if self.clock() - self._purged > 600:
+            await self.purge()
 
     async def flush(self) -> None:
         started = time.perf_counter()

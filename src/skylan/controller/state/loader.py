@@ -4,11 +4,12 @@ then what each batch of change rows names. Runs in worker threads."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, Text, cast, func, select, true
 from sqlalchemy.orm import Session
 
 from skylan.controller.state.liveness import Liveness
@@ -240,13 +241,48 @@ def load_changes(db: Session, after: int, limit: int = 5000) -> Changes:
     return out
 
 
-def load_liveness_since(db: Session, since: float) -> dict[str, Liveness]:
-    """Liveness of the nodes seen after ``since`` (unix time): how a replica
-    learns of heartbeats another replica received."""
-    from datetime import UTC, datetime  # noqa: PLC0415 - only replicas call this
-
+def load_seen_since(
+    db: Session, since: float
+) -> list[tuple[str, float | None, float | None, float | None]]:
+    """(node, last seen, agent started, details changed) as unix times, of
+    the nodes seen after ``since``: how a replica learns of heartbeats another
+    replica received, without their details."""
     cutoff = datetime.fromtimestamp(since, UTC)
-    return {row.id: liveness(row) for row in _rows(db, NodeRow, NodeRow.last_seen > cutoff)}
+    query = select(
+        NodeRow.id, NodeRow.last_seen, NodeRow.agent_started_at, NodeRow.details_at
+    ).where(NodeRow.last_seen > cutoff)
+    return [
+        (node_id, _unix(seen), _unix(started), _unix(details))
+        for node_id, seen, started, details in db.execute(query)
+    ]
+
+
+def load_details(db: Session, node_ids: Sequence[str]) -> dict[str, Liveness]:
+    """The reported details of ``node_ids`` as the agents sent them (the JSON
+    as text, not parsed: they are kept as bytes)."""
+    out: dict[str, Liveness] = {}
+    for at in range(0, len(node_ids), 500):
+        query = select(
+            NodeRow.id,
+            NodeRow.os,
+            NodeRow.agent_version,
+            cast(NodeRow.interfaces, Text),
+            cast(NodeRow.peer_status, Text),
+            cast(NodeRow.seen_ips, Text),
+        ).where(NodeRow.id.in_(node_ids[at : at + 500]))
+        for node_id, os_name, version, interfaces, peers, seen in db.execute(query):
+            out[node_id] = Liveness(
+                os=os_name,
+                agent_version=version,
+                interfaces=(interfaces or "[]").encode(),
+                peers=(peers or "[]").encode(),
+                seen_ips=(seen or "{}").encode(),
+            )
+    return out
+
+
+def _unix(at: datetime | None) -> float | None:
+    return as_utc(at).timestamp() if at is not None else None
 
 
 def stats_seqs(db: Session) -> dict[str, int]:

@@ -135,6 +135,8 @@ class NodeRow(Base):
     # addresses it saw its own machine announce by ARP per network (floating IPs)
     peer_status: Mapped[list[Any]] = mapped_column(default=list)
     seen_ips: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # when those (and os, agent_version) last changed: what other replicas read
+    details_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # public keys of the agent's data-plane worker lanes 1..N-1 (lane 0 uses
     # public_key): peers pair their own lanes with these
     lane_keys: Mapped[list[Any]] = mapped_column(default=list)

@@ -1,0 +1,107 @@
+"""``skylan net``: virtual networks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from skylan.cli.context import client
+from skylan.cli.output import JsonFlag, console, detail, emit
+
+net_app = typer.Typer(help="Virtual networks.", no_args_is_help=True)
+
+
+NET_COLUMNS = [
+    ("name", lambda n: n.name),
+    ("cidr4", lambda n: n.cidr4),
+    ("cidr6", lambda n: n.cidr6),
+    ("mtu", lambda n: n.mtu),
+    ("encrypted", lambda n: n.encrypted),
+    ("cloaked", lambda n: n.cloaked),
+    ("members", lambda n: n.members),
+    ("id", lambda n: n.id),
+]
+
+
+@net_app.command("list")
+def net_list(as_json: JsonFlag = False) -> None:
+    """List networks."""
+    with client() as sky:
+        emit(sky.networks(), as_json, NET_COLUMNS)
+
+
+@net_app.command("show")
+def net_show(network: str, as_json: JsonFlag = False) -> None:
+    """Show one network (by name or id)."""
+    with client() as sky:
+        detail(sky.network(network), as_json)
+
+
+@net_app.command("create")
+def net_create(
+    name: str,
+    cidr4: Annotated[str, typer.Option("--cidr", help="IPv4 network, e.g. 172.16.1.0/24")],
+    cidr6: Annotated[str | None, typer.Option("--cidr6")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    mtu: Annotated[int | None, typer.Option()] = None,
+    encrypted: Annotated[bool, typer.Option("--encrypted/--unencrypted")] = True,
+    cloaked: Annotated[bool, typer.Option("--cloaked/--visible")] = False,
+    storm_pps: Annotated[int | None, typer.Option(help="Broadcast pps limit per port.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a network."""
+    with client() as sky:
+        detail(
+            sky.create_network(
+                name,
+                cidr4,
+                cidr6=cidr6,
+                description=description,
+                mtu=mtu,
+                encrypted=encrypted,
+                cloaked=cloaked,
+                storm_pps=storm_pps,
+            ),
+            as_json,
+        )
+
+
+@net_app.command("update")
+def net_update(
+    network: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    mtu: Annotated[int | None, typer.Option()] = None,
+    cloaked: Annotated[bool | None, typer.Option("--cloaked/--visible")] = None,
+    encrypted: Annotated[bool | None, typer.Option("--encrypted/--unencrypted")] = None,
+    storm_pps: Annotated[int | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a network's settings."""
+    changes = {
+        k: v
+        for k, v in {
+            "name": name,
+            "description": description,
+            "mtu": mtu,
+            "cloaked": cloaked,
+            "encrypted": encrypted,
+            "storm_pps": storm_pps,
+        }.items()
+        if v is not None
+    }
+    if not changes:
+        raise typer.BadParameter("nothing to change; see --help")
+    with client() as sky:
+        detail(sky.update_network(network, **changes), as_json)
+
+
+@net_app.command("delete")
+def net_delete(
+    network: str, force: Annotated[bool, typer.Option(help="Also detach every node.")] = False
+) -> None:
+    """Delete a network."""
+    with client() as sky:
+        sky.delete_network(network, force=force)
+    console.print(f"deleted network {network}")
