@@ -11,13 +11,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
 from skylan.agent.reports import StatsReporter
 from skylan.client import Skylan
 from skylan.lab.postgres import PostgresCluster
 from skylan.model.agentapi import EnrollRequest, Heartbeat, SyncRequest
+from skylan.model.agentstatus import LaneStatus, TunnelStatus
 from skylan.tunnel.keys import StaticKeypair
 
 from .served import Served, serve
@@ -43,13 +43,9 @@ class SimAgent:
     errors: list[str] = field(default_factory=list)
     reporter: StatsReporter = field(default_factory=StatsReporter)
 
-    def status(self) -> dict[str, Any]:
-        counters = {"tx_bytes": self.sent_bytes, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0}
-        return {
-            "peers": {self.peer: {**counters, "rtt_ms": 1.0}},
-            "interfaces": {},
-            "drops": {},
-        }
+    def status(self) -> LaneStatus:
+        tunnel = TunnelStatus(tx_bytes=self.sent_bytes, rtt_ms=1.0)
+        return LaneStatus(lane=0, peers={self.peer: tunnel})
 
     async def sync_once(self, produce: bool) -> None:
         if produce:

@@ -12,7 +12,6 @@ sessions rekey after that many seconds (and expire at twice that).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ async def main(
     await dp.apply(NetMap.model_validate_json(netmap_file.read_text()))
     while True:
         tmp = status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dp.status()))
+        tmp.write_text(dp.status().model_dump_json())
         tmp.replace(status_file)
         await asyncio.sleep(0.3)
 

@@ -17,6 +17,7 @@ import pytest
 from skylan.dataplane import lanesupervisor
 from skylan.dataplane.laneprocess import Worker
 from skylan.dataplane.lanesupervisor import WorkerLanes, merged_status
+from skylan.model.agentstatus import INTERFACE_COUNTERS, PEER_COUNTERS, LaneStatus
 from skylan.model.netmap import NetMap, SelfInfo
 from skylan.tunnel.keys import StaticKeypair
 
@@ -64,9 +65,9 @@ def test_a_worker_lane_follows_netmaps_survives_bad_input_and_restarts() -> None
         lanes = WorkerLanes(key, port, 2)
         await lanes.start()
         try:
-            (status,) = await until("a status", lambda: [s for s in lanes.statuses() if "pid" in s])
+            (status,) = await until("a status", lambda: [s for s in statuses(lanes) if "pid" in s])
             ready = await until(
-                "lane 1's own status", lambda: lanes.statuses()[0].get("listen_port")
+                "lane 1's own status", lambda: statuses(lanes)[0].get("listen_port")
             )
             assert ready == port + 1 and status["running"] and status["restarts"] == 0
             netmap = NetMap(
@@ -79,13 +80,13 @@ def test_a_worker_lane_follows_netmaps_survives_bad_input_and_restarts() -> None
             proc.stdin.write(b"{not json\n" + b'{"netmap": 3, "names": {}}\n')
             await proc.stdin.drain()
             await asyncio.sleep(1.5)  # two status periods: it is still there and reporting
-            assert proc.returncode is None and lanes.statuses()[0]["running"]
+            assert proc.returncode is None and statuses(lanes)[0]["running"]
             first = proc.pid
             proc.kill()
             await until(
                 "the lane to be restarted",
                 lambda: (
-                    (s := lanes.statuses()[0])["restarts"] == 1
+                    (s := statuses(lanes)[0])["restarts"] == 1
                     and s["running"]
                     and s["pid"] != first
                     and s.get("listen_port") == port + 1
@@ -97,12 +98,26 @@ def test_a_worker_lane_follows_netmaps_survives_bad_input_and_restarts() -> None
             await lanes.close()
         assert second.returncode == 0  # stdin EOF: a clean exit, not a kill
         assert not alive(second.pid)
-        assert lanes.statuses()[0]["running"] is False
+        assert statuses(lanes)[0]["running"] is False
 
     asyncio.run(scenario())
 
 
-def lane(n: int, tx: int, established: bool, announced: list[str]) -> dict[str, Any]:
+def lane(n: int, tx: int, established: bool, announced: list[str], **change: Any) -> LaneStatus:
+    return LaneStatus.model_validate(lane_fields(n, tx, established, announced) | change)
+
+
+def statuses(lanes: WorkerLanes) -> list[dict[str, Any]]:
+    return [as_dict(s) for s in lanes.statuses()]
+
+
+def as_dict(status: LaneStatus) -> dict[str, Any]:
+    """The status as it goes on the wire (and into the status file)."""
+    found: dict[str, Any] = status.model_dump(mode="json")
+    return found
+
+
+def lane_fields(n: int, tx: int, established: bool, announced: list[str]) -> dict[str, Any]:
     return {
         "lane": n,
         "listen_port": 51820 + n,
@@ -135,7 +150,7 @@ def lane(n: int, tx: int, established: bool, announced: list[str]) -> dict[str, 
 
 def test_lane_status_is_summed_into_lane_zeros() -> None:
     own = lane(0, 100, True, ["10.0.0.1"])
-    merged = merged_status(own, [lane(1, 50, False, ["10.0.0.9"]), lane(2, 5, True, [])])
+    merged = as_dict(merged_status(own, [lane(1, 50, False, ["10.0.0.9"]), lane(2, 5, True, [])]))
     assert merged["interfaces"]["sky0"]["tx_bytes"] == 155
     assert merged["interfaces"]["sky0"]["announced"] == ["10.0.0.1", "10.0.0.9"]
     peer = merged["peers"]["b"]
@@ -148,28 +163,26 @@ def test_lane_status_is_summed_into_lane_zeros() -> None:
         (1, 50, 0),
         (2, 5, 1),
     ]
-    assert own["interfaces"]["sky0"]["tx_bytes"] == 100  # lane 0's own status is left alone
+    assert own.interfaces["sky0"].tx_bytes == 100  # lane 0's own status is left alone
     # a peer only a worker lane knows yet still shows
-    only = merged_status(lane(0, 1, True, []) | {"peers": {}}, [lane(1, 7, True, [])])
-    assert only["peers"]["b"]["tx_bytes"] == 7
+    only = merged_status(lane(0, 1, True, [], peers={}), [lane(1, 7, True, [])])
+    assert only.peers["b"].tx_bytes == 7
 
 
 def test_what_a_lane_counted_before_it_exited_stays_in_the_nodes_counters() -> None:
     own = lane(0, 100, True, [])
-    before = merged_status(own, [lane(1, 50, True, [])])
-    retired: dict[str, Any] = {}
+    before = as_dict(merged_status(own, [lane(1, 50, True, [])]))
+    retired = lanesupervisor.retired_counters()
     lanesupervisor.add_counters(retired, lane(1, 50, True, []), keep_new=True)
-    restarted = lane(1, 0, True, []) | {"drops": {}, "send_errors": 0}
-    for section, names in (
-        ("interfaces", lanesupervisor.INTERFACE_COUNTERS),
-        ("peers", lanesupervisor.PEER_COUNTERS),
-    ):
-        for entry in restarted[section].values():
+    fields = lane_fields(1, 0, True, []) | {"drops": {}, "send_errors": 0}
+    for section, names in (("interfaces", INTERFACE_COUNTERS), ("peers", PEER_COUNTERS)):
+        for entry in fields[section].values():
             entry.update(dict.fromkeys(names, 0))  # it counts from zero again
-    after = merged_status(own, [restarted], retired)
+    restarted = LaneStatus.model_validate(fields)
+    after = as_dict(merged_status(own, [restarted], retired))
     for section, key, names in (
-        ("interfaces", "sky0", lanesupervisor.INTERFACE_COUNTERS),
-        ("peers", "b", lanesupervisor.PEER_COUNTERS),
+        ("interfaces", "sky0", INTERFACE_COUNTERS),
+        ("peers", "b", PEER_COUNTERS),
     ):
         for k in names:
             assert after[section][key].get(k, 0) == before[section][key].get(k, 0), (section, k)
@@ -177,9 +190,9 @@ def test_what_a_lane_counted_before_it_exited_stays_in_the_nodes_counters() -> N
     assert [x["tx_bytes"] for x in after["lanes"]] == [100, 0]  # each lane since its start
     # a second exit adds up; what lane 0 no longer has is left out, not invented
     lanesupervisor.add_counters(retired, lane(1, 7, True, []), keep_new=True)
-    assert retired["peers"]["b"]["tx_bytes"] == 57 and retired["send_errors"] == 2
-    gone = merged_status(lane(0, 1, True, []) | {"peers": {}}, [], retired)
-    assert gone["peers"] == {} and gone["interfaces"]["sky0"]["tx_bytes"] == 58
+    assert retired.peers["b"].tx_bytes == 57 and retired.send_errors == 2
+    gone = merged_status(lane(0, 1, True, [], peers={}), [], retired)
+    assert gone.peers == {} and gone.interfaces["sky0"].tx_bytes == 58
 
 
 def test_a_restarted_lane_does_not_take_back_what_it_counted() -> None:
@@ -188,15 +201,15 @@ def test_a_restarted_lane_does_not_take_back_what_it_counted() -> None:
         lanes = WorkerLanes(StaticKeypair.generate(), port, 2)
         await lanes.start()
         try:
-            await until("lane 1's status", lambda: lanes.statuses()[0].get("listen_port"))
+            await until("lane 1's status", lambda: statuses(lanes)[0].get("listen_port"))
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
                 for _ in range(3):  # no message of the tunnel's: each is counted as a drop
                     sender.sendto(b"\xee" * 40, ("127.0.0.1", port + 1))
             counted = await until(
                 "the lane to count the drops",
                 lambda: (
-                    sum(lanes.statuses()[0].get("drops", {}).values()) == 3
-                    and lanes.statuses()[0]["drops"]
+                    sum(statuses(lanes)[0].get("drops", {}).values()) == 3
+                    and statuses(lanes)[0]["drops"]
                 ),
             )
             proc = lanes.workers[0].process
@@ -205,11 +218,11 @@ def test_a_restarted_lane_does_not_take_back_what_it_counted() -> None:
             proc.kill()
             await until(
                 "the lane to be restarted",
-                lambda: (s := lanes.statuses()[0])["running"] and s["pid"] != first,
+                lambda: (s := statuses(lanes)[0])["running"] and s["pid"] != first,
             )
-            own = {"interfaces": {}, "peers": {}, "drops": {}, "send_errors": 0, "fallbacks": []}
-            assert lanes.retired["drops"] == counted
-            assert merged_status(own, lanes.statuses(), lanes.retired)["drops"] == counted
+            own = LaneStatus(lane=0)
+            assert as_dict(lanes.retired)["drops"] == counted
+            assert as_dict(merged_status(own, lanes.statuses(), lanes.retired))["drops"] == counted
         finally:
             await lanes.close()
 
@@ -225,7 +238,7 @@ def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
         lanes = WorkerLanes(StaticKeypair.generate(), free_port_pair(), 2)
         await lanes.start()
         try:
-            await until("lane 1's status", lambda: lanes.statuses()[0].get("listen_port"))
+            await until("lane 1's status", lambda: statuses(lanes)[0].get("listen_port"))
             proc = lanes.workers[0].process
             assert proc is not None
             os.kill(proc.pid, signal.SIGSTOP)  # hung: it reads nothing more
@@ -238,7 +251,7 @@ def test_a_worker_that_stops_reading_is_replaced_not_waited_for(
             await until(
                 "the hung lane to be replaced",
                 lambda: (
-                    (s := lanes.statuses()[0])["restarts"] == 1
+                    (s := statuses(lanes)[0])["restarts"] == 1
                     and s["running"]
                     and s.get("listen_port")
                 ),
@@ -262,9 +275,9 @@ def test_a_lane_that_cannot_start_is_retried_ever_more_slowly(
             await lanes.start()
             try:
                 deadline = time.monotonic() + 20
-                while lanes.statuses()[0]["restarts"] < 3 and time.monotonic() < deadline:
+                while statuses(lanes)[0]["restarts"] < 3 and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
-                status = lanes.statuses()[0]
+                status = statuses(lanes)[0]
                 # each quick exit doubles the wait: 0.2, 0.4, 0.8 s, ... (not a fixed 0.2)
                 assert status["restarts"] >= 3, status
                 assert status["backoff_s"] == pytest.approx(0.2 * 2 ** (status["restarts"] - 1))

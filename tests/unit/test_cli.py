@@ -1,6 +1,7 @@
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -80,3 +81,89 @@ def test_agent_run_moves_the_tunnels_to_another_port_and_keeps_it(tmp_path: Path
     )
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     assert state.enrollment().listen_port == port  # a refused value changes nothing
+
+
+def _status_file(tmp_path: Path, text: str) -> Path:
+    from skylan.agent.state import StateDir
+
+    state = StateDir(tmp_path)
+    state.status_path.parent.mkdir(parents=True, exist_ok=True)
+    state.status_path.write_text(text)
+    return tmp_path
+
+
+def test_status_shows_what_the_agent_wrote(tmp_path: Path) -> None:
+    from skylan.model.agentstatus import (
+        AgentStatus,
+        HostStatus,
+        LaneStatus,
+        NetworkEntry,
+        PeerEntry,
+        TapStatus,
+        TunnelStatus,
+    )
+
+    tunnel = TunnelStatus(established=True, endpoint="198.18.0.2:51820", rtt_ms=0.42, tx_bytes=2048)
+    written = AgentStatus(
+        node="a",
+        node_id="n-a",
+        controller="https://198.18.0.1:8443",
+        node_status="approved",
+        netmap_version=7,
+        last_contact=time.time(),
+        last_error=None,
+        apply_error=None,
+        dataplane=LaneStatus(
+            lane=0,
+            dataplane="native",
+            listen_port=51820,
+            interfaces={"sky0": TapStatus(network_id="net", offloads=["tso"])},
+            peers={"n-b": tunnel},
+            drops={"bad_mac": 3},
+        ),
+        host=HostStatus(applied=True),
+        written_at=time.time(),
+        networks=[
+            NetworkEntry(
+                name="prod",
+                cidr4="10.1.0.0/24",
+                mtu=1400,
+                encrypted=True,
+                cloaked=False,
+                ipv4="10.1.0.1",
+                mac=None,
+                peers=[
+                    PeerEntry(
+                        name="b",
+                        node_id="n-b",
+                        ipv4="10.1.0.2",
+                        mac=None,
+                        endpoints=[],
+                        tunnel=tunnel,
+                    )
+                ],
+            )
+        ],
+    )
+    state = _status_file(tmp_path, written.model_dump_json())
+    res = CliRunner().invoke(app, ["status", "--state-dir", str(state)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "198.18.0.2:51820" in res.output and "0.42 ms" in res.output and "2.0 KiB" in res.output
+    assert "data plane (native): udp/51820" in res.output and "bad_mac=3" in res.output
+    as_json = CliRunner().invoke(app, ["status", "--json", "--state-dir", str(state)])
+    assert AgentStatus.model_validate_json(as_json.output) == written
+
+
+def test_status_of_a_file_it_does_not_understand_is_one_line(tmp_path: Path) -> None:
+    state = _status_file(tmp_path, '{"node": "a", "networks": "not a list"}')
+    res = subprocess.run(
+        [sys.executable, "-m", "skylan", "status", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a status this version of skylan understands" in lines[0]
+    assert "Traceback" not in res.stdout + res.stderr

@@ -12,13 +12,11 @@ and moves to another controller replica if it knows several.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import platform
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 from skylan import __version__
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
@@ -29,6 +27,7 @@ from skylan.dataplane.lane import Dataplane
 from skylan.hostnet.interfaces import endpoints, physical_interfaces
 from skylan.hostnet.kernellinks import KernelLinks
 from skylan.model.agentapi import Heartbeat, SyncRequest
+from skylan.model.agentstatus import AgentStatus, NetworkEntry, PeerEntry
 from skylan.model.netmap import NetMap
 
 log = logging.getLogger("skylan.agent")
@@ -204,7 +203,7 @@ class Agent:
             peers = peer_reports(status)
             body.lane_keys = self.dataplane.lane_keys
             body.seen_ips = {
-                port["network_id"]: port["announced"][:64] for port in status["interfaces"].values()
+                port.network_id: port.announced[:64] for port in status.interfaces.values()
             }
             if self._peer_reports.due(peers):
                 body.peers = peers
@@ -226,7 +225,7 @@ class Agent:
         status = self.dataplane.status()
         ifnames = {p.network_id: p.name for p in self.dataplane.ports.values()}
         ifnames |= {v.network_id: v.name for v in self.dataplane.vxlans.values()}
-        dead = {node for node, peer in status["peers"].items() if peer["dead"]}
+        dead = {node for node, peer in status.peers.items() if peer.dead}
         interfaces = await asyncio.to_thread(physical_interfaces)
         await asyncio.to_thread(self.hostconfig.resolve_controller)  # DNS: off the loop
         desired = self.hostconfig.desired(self.netmap, ifnames, dead, interfaces)
@@ -259,47 +258,47 @@ class Agent:
         """What ``skylan status`` shows, written atomically."""
         nm = self.netmap
         tunnel = self.dataplane.status() if self.dataplane is not None else None
-        networks: list[dict[str, Any]] = []
+        networks: list[NetworkEntry] = []
         for net in nm.networks if nm else []:
             own = nm.own_port(net) if nm else None
             peers = [
-                {
-                    "name": p.name,
-                    "node_id": p.node_id,
-                    "ipv4": p.port.ipv4,
-                    "mac": p.port.mac,
-                    "endpoints": p.endpoints,
-                    "tunnel": tunnel["peers"].get(p.node_id) if tunnel else None,
-                }
+                PeerEntry(
+                    name=p.name,
+                    node_id=p.node_id,
+                    ipv4=p.port.ipv4,
+                    mac=p.port.mac,
+                    endpoints=p.endpoints,
+                    tunnel=tunnel.peers.get(p.node_id) if tunnel else None,
+                )
                 for p in net.peers or []
                 if p.node_id != self.enrollment.node_id
             ]
             networks.append(
-                {
-                    "name": net.name,
-                    "cidr4": net.cidr4,
-                    "mtu": net.mtu,
-                    "encrypted": net.encrypted,
-                    "cloaked": net.cloaked,
-                    "ipv4": own.ipv4 if own else None,
-                    "mac": own.mac if own else None,
-                    "peers": peers,
-                }
+                NetworkEntry(
+                    name=net.name,
+                    cidr4=net.cidr4,
+                    mtu=net.mtu,
+                    encrypted=net.encrypted,
+                    cloaked=net.cloaked,
+                    ipv4=own.ipv4 if own else None,
+                    mac=own.mac if own else None,
+                    peers=peers,
+                )
             )
-        status = {
-            "node": self.enrollment.name,
-            "node_id": self.enrollment.node_id,
-            "controller": self._cp.url,
-            "node_status": nm.node.status if nm else "unknown",
-            "netmap_version": nm.version if nm else None,
-            "last_contact": self.last_contact,
-            "last_error": self.last_error,
-            "apply_error": self.apply_error,
-            "dataplane": tunnel,
-            "host": self.hostconfig.status(),
-            "written_at": time.time(),
-            "networks": networks,
-        }
+        status = AgentStatus(
+            node=self.enrollment.name,
+            node_id=self.enrollment.node_id,
+            controller=self._cp.url,
+            node_status=nm.node.status if nm else "unknown",
+            netmap_version=nm.version if nm else None,
+            last_contact=self.last_contact,
+            last_error=self.last_error,
+            apply_error=self.apply_error,
+            dataplane=tunnel,
+            host=self.hostconfig.status(),
+            written_at=time.time(),
+            networks=networks,
+        )
         tmp = self.state.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status, indent=2))
+        tmp.write_text(status.model_dump_json(indent=2))
         tmp.replace(self.state.status_path)

@@ -17,12 +17,12 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 from skylan.hostnet import nftables, routes
 from skylan.hostnet.interfaces import InterfaceInfo
 from skylan.hostnet.vxlan import VXLAN_PORT
+from skylan.model.agentstatus import HostRoute, HostStatus
 from skylan.model.netmap import NetMap
 
 
@@ -152,20 +152,20 @@ class HostConfig:
     def teardown(self) -> None:
         self.apply(Desired(nftables.Ruleset(), frozenset(), False))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> HostStatus:
         d = self.applied
         if d is None:
-            return {"applied": False, "error": self.error}
-        return {
-            "applied": True,
-            "error": self.error,
-            "gateway_for": [p for _, p in d.rules.forwards],
-            "masquerade": [p for _, p in d.rules.masquerades],
-            "routes": [
-                {"prefix": r.prefix, "via": r.via, "dev": r.dev, "metric": r.metric}
+            return HostStatus(applied=False, error=self.error)
+        return HostStatus(
+            applied=True,
+            error=self.error,
+            gateway_for=[p for _, p in d.rules.forwards],
+            masquerade=[p for _, p in d.rules.masquerades],
+            routes=[
+                HostRoute(prefix=r.prefix, via=r.via, dev=r.dev, metric=r.metric)
                 for r in sorted(d.routes, key=lambda r: (r.prefix, r.metric))
             ],
-            "cloaked": bool(d.rules.cloak_interfaces),
-            "cloak_interfaces": list(d.rules.cloak_interfaces),
-            "cloak_openings": [o.__dict__ for o in d.rules.exceptions],
-        }
+            cloaked=bool(d.rules.cloak_interfaces),
+            cloak_interfaces=list(d.rules.cloak_interfaces),
+            cloak_openings=[dict(o.__dict__) for o in d.rules.exceptions],
+        )

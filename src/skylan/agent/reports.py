@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 from skylan.model.agentapi import (
     MAX_PEER_REPORTS,
@@ -24,6 +23,7 @@ from skylan.model.agentapi import (
     PortCounters,
     StatsReport,
 )
+from skylan.model.agentstatus import LaneStatus
 
 COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
 PEERS_PER_REPORT = 1000  # the busiest; the rest only in the totals
@@ -31,18 +31,18 @@ SYNC_BYTES = 512 * 1024  # statistics carried by one sync, at most (bodies stop 
 PEERS_RESENT_AFTER = 300.0  # s: the tunnel list goes out unchanged this often anyway
 
 
-def peer_reports(status: dict[str, Any]) -> list[PeerStatusReport]:
+def peer_reports(status: LaneStatus) -> list[PeerStatusReport]:
     """The tunnels, as the heartbeat carries them (at most MAX_PEER_REPORTS)."""
     return [
         PeerStatusReport(
             node_id=node_id,
-            established=bool(peer["established"]),
-            endpoint=peer["endpoint"],
-            handshake_age_s=peer["handshake_age_s"],
-            rtt_ms=peer["rtt_ms"],
-            dead=bool(peer["dead"]),
+            established=peer.established,
+            endpoint=peer.endpoint,
+            handshake_age_s=peer.handshake_age_s,
+            rtt_ms=peer.rtt_ms,
+            dead=peer.dead,
         )
-        for node_id, peer in sorted(status["peers"].items())
+        for node_id, peer in sorted(status.peers.items())
     ][:MAX_PEER_REPORTS]
 
 
@@ -112,34 +112,34 @@ class StatsReporter:
             self._save_seq(self._seq)
         return self._seq
 
-    def take(self, status: dict[str, Any]) -> StatsReport:
+    def take(self, status: LaneStatus) -> StatsReport:
         """A report of what changed since the last one, kept until stored."""
         peers_now: dict[str, dict[str, int]] = {}
         ports_now: dict[str, dict[str, int]] = {}
         drops_now: dict[str, int] = {}
         totals = dict.fromkeys(COUNTERS, 0)
         peers = []
-        for node_id, peer in status["peers"].items():
-            now = {k: int(peer[k]) for k in COUNTERS}
+        for node_id, peer in status.peers.items():
+            now = {k: int(getattr(peer, k)) for k in COUNTERS}
             old = self._peers.get(node_id, {})
             delta = {k: _delta(now[k], old.get(k, 0)) for k in COUNTERS}
             peers_now[node_id] = now
             for k in COUNTERS:
                 totals[k] = min(totals[k] + delta[k], MAX_REPORTED)
             if any(delta.values()):
-                peers.append(PeerCounters(peer_id=node_id, rtt_ms=peer["rtt_ms"], **delta))
+                peers.append(PeerCounters(peer_id=node_id, rtt_ms=peer.rtt_ms, **delta))
         peers.sort(key=lambda p: p.rx_bytes + p.tx_bytes, reverse=True)
         ports = []
-        for port in status["interfaces"].values():
-            now = {k: int(port[k]) for k in COUNTERS}
-            key = port["network_id"]
+        for port in status.interfaces.values():
+            now = {k: int(getattr(port, k)) for k in COUNTERS}
+            key = port.network_id
             old = self._ports.get(key, {})
             ports_now[key] = now
             ports.append(
                 PortCounters(network_id=key, **{k: _delta(now[k], old.get(k, 0)) for k in COUNTERS})
             )
         drops: dict[str, int] = {}
-        for reason, count in status["drops"].items():
+        for reason, count in status.drops.items():
             delta_drops = _delta(int(count), self._drops.get(reason, 0))
             drops_now[reason] = int(count)
             if delta_drops:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from skylan.agent.state import DEFAULT_STATE_DIR, StateDir
 from skylan.cli.errors import fail
 from skylan.cli.output import JsonFlag, console
+from skylan.model.agentstatus import AgentStatus, TapStatus, TunnelStatus
 from skylan.model.netmap import MAX_LANES
 
 app = typer.Typer(help="The node agent.", no_args_is_help=True)
@@ -204,9 +205,9 @@ def _check_ports(listen_port: int, workers: int) -> None:
         fail(f"{workers} workers need UDP ports {listen_port}..{listen_port + workers - 1}")
 
 
-def _offloads(interface: dict[str, Any]) -> str:
-    names = interface["offloads"] + (["udp-coalesce"] if interface.get("udp_gso") else [])
-    names += ["ack-thinning"] if interface.get("ack_thinning") else []
+def _offloads(interface: TapStatus) -> str:
+    names = interface.offloads + (["udp-coalesce"] if interface.udp_gso else [])
+    names += ["ack-thinning"] if interface.ack_thinning else []
     return "+".join(names) or "none"
 
 
@@ -215,22 +216,30 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
     path = StateDir(state_dir).status_path
     if not path.exists():
         raise FileNotFoundError(f"{path}: no agent status; is `skylan agent run` running?")
-    data = json.loads(path.read_text())
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
+    raw = path.read_text()
+    try:
+        data = AgentStatus.model_validate_json(raw)
+    except ValidationError as exc:
+        fail(
+            f"{path}: not a status this version of skylan understands "
+            f"({exc.error_count()} problem(s)); restart the agent to rewrite it"
+        )
         return
-    age = time.time() - data["written_at"]
-    contact = data["last_contact"]
+    if as_json:
+        typer.echo(data.model_dump_json(indent=2))
+        return
+    old = time.time() - data.written_at
+    contact = data.last_contact
     seen = f"{time.time() - contact:.0f}s ago" if contact else "never"
     console.print(
-        f"[bold]{data['node']}[/] ({data['node_status']}) — controller "
-        f"{data['controller']}, last contact {seen}, netmap v{data['netmap_version']}"
+        f"[bold]{data.node}[/] ({data.node_status}) — controller "
+        f"{data.controller}, last contact {seen}, netmap v{data.netmap_version}"
     )
-    if data["last_error"]:
-        console.print(f"[yellow]controller trouble:[/] {data['last_error']}")
-    if age > 60:
-        console.print(f"[yellow]status is {age:.0f}s old: the agent may not be running[/]")
-    for net in data["networks"]:
+    if data.last_error:
+        console.print(f"[yellow]controller trouble:[/] {data.last_error}")
+    if old > 60:
+        console.print(f"[yellow]status is {old:.0f}s old: the agent may not be running[/]")
+    for net in data.networks:
         table = Table(
             "peer",
             "overlay ip",
@@ -239,68 +248,58 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             "rtt",
             "tx",
             "rx",
-            title=f"{net['name']} {net['cidr4']} — this node {net['ipv4']} "
-            f"({'encrypted' if net['encrypted'] else 'unencrypted'}"
-            f"{', cloaked' if net['cloaked'] else ''})",
+            title=f"{net.name} {net.cidr4} — this node {net.ipv4} "
+            f"({'encrypted' if net.encrypted else 'unencrypted'}"
+            f"{', cloaked' if net.cloaked else ''})",
         )
-        for peer in net["peers"]:
-            tun = peer.get("tunnel") or {}
-            age = tun.get("handshake_age_s")
-            rtt = tun.get("rtt_ms")
+        for peer in net.peers:
+            tun = peer.tunnel or TunnelStatus()
+            age = tun.handshake_age_s
+            rtt = tun.rtt_ms
             table.add_row(
-                peer["name"],
-                peer["ipv4"],
-                tun.get("endpoint") or ", ".join(peer["endpoints"]),
-                "dead" if tun.get("dead") else (f"{age:.0f}s ago" if age is not None else "-"),
+                peer.name,
+                peer.ipv4,
+                tun.endpoint or ", ".join(peer.endpoints),
+                "dead" if tun.dead else (f"{age:.0f}s ago" if age is not None else "-"),
                 f"{rtt:.2f} ms" if rtt is not None else "-",
-                _bytes(tun.get("tx_bytes")),
-                _bytes(tun.get("rx_bytes")),
+                _bytes(tun.tx_bytes if peer.tunnel else None),
+                _bytes(tun.rx_bytes if peer.tunnel else None),
             )
         console.print(table)
-    dp = data.get("dataplane")
+    dp = data.dataplane
     if dp:
-        offload = ", ".join(f"{name}: {_offloads(i)}" for name, i in dp["interfaces"].items())
-        kind = dp.get("dataplane", "python")
+        offload = ", ".join(f"{name}: {_offloads(i)}" for name, i in dp.interfaces.items())
         console.print(
-            f"data plane ({kind}): udp/{dp['listen_port']}, GSO {'on' if dp['gso'] else 'off'}, "
-            f"GRO {'on' if dp['gro'] else 'off'}; offloads {offload or '-'}"
+            f"data plane ({dp.dataplane}): udp/{dp.listen_port}, GSO {'on' if dp.gso else 'off'}, "
+            f"GRO {'on' if dp.gro else 'off'}; offloads {offload or '-'}"
         )
-        for lane in dp.get("lanes", [])[1:]:
-            state = "running" if lane["running"] else "[red]not running[/]"
+        for lane in (dp.lanes or [])[1:]:
+            state = "running" if lane.running else "[red]not running[/]"
             console.print(
-                f"lane {lane['lane']}: udp/{lane['listen_port']}, pid {lane['pid']}, {state}, "
-                f"{lane['established']} peer(s) up, tx {_bytes(lane['tx_bytes'])}, "
-                f"rx {_bytes(lane['rx_bytes'])}"
-                + (f", restarted {lane['restarts']}x" if lane["restarts"] else "")
+                f"lane {lane.lane}: udp/{lane.listen_port}, pid {lane.pid}, {state}, "
+                f"{lane.established} peer(s) up, tx {_bytes(lane.tx_bytes)}, "
+                f"rx {_bytes(lane.rx_bytes)}"
+                + (f", restarted {lane.restarts}x" if lane.restarts else "")
             )
-        for note in dp["fallbacks"]:
+        for note in dp.fallbacks:
             console.print(f"[yellow]fallback:[/] {note}")
-        for name, why in sorted(dp.get("bad_peers", {}).items()):
+        for name, why in sorted(dp.bad_peers.items()):
             console.print(f"[red]peer {name} skipped:[/] {why}")
-        if dp.get("send_errors"):
-            console.print(f"underlay send errors: {dp['send_errors']}")
-        if dp["drops"]:
-            console.print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(dp["drops"].items())))
-    host = data.get("host") or {}
-    if host.get("gateway_for"):
-        masq = set(host.get("masquerade", []))
+        if dp.send_errors:
+            console.print(f"underlay send errors: {dp.send_errors}")
+        if dp.drops:
+            console.print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(dp.drops.items())))
+    host = data.host
+    if host.gateway_for:
+        masq = set(host.masquerade)
         console.print(
             "gateway for: "
-            + ", ".join(f"{p}{' (masquerade)' if p in masq else ''}" for p in host["gateway_for"])
+            + ", ".join(f"{p}{' (masquerade)' if p in masq else ''}" for p in host.gateway_for)
         )
-    for route in host.get("routes", []):
+    for route in host.routes:
+        console.print(f"route {route.prefix} via {route.via} dev {route.dev} metric {route.metric}")
+    if host.cloaked:
         console.print(
-            f"route {route['prefix']} via {route['via']} dev {route['dev']} "
-            f"metric {route['metric']}"
+            f"cloaked on {', '.join(host.cloak_interfaces)}; "
+            f"{len(host.cloak_openings)} exception rule(s)"
         )
-    if host.get("cloaked"):
-        openings = host.get("cloak_openings", [])
-        console.print(
-            f"cloaked on {', '.join(host['cloak_interfaces'])}; {len(openings)} exception rule(s)"
-        )
-    if host.get("error"):
-        console.print(f"[red]host configuration failed:[/] {host['error']}")
-    if data.get("apply_error"):
-        console.print(f"[red]could not apply the netmap:[/] {data['apply_error']}")
-    if not data["networks"]:
-        console.print("in no network yet")

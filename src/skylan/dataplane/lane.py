@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
 from skylan.dataplane.hostlinks import HostLinkError, HostLinks, VxlanLink
@@ -26,6 +25,7 @@ from skylan.dataplane.native import SLOW_DATAGRAM, SLOW_TAP_FRAME, CoreLink, Slo
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
+from skylan.model.agentstatus import LaneStatus, TapStatus, TunnelStatus, VxlanStatus
 from skylan.model.counters import DropCounters
 from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PortInfo
 from skylan.model.publickey import decode_public, encode_public
@@ -707,7 +707,23 @@ class Dataplane:
             counters["rx_packets"] += rx_packets
         return counters
 
-    def status(self) -> dict[str, Any]:
+    def _tap_status(self, port: Port, now: float) -> TapStatus:
+        counters = self._port_counters(port)
+        return TapStatus(
+            network_id=port.network_id,
+            offloads=port.tap.offloads,
+            udp_gso=port.tap.udp_gso,
+            ack_thinning=self.ack_thinning,
+            announced=port.switch.announced(now),
+            tx_bytes=counters["tx_bytes"],
+            rx_bytes=counters["rx_bytes"],
+            tx_packets=counters["tx_packets"],
+            rx_packets=counters["rx_packets"],
+            rx_coalesced=counters["rx_coalesced"],
+            tx_acks_thinned=counters["tx_acks_thinned"],
+        )
+
+    def status(self) -> LaneStatus:
         """What the agent reports and ``skylan status`` shows: this lane's
         view, merged with the worker lanes' latest reports on lane 0."""
         own = self._lane_status()
@@ -715,7 +731,7 @@ class Dataplane:
             return own
         return merged_status(own, self.workers.statuses(), self.workers.retired)
 
-    def _lane_status(self) -> dict[str, Any]:
+    def _lane_status(self) -> LaneStatus:
         now = self.now
         lane_keys: dict[str, list[bytes]] = {}
         for public, node in self.node_of_key.items():
@@ -731,22 +747,22 @@ class Dataplane:
                     core = [a + b for a, b in zip(core, self.link.peer_counters(k), strict=True)]
                     core_fec, core_repaired = self.link.peer_parity(k)
                     fec, repaired = fec or core_fec, repaired + core_repaired
-            peers[node] = {
-                "established": st.established,
-                "endpoint": f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
-                "handshake_age_s": round(st.last_handshake_age, 1)
+            peers[node] = TunnelStatus(
+                established=st.established,
+                endpoint=f"{st.endpoint[0]}:{st.endpoint[1]}" if st.endpoint else None,
+                handshake_age_s=round(st.last_handshake_age, 1)
                 if st.last_handshake_age is not None
                 else None,
-                "rtt_ms": round(st.rtt * 1000, 2) if st.rtt is not None else None,
-                "tx_bytes": sum(x.tx_bytes for x in every.values()) + core[0],
-                "rx_bytes": sum(x.rx_bytes for x in every.values()) + core[2],
-                "tx_packets": sum(x.tx_packets for x in every.values()) + core[1],
-                "rx_packets": sum(x.rx_packets for x in every.values()) + core[3],
-                "dead": st.dead,
-                "fec": fec,
-                "repaired": repaired,
-                "tunnels": len(keys),
-            }
+                rtt_ms=round(st.rtt * 1000, 2) if st.rtt is not None else None,
+                tx_bytes=sum(x.tx_bytes for x in every.values()) + core[0],
+                rx_bytes=sum(x.rx_bytes for x in every.values()) + core[2],
+                tx_packets=sum(x.tx_packets for x in every.values()) + core[1],
+                rx_packets=sum(x.rx_packets for x in every.values()) + core[3],
+                dead=st.dead,
+                fec=fec,
+                repaired=repaired,
+                tunnels=len(keys),
+            )
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
         for port in self.ports.values():
             for reason, n in port.switch.drops.by_reason.items():
@@ -754,42 +770,29 @@ class Dataplane:
         if self.link is not None:
             for reason, n in self.link.drops().items():
                 drops[reason] = drops.get(reason, 0) + n
-        return {
-            "lane": self.lane,
-            "dataplane": self.kind,
-            "pid": os.getpid(),
-            "listen_port": self.udp.port,
-            "interfaces": {
-                p.name: {
-                    "network_id": p.network_id,
-                    "kind": "tap",
-                    "offloads": p.tap.offloads,
-                    "udp_gso": p.tap.udp_gso,
-                    "ack_thinning": self.ack_thinning,
-                    "announced": p.switch.announced(now),
-                    **self._port_counters(p),
-                }
-                for p in self.ports.values()
-            },
-            "vxlan": {
-                v.name: {
-                    "network_id": v.network_id,
-                    "kind": "vxlan",
-                    "vni": v.vni,
-                    "remotes": len(set(v.remotes.values())),
-                }
+        core_stats = self.link.stats() if self.link is not None else None
+        return LaneStatus(
+            lane=self.lane,
+            dataplane=self.kind,
+            pid=os.getpid(),
+            listen_port=self.udp.port,
+            interfaces={p.name: self._tap_status(p, now) for p in self.ports.values()},
+            vxlan={
+                v.name: VxlanStatus(
+                    network_id=v.network_id, vni=v.vni, remotes=len(set(v.remotes.values()))
+                )
                 for v in self.vxlans.values()
             },
-            "gso": self.udp.gso and (self.link is None or self.link.stats()["gso"]),
-            "gro": self.udp.gro,
-            "core": self.link.stats() if self.link is not None else None,
-            "send_errors": self.udp.send_errors
-            + (self.link.stats()["send_errors"] if self.link is not None else 0),
-            "fallbacks": self.errors,
-            "bad_peers": self.bad_peers,
-            "peers": peers,
-            "drops": drops,
-        }
+            gso=self.udp.gso and (core_stats is None or bool(core_stats["gso"])),
+            gro=self.udp.gro,
+            core=core_stats,
+            send_errors=self.udp.send_errors
+            + (int(core_stats["send_errors"]) if core_stats is not None else 0),
+            fallbacks=list(self.errors),
+            bad_peers=dict(self.bad_peers),
+            peers=peers,
+            drops=drops,
+        )
 
 
 def _merged(port: Port, frames: Sequence[Frame]) -> list[Write]:

@@ -73,7 +73,7 @@ class Worker:
         self._write_status()
 
     def _write_status(self) -> None:
-        sys.stdout.write(json.dumps(self.dataplane.status()) + "\n")
+        sys.stdout.write(self.dataplane.status().model_dump_json() + "\n")
         sys.stdout.flush()
 
     async def _report(self) -> None:

@@ -25,8 +25,17 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from skylan.model.agentstatus import (
+    INTERFACE_COUNTERS,
+    PEER_COUNTERS,
+    LaneStatus,
+    LaneSummary,
+    TapStatus,
+    TunnelStatus,
+)
 from skylan.model.netmap import NetMap
 from skylan.tunnel.keys import StaticKeypair
 
@@ -37,9 +46,6 @@ MAX_RESTART_DELAY = 30.0
 STABLE_AFTER = 60.0  # a lane that ran this long before exiting starts the backoff over
 STOP_TIMEOUT = 5.0
 WRITE_TIMEOUT = 10.0
-COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
-INTERFACE_COUNTERS = (*COUNTERS, "rx_coalesced", "tx_acks_thinned")
-PEER_COUNTERS = (*COUNTERS, "repaired")
 STATUS_LINE_LIMIT = 16 * 1024 * 1024  # a status with thousands of peers is a few MB
 
 
@@ -47,7 +53,7 @@ STATUS_LINE_LIMIT = 16 * 1024 * 1024  # a status with thousands of peers is a fe
 class Worker:
     lane: int
     process: asyncio.subprocess.Process | None = None
-    status: dict[str, Any] | None = None
+    status: LaneStatus | None = None
     exits: int = 0
     last_exit: int | None = None
     started: float = 0.0
@@ -75,7 +81,7 @@ class WorkerLanes:
         self._closing = False
         # what lanes counted before they exited: a restarted lane counts from
         # zero, and the node's counters must not go back when one does
-        self.retired: dict[str, Any] = {}
+        self.retired = retired_counters()
 
     async def start(self) -> None:
         for worker in self.workers:
@@ -134,8 +140,8 @@ class WorkerLanes:
             if not line:
                 break
             try:
-                worker.status = json.loads(line)
-            except ValueError:
+                worker.status = LaneStatus.model_validate_json(line)
+            except ValidationError:
                 log.warning("lane %d wrote a malformed status line", worker.lane)
         worker.last_exit = await proc.wait()
         if worker.status is not None:  # its last report, at most a second old
@@ -164,22 +170,26 @@ class WorkerLanes:
         for worker in self.workers:
             await self._write(worker, self._last)
 
-    def statuses(self) -> list[dict[str, Any]]:
+    def statuses(self) -> list[LaneStatus]:
         """Each worker lane's latest status, or what is known of it."""
         out = []
         for worker in self.workers:
             proc = worker.process
             running = proc is not None and proc.returncode is None
-            status = dict(worker.status) if worker.status and running else {}
-            status.update(
-                lane=worker.lane,
-                pid=proc.pid if proc is not None else None,
-                running=running,
-                restarts=worker.exits,
-                last_exit=worker.last_exit,
-                backoff_s=worker.backoff,
+            known = worker.status if worker.status and running else None
+            status = known or LaneStatus(lane=worker.lane)
+            out.append(
+                status.model_copy(
+                    update={
+                        "lane": worker.lane,
+                        "pid": proc.pid if proc is not None else None,
+                        "running": running,
+                        "restarts": worker.exits,
+                        "last_exit": worker.last_exit,
+                        "backoff_s": worker.backoff,
+                    }
+                )
             )
-            out.append(status)
         return out
 
     async def close(self) -> None:
@@ -203,9 +213,14 @@ class WorkerLanes:
                     await worker.reader
 
 
+def retired_counters() -> LaneStatus:
+    """Where the counters of lanes that exited are added up."""
+    return LaneStatus(lane=-1, running=False)
+
+
 def merged_status(
-    own: dict[str, Any], lanes: list[dict[str, Any]], retired: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    own: LaneStatus, lanes: list[LaneStatus], retired: LaneStatus | None = None
+) -> LaneStatus:
     """Lane 0's status with the worker lanes' traffic added in.
 
     Counters are summed, with what lanes counted before they last exited
@@ -213,55 +228,62 @@ def merged_status(
     (established, endpoint, RTT) is lane 0's, which every peer has; ``lanes``
     lists every lane's own view, counted since that lane's last start.
     """
-    merged: dict[str, Any] = json.loads(json.dumps(own))  # a deep copy; statuses are JSON
+    merged = own.model_copy(deep=True)
     for lane in lanes:
-        adopted = {n: p for n, p in lane.get("peers", {}).items() if n not in merged["peers"]}
+        adopted = {n: p for n, p in lane.peers.items() if n not in merged.peers}
         add_counters(merged, lane, keep_new=False)
-        for name, iface in lane.get("interfaces", {}).items():
-            mine = merged["interfaces"].get(name)
+        for name, iface in lane.interfaces.items():
+            mine = merged.interfaces.get(name)
             if mine is not None:
-                mine["announced"] = sorted(set(mine["announced"]) | set(iface.get("announced", ())))
+                mine.announced = sorted(set(mine.announced) | set(iface.announced))
         for node, peer in adopted.items():  # not lane 0's peer (yet): this lane's view stands in
-            merged["peers"][node] = dict(peer)
-        fallbacks = merged["fallbacks"]
-        fallbacks += [f for f in lane.get("fallbacks", ()) if f not in fallbacks]
+            merged.peers[node] = peer.model_copy()
+        merged.fallbacks += [f for f in lane.fallbacks if f not in merged.fallbacks]
     if retired:
         add_counters(merged, retired, keep_new=False)
-    merged["lanes"] = [_lane_summary(own), *(_lane_summary(lane) for lane in lanes)]
+    merged.lanes = [_lane_summary(own), *(_lane_summary(lane) for lane in lanes)]
     return merged
 
 
-def add_counters(into: dict[str, Any], status: dict[str, Any], *, keep_new: bool) -> None:
+def add_counters(into: LaneStatus, status: LaneStatus, *, keep_new: bool) -> None:
     """Add ``status``'s traffic counters to ``into``'s, per interface, peer
     and drop reason. An interface or peer that ``into`` lacks is skipped, or,
     with ``keep_new``, kept with its counters alone (to add up retired lanes).
     """
-    for section, names in (("interfaces", INTERFACE_COUNTERS), ("peers", PEER_COUNTERS)):
-        entries = into.setdefault(section, {})
-        for key, theirs in status.get(section, {}).items():
-            mine = entries.get(key)
-            if mine is None:
-                if not keep_new:
-                    continue
-                mine = entries[key] = {}
-            for k in names:
-                mine[k] = mine.get(k, 0) + theirs.get(k, 0)
-    drops = into.setdefault("drops", {})
-    for reason, n in status.get("drops", {}).items():
-        drops[reason] = drops.get(reason, 0) + n
-    into["send_errors"] = into.get("send_errors", 0) + status.get("send_errors", 0)
+    for iface_name, theirs in status.interfaces.items():
+        mine = into.interfaces.get(iface_name)
+        if mine is None:
+            if not keep_new:
+                continue
+            mine = into.interfaces[iface_name] = TapStatus(network_id=theirs.network_id)
+        _add(mine, theirs, INTERFACE_COUNTERS)
+    for node, peer in status.peers.items():
+        found = into.peers.get(node)
+        if found is None:
+            if not keep_new:
+                continue
+            found = into.peers[node] = TunnelStatus()
+        _add(found, peer, PEER_COUNTERS)
+    for reason, n in status.drops.items():
+        into.drops[reason] = into.drops.get(reason, 0) + n
+    into.send_errors += status.send_errors
 
 
-def _lane_summary(status: dict[str, Any]) -> dict[str, Any]:
-    peers = status.get("peers", {}).values()
-    return {
-        "lane": status.get("lane"),
-        "listen_port": status.get("listen_port"),
-        "pid": status.get("pid"),
-        "running": status.get("running", True),
-        "restarts": status.get("restarts", 0),
-        "tunnels": sum(p.get("tunnels", 1) for p in peers),
-        "established": sum(1 for p in peers if p.get("established")),
-        "tx_bytes": sum(p.get("tx_bytes", 0) for p in peers),
-        "rx_bytes": sum(p.get("rx_bytes", 0) for p in peers),
-    }
+def _add(into: BaseModel, theirs: BaseModel, names: tuple[str, ...]) -> None:
+    for name in names:
+        setattr(into, name, getattr(into, name) + getattr(theirs, name))
+
+
+def _lane_summary(status: LaneStatus) -> LaneSummary:
+    peers = status.peers.values()
+    return LaneSummary(
+        lane=status.lane,
+        listen_port=status.listen_port,
+        pid=status.pid,
+        running=status.running,
+        restarts=status.restarts,
+        tunnels=sum(p.tunnels for p in peers),
+        established=sum(1 for p in peers if p.established),
+        tx_bytes=sum(p.tx_bytes for p in peers),
+        rx_bytes=sum(p.rx_bytes for p in peers),
+    )

@@ -3,22 +3,24 @@ go again after a controller process changes (restart, failover)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from skylan.agent.reports import StatsReporter
 from skylan.model.agentapi import MAX_PENDING_REPORTS, MAX_REPORTED, StatsReport
+from skylan.model.agentstatus import LaneStatus
 
 
-def status(tx: int, rx: int = 0, *, drops: int = 0) -> dict[str, Any]:
+def status(tx: int, rx: int = 0, *, drops: int = 0) -> LaneStatus:
     counters = {"tx_bytes": tx, "rx_bytes": rx, "tx_packets": tx // 100, "rx_packets": 0}
-    return {
-        "peers": {"peer-1": {**counters, "rtt_ms": 2.0}},
-        "interfaces": {"tap0": {**counters, "network_id": "net-1"}},
-        "drops": {"bad mac": drops},
-    }
+    return LaneStatus.model_validate(
+        {
+            "lane": 0,
+            "peers": {"peer-1": {**counters, "rtt_ms": 2.0}},
+            "interfaces": {"tap0": {**counters, "network_id": "net-1"}},
+            "drops": {"bad mac": drops},
+        }
+    )
 
 
 class Clock:
