@@ -261,11 +261,12 @@ class Gate:
 
 
 async def send_in_chunks(send: Send, message: Message) -> None:
-    """A connection's TLS buffers keep the size of the largest piece written
-    through them for as long as the connection lives: one 4 MB netmap (the
-    first answer to a member of a network of 10,000) left 4.3 MB behind on
-    every agent's connection, measured. Written in pieces of ``CHUNK``, a
-    large answer leaves about as much as a small one."""
+    """Large bodies go to the server in pieces of ``CHUNK``, each after the
+    last has drained (uvicorn's flow control), so a slow reader's connection
+    queues one piece, not a copy of the whole answer. (Under the event
+    loop's TLS the pieces also mattered for what stayed behind: its buffers
+    kept the largest write for the connection's life, 4.3 MB after one 4 MB
+    netmap. The controller's own TLS connections keep nothing.)"""
     body = message.get("body", b"") if message["type"] == "http.response.body" else b""
     if len(body) <= CHUNK:
         await send(message)
