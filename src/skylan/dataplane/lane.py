@@ -578,10 +578,11 @@ class Dataplane:
     def _arm_timer(self, *, force: bool = False) -> None:
         """Keep the loop's wake-up at the engine's next deadline.
 
-        Asking the engine walks every peer (0.6 µs each), and the answer moves
-        with every packet sent (the keepalive deadline follows the last send),
-        which re-armed an asyncio timer per pass. So after a data pass the
-        engine is asked at most every ``TIMER_RECHECK``, and a check is
+        Asking the engine is cheap (it looks again only at the peers a pass
+        touched), but the answer moves with every packet sent (the keepalive
+        deadline follows the last send), which re-armed an asyncio timer per
+        pass. So after a data pass the engine is asked at most every
+        ``TIMER_RECHECK``, and a check is
         scheduled for the end of that interval: a deadline that a pass moved
         earlier is then seen at most that much later. The engine's deadlines
         are all half a second or more from the event that sets them (first

@@ -15,6 +15,7 @@ the handshake (MAC1/cookies and per-source rate limits).
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -77,6 +78,12 @@ class TunnelEngine:
         self._recent_initiations: deque[float] = deque()
         self._sources: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._last_timestamp = b""
+        # get_timer's bookkeeping: each peer's next deadline, recomputed only
+        # for peers something happened to since (_touch), and a heap of them
+        # (entries that no longer match the cache are skipped as stale)
+        self._due: dict[bytes, float | None] = {}
+        self._touched: set[bytes] = set()
+        self._due_heap: list[tuple[float, bytes]] = []
 
     # -- peers --------------------------------------------------------------
 
@@ -94,10 +101,12 @@ class TunnelEngine:
             peer = self._peers[public] = Peer(public)
         if endpoint is not None:
             peer.endpoint = endpoint
+        self._touched.add(public)
 
     def remove_peer(self, public: bytes) -> None:
         """Forget ``public`` at once: its sessions stop decrypting."""
         peer = self._peers.pop(public, None)
+        self._touched.add(public)
         if peer is None:
             return
         for session in peer.sessions():
@@ -154,6 +163,7 @@ class TunnelEngine:
         peer = self._peers.get(public)
         if peer is None:
             return
+        self._touched.add(public)
         steps: list[tuple[float, int]] = []
         for order, at in enumerate((received, data_received, sent, data_sent)):
             if at is not None:
@@ -320,6 +330,7 @@ class TunnelEngine:
         if peer is None or not isinstance(pending, PendingHandshake):
             self.drops.add("unknown_index")
             return
+        self._touched.add(peer.public)
         body = resp.encode_without_macs()
         if compute_mac1(self.static.public, body) != resp.mac1:
             self.drops.add("bad_mac1")
@@ -347,6 +358,7 @@ class TunnelEngine:
         if peer is None or not isinstance(pending, PendingHandshake):
             self.drops.add("unknown_index")
             return
+        self._touched.add(peer.public)
         cookie = open_cookie_reply(peer.public, reply, pending.mac1)
         if cookie is None:
             self.drops.add("bad_cookie_reply")
@@ -385,6 +397,7 @@ class TunnelEngine:
         if peer is None:
             self.drops.add("unknown_peer")
             return
+        self._touched.add(peer.public)
         if len(stamp) != wire.TIMESTAMP_LEN or not timestamp.is_newer(stamp, peer.latest_timestamp):
             self.drops.add("initiation_replay")
             return
@@ -476,6 +489,7 @@ class TunnelEngine:
         if peer is None or not isinstance(session, Session):
             self.drops.add("unknown_index")
             return
+        self._touched.add(peer.public)
         if session.age(now) >= self.config.reject_after_time:
             self.drops.add("expired_session")
             return
@@ -525,6 +539,7 @@ class TunnelEngine:
         peer, session = self._index.get(receiver, (None, None))
         if peer is None or not isinstance(session, Session):
             return 0
+        self._touched.add(peer.public)
         if session.age(now) >= self.config.reject_after_time or not session.replay.check(counter):
             return 0
         whole, used = None, 0
@@ -652,12 +667,40 @@ class TunnelEngine:
     # -- timers -------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        """The earliest time :meth:`handle_timer` has something to do."""
+        """The earliest time :meth:`handle_timer` has something to do.
+
+        Cheap to call often: only the peers something happened to since the
+        last call are looked at again (every entry point that reaches a peer
+        marks it); the rest keep their deadlines in a heap."""
+        due, heap = self._due, self._due_heap
+        for public in self._touched:
+            peer = self._peers.get(public)
+            deadlines = self._deadlines(peer) if peer is not None else []
+            at = min(deadlines) if deadlines else None
+            if at is None:
+                due.pop(public, None)
+            elif due.get(public) != at:
+                due[public] = at
+                heapq.heappush(heap, (at, public))
+        self._touched.clear()
+        if len(heap) > 2 * len(due) + 64:  # mostly stale entries: start again
+            heap[:] = [(at, public) for public, at in due.items() if at is not None]
+            heapq.heapify(heap)
+        while heap:
+            at, public = heap[0]
+            if due.get(public) == at:
+                return at
+            heapq.heappop(heap)
+        return None
+
+    def get_timer_slowly(self) -> float | None:
+        """What :meth:`get_timer` must say, from every peer afresh (tests)."""
         deadlines = [t for peer in self._peers.values() for t in self._deadlines(peer)]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
         cfg = self.config
+        self._touched.update(self._peers)  # any of them may act
         for peer in list(self._peers.values()):
             for session in peer.sessions():
                 session.reassembly.expire(now)
@@ -801,9 +844,11 @@ class TunnelEngine:
 
     def _peer(self, public: bytes) -> Peer:
         try:
-            return self._peers[public]
+            peer = self._peers[public]
         except KeyError:
             raise KeyError("unknown peer; add_peer() it first") from None
+        self._touched.add(public)
+        return peer
 
     def _new_index(self) -> int:
         while True:

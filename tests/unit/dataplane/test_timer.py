@@ -1,5 +1,5 @@
 """The data plane keeps the loop's wake-up at the tunnel engine's next
-deadline without asking the engine (a walk over every peer) after every pass."""
+deadline without re-arming the loop's timer after every pass."""
 
 from __future__ import annotations
 
