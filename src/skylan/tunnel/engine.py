@@ -19,6 +19,7 @@ import heapq
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from skylan.model.counters import DropCounters
 from skylan.model.publickey import check_public
@@ -53,6 +54,13 @@ _DATA = int(MsgType.DATA)
 _MAX_SOURCES = 4096  # rate-limiter entries kept (least recently used dropped)
 
 
+@dataclass(frozen=True)
+class TimerRule:
+    name: str
+    due: Callable[[Peer], list[float]]  # when it next has something to do ([]: nothing)
+    act: Callable[[Peer, float], None]  # what it does; it checks its own condition
+
+
 class TunnelEngine:
     def __init__(
         self,
@@ -84,6 +92,7 @@ class TunnelEngine:
         self._due: dict[bytes, float | None] = {}
         self._touched: set[bytes] = set()
         self._due_heap: list[tuple[float, bytes]] = []
+        self._rules = self._timer_rules()
 
     # -- peers --------------------------------------------------------------
 
@@ -699,77 +708,126 @@ class TunnelEngine:
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
-        cfg = self.config
         self._touched.update(self._peers)  # any of them may act
         for peer in list(self._peers.values()):
-            for session in peer.sessions():
-                session.reassembly.expire(now)
-                self._ask_for_redundancy(peer, session, now)
-                if session.age(now) >= cfg.reject_after_time:
-                    self._drop_session(peer, session)
-            pending = peer.pending
-            if pending is not None and now >= self._retry_at(pending):
-                started = peer.handshake_started if peer.handshake_started is not None else now
-                if now - started >= cfg.rekey_attempt_time:
-                    self._give_up(peer)
-                else:
-                    self._initiate(peer, now)
-            current = self._usable(peer, now)
-            if current is not None and peer.pending is None:
-                limit = self._rekey_age(current)
-                active = now - max(peer.last_sent, peer.last_received) < cfg.rekey_after_time
-                if current.age(now) >= limit and active:
-                    self._initiate(peer, now)
-            if (
-                peer.awaiting_reply_since is not None
-                and now - peer.awaiting_reply_since >= cfg.keepalive_timeout + cfg.rekey_timeout
-            ):
-                peer.awaiting_reply_since = None
-                if peer.pending is None:
-                    self._initiate(peer, now)
-            current = self._usable(peer, now)
-            if peer.keepalive_due is not None and now >= peer.keepalive_due:
-                peer.keepalive_due = None
-                if current is not None:
-                    self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
-            if current is not None:
-                pk = cfg.persistent_keepalive
-                if pk is not None and now - peer.last_sent >= pk:
-                    self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
-            elif cfg.persistent_keepalive is not None and self._may_initiate(peer, now):
-                self._initiate(peer, now)
+            for rule in self._rules:
+                rule.act(peer, now)
 
     def _deadlines(self, peer: Peer) -> list[float]:
-        cfg = self.config
+        return [t for rule in self._rules for t in rule.due(peer)]
+
+    # The timer rules, in one table (as h11 keeps its state rules in one
+    # place): for each, when it is next due for a peer, and what it does.
+    # get_timer() is the earliest due time of any rule of any peer;
+    # handle_timer() runs every rule's action, in this order, for each peer.
+    # An action checks its own condition, so another rule's deadline never
+    # makes it act early.
+
+    def _timer_rules(self) -> tuple[TimerRule, ...]:
+        return (
+            TimerRule("sessions", self._sessions_due, self._expire_sessions),
+            TimerRule("handshake retry", self._retry_due, self._retry_handshake),
+            TimerRule("rekey by age", self._rekey_due, self._rekey_by_age),
+            TimerRule("reply timeout", self._reply_due, self._reply_timed_out),
+            TimerRule("keepalive", self._keepalive_due, self._send_keepalive),
+            TimerRule("persistent keepalive", self._persistent_due, self._keep_up),
+        )
+
+    # sessions: reassembly deadlines, parity requests, and the hard age limit
+    def _sessions_due(self, peer: Peer) -> list[float]:
         out: list[float] = []
         for session in peer.sessions():
-            out.append(session.created + cfg.reject_after_time)
+            out.append(session.created + self.config.reject_after_time)
             deadline = session.reassembly.next_deadline()
             if deadline is not None:
                 out.append(deadline)
-        if peer.pending is not None:
-            out.append(self._retry_at(peer.pending))
+        return out
+
+    def _expire_sessions(self, peer: Peer, now: float) -> None:
+        for session in peer.sessions():
+            session.reassembly.expire(now)
+            self._ask_for_redundancy(peer, session, now)
+            if session.age(now) >= self.config.reject_after_time:
+                self._drop_session(peer, session)
+
+    # an initiation without an answer: again, until rekey_attempt_time
+    def _retry_due(self, peer: Peer) -> list[float]:
+        return [self._retry_at(peer.pending)] if peer.pending is not None else []
+
+    def _retry_handshake(self, peer: Peer, now: float) -> None:
+        pending = peer.pending
+        if pending is not None and now >= self._retry_at(pending):
+            started = peer.handshake_started if peer.handshake_started is not None else now
+            if now - started >= self.config.rekey_attempt_time:
+                self._give_up(peer)
+            else:
+                self._initiate(peer, now)
+
+    # a session in use gets old: a new handshake, if the tunnel is active
+    def _rekey_due(self, peer: Peer) -> list[float]:
         current = peer.current
+        if current is None or peer.pending is not None:
+            return []
+        limit = self._rekey_age(current)
+        recent = max(peer.last_sent, peer.last_received)
+        if recent > current.created + limit - self.config.rekey_after_time:
+            return [current.created + limit]
+        return []
+
+    def _rekey_by_age(self, peer: Peer, now: float) -> None:
+        current = self._usable(peer, now)
         if current is not None and peer.pending is None:
             limit = self._rekey_age(current)
-            if (
-                max(peer.last_sent, peer.last_received)
-                > current.created + limit - cfg.rekey_after_time
-            ):
-                out.append(current.created + limit)
-        if peer.awaiting_reply_since is not None:
-            out.append(peer.awaiting_reply_since + cfg.keepalive_timeout + cfg.rekey_timeout)
-        if peer.keepalive_due is not None:
-            out.append(peer.keepalive_due)
-        pk = cfg.persistent_keepalive
-        if pk is not None and not peer.dead and peer.endpoint is not None and peer.pending is None:
-            if peer.current is not None and peer.current.confirmed:
-                out.append(peer.last_sent + pk)
-            elif peer.next is not None:
-                out.append(peer.next.created + cfg.rekey_timeout)  # give it time to confirm
-            else:
-                out.append(peer.last_sent)  # bring a session up now
-        return out
+            recent = max(peer.last_sent, peer.last_received)
+            active = now - recent < self.config.rekey_after_time
+            if current.age(now) >= limit and active:
+                self._initiate(peer, now)
+
+    # we sent and heard nothing back: the session may be dead; handshake again
+    def _reply_due(self, peer: Peer) -> list[float]:
+        since = peer.awaiting_reply_since
+        if since is None:
+            return []
+        return [since + self.config.keepalive_timeout + self.config.rekey_timeout]
+
+    def _reply_timed_out(self, peer: Peer, now: float) -> None:
+        cfg = self.config
+        since = peer.awaiting_reply_since
+        if since is not None and now - since >= cfg.keepalive_timeout + cfg.rekey_timeout:
+            peer.awaiting_reply_since = None
+            if peer.pending is None:
+                self._initiate(peer, now)
+
+    # we heard data and sent none back: a keepalive, so the peer knows
+    def _keepalive_due(self, peer: Peer) -> list[float]:
+        return [peer.keepalive_due] if peer.keepalive_due is not None else []
+
+    def _send_keepalive(self, peer: Peer, now: float) -> None:
+        if peer.keepalive_due is not None and now >= peer.keepalive_due:
+            peer.keepalive_due = None
+            current = self._usable(peer, now)
+            if current is not None:
+                self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
+
+    # persistent keepalive: NAT mappings stay open, and tunnels up
+    def _persistent_due(self, peer: Peer) -> list[float]:
+        pk = self.config.persistent_keepalive
+        if pk is None or peer.dead or peer.endpoint is None or peer.pending is not None:
+            return []
+        if peer.current is not None and peer.current.confirmed:
+            return [peer.last_sent + pk]
+        if peer.next is not None:
+            return [peer.next.created + self.config.rekey_timeout]  # give it time to confirm
+        return [peer.last_sent]  # bring a session up now
+
+    def _keep_up(self, peer: Peer, now: float) -> None:
+        pk = self.config.persistent_keepalive
+        current = self._usable(peer, now)
+        if current is not None:
+            if pk is not None and now - peer.last_sent >= pk:
+                self._seal_and_send(peer, current, wire.KEEPALIVE, now, data=False)
+        elif pk is not None and self._may_initiate(peer, now):
+            self._initiate(peer, now)
 
     def _may_initiate(self, peer: Peer, now: float) -> bool:
         """Whether a handshake for keeping the peer up may start now: none in
