@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from skylan.model.counters import DropCounters
 from skylan.model.publickey import check_public
 from skylan.tunnel import segments, timestamp, wire
+from skylan.tunnel.admission import HandshakeAdmission
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.cookie import (
     COOKIE_VALID_FOR,
@@ -51,7 +52,6 @@ from skylan.tunnel.wire import MsgType, WireError
 
 _ZERO_MAC = bytes(wire.MAC_LEN)
 _DATA = int(MsgType.DATA)
-_MAX_SOURCES = 4096  # rate-limiter entries kept (least recently used dropped)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,6 @@ class TunnelEngine:
         self.static = static
         self.config = config or TunnelConfig()
         self.drops = DropCounters()
-        self.handshakes_processed = 0  # initiations that cost us DH work
         self._offset = wall_clock_offset
         self._random = random_bytes
         self._peers: dict[bytes, Peer] = {}
@@ -83,8 +82,7 @@ class TunnelEngine:
         self._events: deque[Event] = deque()
         self._out: deque[Transmit] = deque()
         self._cookies = CookieChecker(static.public, random_bytes=random_bytes)
-        self._recent_initiations: deque[float] = deque()
-        self._sources: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._admission = HandshakeAdmission(self.config)
         self._last_timestamp = b""
         # get_timer's bookkeeping: each peer's next deadline, recomputed only
         # for peers something happened to since (_touch), and a heap of them
@@ -93,6 +91,11 @@ class TunnelEngine:
         self._touched: set[bytes] = set()
         self._due_heap: list[tuple[float, bytes]] = []
         self._rules = self._timer_rules()
+
+    @property
+    def handshakes_processed(self) -> int:
+        """Initiations that cost us DH work."""
+        return self._admission.processed
 
     # -- peers --------------------------------------------------------------
 
@@ -384,17 +387,16 @@ class TunnelEngine:
         if not self._cookies.mac1_valid(body, init.mac1):
             self.drops.add("bad_mac1")
             return
-        if self._under_load(now):
+        if self._admission.under_load(now):
             if not self._cookies.mac2_valid(body + init.mac1, init.mac2, addr, now):
                 reply = self._cookies.make_reply(init.sender_index, init.mac1, addr, now)
                 self._out.append(Transmit(addr, [reply.encode()], 0, 1))
                 self.drops.add("cookie_required")
                 return
-            if not self._rate_allows(addr[0], now):
+            if not self._admission.source_allows(addr[0], now):
                 self.drops.add("handshake_rate_limited")
                 return
-        self._recent_initiations.append(now)
-        self.handshakes_processed += 1
+        self._admission.processing(now)
         hs = HandshakeIK(initiator=False, static=self.static, prologue=self.config.prologue)
         try:
             stamp = hs.read_message_1(init.noise)
@@ -427,23 +429,6 @@ class TunnelEngine:
         peer.stats.handshakes += 1
         peer.dead = False
         self._events.append(HandshakeCompleted(peer.public, addr, initiator=False))
-
-    def _under_load(self, now: float) -> bool:
-        while self._recent_initiations and now - self._recent_initiations[0] > 1.0:
-            self._recent_initiations.popleft()
-        return len(self._recent_initiations) >= self.config.handshake_load_threshold
-
-    def _rate_allows(self, source: str, now: float) -> bool:
-        tokens, last = self._sources.pop(source, (self.config.handshake_per_source_burst, now))
-        tokens = min(
-            self.config.handshake_per_source_burst,
-            tokens + (now - last) * self.config.handshake_per_source_rate,
-        )
-        allowed = tokens >= 1.0
-        self._sources[source] = (tokens - 1.0 if allowed else tokens, now)
-        while len(self._sources) > _MAX_SOURCES:
-            self._sources.popitem(last=False)
-        return allowed
 
     # -- sessions -------------------------------------------------------------
 
