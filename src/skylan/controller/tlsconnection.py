@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -367,9 +366,3 @@ class TlsTransport(asyncio.Transport):
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self._protocol is not None
         return self._protocol
-
-
-def accepted(sock: socket.socket) -> None:
-    """What every accepted TCP connection is set to before TLS starts."""
-    sock.setblocking(False)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

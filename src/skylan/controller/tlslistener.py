@@ -9,7 +9,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from skylan.controller.tlsconnection import ReadBuffer, TlsTransport, accepted
+from skylan.controller.tlsconnection import ReadBuffer, TlsTransport
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ class TlsListener:
                 self._pause(listening)
                 return
             try:
-                accepted(sock)
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 tls = self._context.wrap_socket(
                     sock, server_side=True, do_handshake_on_connect=False
                 )

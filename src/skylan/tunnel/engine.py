@@ -84,10 +84,11 @@ class TunnelEngine:
         self._cookies = CookieChecker(static.public, random_bytes=random_bytes)
         self._admission = HandshakeAdmission(self.config)
         self._last_timestamp = b""
-        # get_timer's bookkeeping: each peer's next deadline, recomputed only
-        # for peers something happened to since (_touch), and a heap of them
-        # (entries that no longer match the cache are skipped as stale)
-        self._due: dict[bytes, float | None] = {}
+        # get_timer's bookkeeping: each peer's next deadline (peers with none
+        # are absent), recomputed only for peers something happened to since
+        # (_touched), and a heap of them (entries that no longer match are
+        # skipped as stale)
+        self._due: dict[bytes, float] = {}
         self._touched: set[bytes] = set()
         self._due_heap: list[tuple[float, bytes]] = []
         self._rules = self._timer_rules()
@@ -678,7 +679,7 @@ class TunnelEngine:
                 heapq.heappush(heap, (at, public))
         self._touched.clear()
         if len(heap) > 2 * len(due) + 64:  # mostly stale entries: start again
-            heap[:] = [(at, public) for public, at in due.items() if at is not None]
+            heap[:] = [(at, public) for public, at in due.items()]
             heapq.heapify(heap)
         while heap:
             at, public = heap[0]

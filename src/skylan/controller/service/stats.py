@@ -76,7 +76,6 @@ class StatsBook:
         self.state = state
         self.writer = writer
         self.sessions = sessions
-        self.flush_interval = flush_interval
         self.clock = clock
         self._pending: dict[tuple[str, str, int], list[Any]] = {}
         self._pending_seq: dict[str, int] = {}
