@@ -113,3 +113,48 @@ def test_imports_point_down_the_layer_map(path: Path) -> None:
 )
 def test_the_contract_catches_an_import_against_it(package: str, source: str) -> None:
     assert violations(package, source, "x.py")
+
+
+# Inside the tunnel: the engine's parts share a peer table and call only
+# downwards (docs/development.md, "The tunnel engine's parts"); the modules
+# they build on (sessions, Noise, the wire format, ...) import none of them.
+TUNNEL_PARTS = {
+    "peertable": 0,
+    "handshakes": 1,
+    "sending": 2,
+    "receiving": 3,
+    "timers": 3,
+    "engine": 4,
+}
+
+
+def tunnel_violations(module: str, source: str) -> list[str]:
+    rank = TUNNEL_PARTS.get(module, -1)
+    wrong = []
+    for line, imported in imports(source):
+        parts = imported.split(".")
+        if parts[:2] != ["skylan", "tunnel"] or len(parts) < 3:
+            continue
+        target = TUNNEL_PARTS.get(parts[2], -1)
+        if target >= 0 and target >= rank:
+            wrong.append(f"tunnel/{module}.py:{line} imports {imported}")
+    return wrong
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "tunnel").glob("*.py")), ids=lambda p: p.name)
+def test_the_tunnel_engines_parts_call_only_downwards(path: Path) -> None:
+    wrong = tunnel_violations(path.stem, path.read_text())
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("handshakes", "from skylan.tunnel.sending import Sender"),
+        ("timers", "from skylan.tunnel.receiving import Receiver"),
+        ("session", "from skylan.tunnel.peertable import PeerTable"),
+        ("sending", "import skylan.tunnel.engine"),
+    ],
+)
+def test_the_tunnel_contract_catches_an_upward_import(module: str, source: str) -> None:
+    assert tunnel_violations(module, source)
