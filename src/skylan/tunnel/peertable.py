@@ -2,9 +2,9 @@
 peer's session or handshake from a datagram, and the outboxes (datagrams to
 send, events to report).
 
-Handshakes, sending, receiving and timers each act on this table and call no
-back into the engine; what every one of them needs of a peer (is a session
-usable, the peer was heard from, a session leaves) is here, once.
+Handshakes, sending, receiving and timers each act on this table; none calls
+back up into the engine. What all of them need of a peer (is a session usable,
+the peer was heard from, a session leaves) is here, once.
 """
 
 from __future__ import annotations
