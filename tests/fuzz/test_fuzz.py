@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).with_name("fuzz_tunnel.py")
-SECONDS = int(os.environ.get("SKYLAN_FUZZ_SECONDS", "60"))
+SECONDS = int(os.environ.get("SKYLAN_FUZZ_SECONDS", "30"))
 
 
 @pytest.mark.slow
