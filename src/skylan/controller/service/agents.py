@@ -26,7 +26,7 @@ from skylan.controller.changes import record_change
 from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import Conflict, NotFound
 from skylan.controller.state import loader
-from skylan.controller.state.liveness import Liveness
+from skylan.controller.state.liveness import Liveness, pack, unpack
 from skylan.controller.state.store import State
 from skylan.controller.storage import bulk
 from skylan.controller.storage.tables import NodeRow
@@ -99,8 +99,8 @@ class Liveliness:
             ("seen_ips", None if body.seen_ips is None else _SEEN.dump_json(body.seen_ips)),
         )
         for field, raw in reports:
-            if raw is not None and raw != getattr(live, field):
-                setattr(live, field, raw)
+            if raw is not None and (packed := pack(raw)) != getattr(live, field):
+                setattr(live, field, packed)
                 changed = True
         if changed:
             self.detailed.add(node_id)
@@ -170,9 +170,9 @@ class Liveliness:
                     (
                         live.os,
                         live.agent_version,
-                        live.interfaces.decode(),
-                        live.peers.decode(),
-                        live.seen_ips.decode(),
+                        unpack(live.interfaces).decode(),
+                        unpack(live.peers).decode(),
+                        unpack(live.seen_ips).decode(),
                         now,
                         node_id,
                     )

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, cast, func, select, true
 from sqlalchemy.orm import Session
 
-from skylan.controller.state.liveness import Liveness
+from skylan.controller.state.liveness import Liveness, pack
 from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
 from skylan.controller.state.store import Loaded
 from skylan.controller.storage.tables import (
@@ -82,9 +82,9 @@ def liveness(row: Any) -> Liveness:
         started_at=as_utc(row.agent_started_at).timestamp() if row.agent_started_at else None,
         os=row.os,
         agent_version=row.agent_version,
-        interfaces=_json(row.interfaces or []),
-        peers=_json(row.peer_status or []),
-        seen_ips=_json(row.seen_ips or {}),
+        interfaces=pack(_json(row.interfaces or [])),
+        peers=pack(_json(row.peer_status or [])),
+        seen_ips=pack(_json(row.seen_ips or {})),
     )
 
 
@@ -274,9 +274,9 @@ def load_details(db: Session, node_ids: Sequence[str]) -> dict[str, Liveness]:
             out[node_id] = Liveness(
                 os=os_name,
                 agent_version=version,
-                interfaces=(interfaces or "[]").encode(),
-                peers=(peers or "[]").encode(),
-                seen_ips=(seen or "{}").encode(),
+                interfaces=pack((interfaces or "[]").encode()),
+                peers=pack((peers or "[]").encode()),
+                seen_ips=pack((seen or "{}").encode()),
             )
     return out
 
