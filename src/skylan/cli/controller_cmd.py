@@ -182,7 +182,7 @@ def serve(
         proxy_headers=bool(trusted_proxy),
         forwarded_allow_ips=",".join(trusted_proxy) if trusted_proxy else "",
     )
-    server = HttpsServer(config)
+    server = HttpsServer(config, app.state.agent_front)
     server.run()
     if not server.started:
         raise SystemExit(3)

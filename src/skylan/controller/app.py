@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from skylan import __version__
+from skylan.controller.agentconnection import AgentFront
 from skylan.controller.api import (
     agent,
     api_tokens,
@@ -185,6 +187,12 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     polls = longpoll.handlers()
     for handler in polls.values():
         handler.controller = ctl
+    app.state.agent_front = AgentFront(
+        state=memory,
+        lockout=app.state.lockout,
+        max_body=settings.max_body_bytes,
+        answer=functools.partial(longpoll.answer, ctl),
+    )
     app.add_middleware(
         Gate,
         state=memory,

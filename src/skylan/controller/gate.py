@@ -99,8 +99,8 @@ class Refused(Exception):
         self.presented = presented
 
 
-def _bearer(request: Request, what: str) -> str:
-    kind, _, secret = request.headers.get("authorization", "").partition(" ")
+def _bearer(authorization: str, what: str) -> str:
+    kind, _, secret = authorization.partition(" ")
     if kind.lower() != "bearer" or not secret.strip():
         raise Refused(f"missing {what}: send 'Authorization: Bearer <token>'", presented=False)
     return secret.strip()
@@ -112,23 +112,29 @@ def authenticate(
     """Who sent ``request`` (headers only, from memory); :class:`Refused` if
     nobody valid, or the console cookie to look up in the database."""
     if need is Needs.NODE:
-        secret = _bearer(request, "node credential")
-        node_id = state.node_by_credential.get(hash_secret(secret))
-        if node_id is None:
-            raise Refused(
-                "unknown or revoked node credential; re-enroll with a join token", presented=True
-            )
-        return Principal(Caller.NODE, name=node_id, node_id=node_id)
+        return node_principal(state, request.headers.get("authorization", ""))
     cookie = request.cookies.get(logins.COOKIE)
     if need is Needs.USER and "authorization" not in request.headers and cookie:
         login = logins_seen.get(cookie, now)
         if login is None:
             return cookie  # not seen lately: the database must say
         return console_principal(state, login)
-    token = state.api_tokens.get(hash_secret(_bearer(request, "API token")))
+    bearer = _bearer(request.headers.get("authorization", ""), "API token")
+    token = state.api_tokens.get(hash_secret(bearer))
     if token is None or token.revoked:
         raise Refused("invalid or revoked API token", presented=True)
     return Principal(Caller.TOKEN, AccessScope(token.scope), token.name)
+
+
+def node_principal(state: State, authorization: str) -> Principal:
+    """The node whose credential ``authorization`` carries; :class:`Refused` if none."""
+    secret = _bearer(authorization, "node credential")
+    node_id = state.node_by_credential.get(hash_secret(secret))
+    if node_id is None:
+        raise Refused(
+            "unknown or revoked node credential; re-enroll with a join token", presented=True
+        )
+    return Principal(Caller.NODE, name=node_id, node_id=node_id)
 
 
 def console_principal(state: State, login: logins.Login) -> Principal:

@@ -1,6 +1,7 @@
 """uvicorn, serving HTTPS through the controller's own TLS connections
-(``tlslistener``) instead of the event loop's: everything else (HTTP parsing,
-lifespan, graceful shutdown, signals) stays uvicorn's."""
+(``tlslistener``) instead of the event loop's, with agents' long-polls on a
+lean protocol of their own (``agentconnection``): everything else (HTTP
+parsing, lifespan, graceful shutdown, signals) stays uvicorn's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 
 import uvicorn
 
+from skylan.controller.agentconnection import AgentConnection, AgentFront
 from skylan.controller.tlslistener import TlsListener, bind
 
 log = logging.getLogger("uvicorn.error")
@@ -19,6 +21,13 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when it cannot start
 
 
 class HttpsServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, agents: AgentFront | None = None) -> None:
+        """With ``agents``, every connection starts on the agents' lean protocol
+        and goes to uvicorn's at its first request of another kind. Not behind
+        a trusted proxy: the client's address is then uvicorn's to find."""
+        super().__init__(config)
+        self.agents = None if config.proxy_headers else agents
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await self.lifespan.startup()
         if self.lifespan.should_exit:
@@ -27,10 +36,21 @@ class HttpsServer(uvicorn.Server):
         if config.ssl is None:
             raise ValueError("HttpsServer needs a certificate and key")
 
-        def make_protocol() -> asyncio.Protocol:
+        def make_uvicorn() -> asyncio.Protocol:
             return config.http_protocol_class(  # type: ignore[call-arg]
                 config=config, server_state=self.server_state, app_state=self.lifespan.state
             )
+
+        agents = self.agents
+        make_protocol = make_uvicorn
+        if agents is not None:
+            agents.hand_over = make_uvicorn
+            agents.connections = self.server_state.connections  # shut down with the rest
+            agents.keep_alive = config.timeout_keep_alive
+
+            def make_protocol() -> asyncio.Protocol:
+                assert agents is not None
+                return AgentConnection(agents)
 
         try:
             listening = sockets or bind(config.host, config.port, config.backlog)

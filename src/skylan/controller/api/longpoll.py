@@ -57,43 +57,68 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+async def answer(
+    ctl: Controller,
+    principal: object,
+    *,
+    sync: bool,
+    query_string: bytes,
+    body: bytes,
+    client: str | None,
+) -> Response:
+    """The answer to one long-poll whose body is in: the same whether it came
+    through the framework (:class:`LongPoll`) or an agent's lean connection
+    (:mod:`skylan.controller.agentconnection`)."""
+    try:
+        if not isinstance(principal, Principal) or principal.node_id is None:
+            raise _Invalid([])  # the gate lets only nodes through: not reached
+        node_id = principal.node_id
+        query = QueryParams(query_string.decode("latin-1"))
+        since = int(_number(query, "since", 0, 2**63 - 1))
+        if sync:
+            wait = _number(query, "wait", 15.0, 300)
+            request = SyncRequest.model_validate_json(body or b"{}")
+            del body
+            await ctl.sync(node_id, request, client)
+            del request  # nothing of the request is kept while it waits
+        else:
+            wait = _number(query, "timeout", 30.0, 300)
+        found = await ctl.feed.wait(node_id, since, wait)
+        if sync:
+            return Response(ctl.sync_answer(node_id, found), media_type="application/json")
+        if found is None:
+            return Response(status_code=304)
+        return Response(found, media_type="application/json")
+    except _Invalid as exc:
+        return validation_error(exc.errors) if exc.errors else _refused()
+    except ValidationError as exc:
+        return validation_error([dict(e) for e in exc.errors()])
+    except Exception as exc:  # the same answers as everywhere else
+        return known_error(exc) or internal_error(exc)
+
+
 class LongPoll:
     def __init__(self, sync: bool) -> None:
         self.sync = sync
         self.controller: Controller  # set when the app is built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctl: Controller = self.controller
-        principal = scope.get("state", {}).get("principal")
+        response: Response
         try:
-            if not isinstance(principal, Principal) or principal.node_id is None:
-                raise _Invalid([])  # the gate lets only nodes through: not reached
-            node_id = principal.node_id
-            query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
-            since = int(_number(query, "since", 0, 2**63 - 1))
-            if self.sync:
-                wait = _number(query, "wait", 15.0, 300)
-                raw = await _body(receive)
-                request = SyncRequest.model_validate_json(raw or b"{}")
-                del raw
-                client = scope.get("client")
-                await ctl.sync(node_id, request, client[0] if client else None)
-                del request  # nothing of the request is kept while it waits
-            else:
-                wait = _number(query, "timeout", 30.0, 300)
-            found = await ctl.feed.wait(node_id, since, wait)
-            if self.sync:
-                response = Response(ctl.sync_answer(node_id, found), media_type="application/json")
-            elif found is None:
-                response = Response(status_code=304)
-            else:
-                response = Response(found, media_type="application/json")
-        except _Invalid as exc:
-            response = validation_error(exc.errors) if exc.errors else _refused()
-        except ValidationError as exc:
-            response = validation_error([dict(e) for e in exc.errors()])
-        except Exception as exc:  # the same answers as everywhere else
+            body = await _body(receive) if self.sync else b""
+        except Exception as exc:  # a body past the limit (413), a client gone
             response = known_error(exc) or internal_error(exc)
+        else:
+            client = scope.get("client")
+            response = await answer(
+                self.controller,
+                scope.get("state", {}).get("principal"),
+                sync=self.sync,
+                query_string=scope.get("query_string", b""),
+                body=body,
+                client=client[0] if client else None,
+            )
+            del body
         await response(scope, receive, send)
 
 
