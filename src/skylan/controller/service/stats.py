@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import ServiceError
+from skylan.controller.service.statrows import PendingRows
 from skylan.controller.state import loader
 from skylan.controller.state.store import State
 from skylan.controller.storage import bulk
@@ -56,11 +57,6 @@ class TooManyReports(ServiceError):
 
 PEER_MINUTES = 5  # a peer's traffic is kept in buckets this long
 ROWS_AT_ONCE = 5000  # rows prepared between two turns of the event loop
-RTT = 5  # a bucket is [rx_bytes, tx_bytes, rx_packets, tx_packets, drops, rtt_ms]
-
-
-def _bucket() -> list[Any]:
-    return [0, 0, 0, 0, 0, None]
 
 
 class StatsBook:
@@ -77,7 +73,7 @@ class StatsBook:
         self.writer = writer
         self.sessions = sessions
         self.clock = clock
-        self._pending: dict[tuple[str, str, int], list[Any]] = {}
+        self._pending = PendingRows()
         self._pending_seq: dict[str, int] = {}
         self.accepted: dict[str, int] = {}  # node -> highest seq taken in (stored or pending)
         self.stored: dict[str, int] = {}  # node -> highest seq stored
@@ -130,17 +126,9 @@ class StatsBook:
         rows += [(p.peer_id, peers_minute, p, p.rtt_ms) for p in report.peers]
         rows += [(port_key(p.network_id), minute, p, None) for p in report.ports]
         pending = self._pending
-        for peer_id, at, counters, rtt in rows:
-            bucket = pending.get((node_id, peer_id, at))
-            if bucket is None:
-                bucket = pending[(node_id, peer_id, at)] = _bucket()
-            bucket[0] += counters.rx_bytes
-            bucket[1] += counters.tx_bytes
-            bucket[2] += counters.rx_packets
-            bucket[3] += counters.tx_packets
-            bucket[4] += counters.drops
-            if rtt is not None:
-                bucket[RTT] = rtt
+        for peer_id, at, c, rtt in rows:
+            counts = (c.rx_bytes, c.tx_bytes, c.rx_packets, c.tx_packets, c.drops)
+            pending.add((node_id, peer_id, at), counts, rtt)
         totals = self.totals[node_id]
         totals[0] += report.total.rx_bytes
         totals[1] += report.total.tx_bytes
@@ -158,13 +146,13 @@ class StatsBook:
     async def flush(self) -> None:
         started = time.perf_counter()
         async with self._flushing:
-            pending, self._pending = self._pending, {}
+            pending, self._pending = self._pending, PendingRows()
             seqs, self._pending_seq = self._pending_seq, {}
             live = self.state.nodes
             rows: list[tuple[Any, ...]] = []
-            for (node, peer, minute), bucket in pending.items():
-                if node in live:
-                    rows.append((node, peer, minute, *bucket))
+            for row in pending.rows():
+                if row[0] in live:
+                    rows.append(row)
                     if len(rows) % ROWS_AT_ONCE == 0:
                         await asyncio.sleep(0)  # requests are served meanwhile
             marks = [(seq, node) for node, seq in seqs.items() if node in live]
@@ -190,11 +178,7 @@ class StatsBook:
             try:
                 await self.writer(write, patient=True)
             except Exception:
-                for key, bucket in pending.items():  # again with the next batch
-                    mine = self._pending.setdefault(key, _bucket())
-                    for i in range(RTT):
-                        mine[i] += bucket[i]
-                    mine[RTT] = mine[RTT] if mine[RTT] is not None else bucket[RTT]
+                self._pending.take_back(pending)  # again with the next batch
                 for node, seq in seqs.items():
                     self._pending_seq[node] = max(seq, self._pending_seq.get(node, 0))
                 raise
