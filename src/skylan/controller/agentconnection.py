@@ -23,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from starlette.responses import Response
 
+from skylan.controller.api.longpoll import Answering, Waiting
 from skylan.controller.gate import LONG_POLLS, Principal, Refused, node_principal
 from skylan.controller.lockout import Lockout
+from skylan.controller.parking import Parked
 from skylan.controller.state.store import State
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,6 @@ _ROUTES = {(b"POST", SYNC): True, (b"GET", NETMAP): False}  # -> sync?
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REFUSED = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 assert {p.encode() for p in LONG_POLLS} == {SYNC, NETMAP}
-
-Answer = Callable[..., Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +105,14 @@ class AgentFront:
         state: State,
         lockout: Lockout,
         max_body: int,
-        answer: Answer,
+        polls: Answering,
         keep_alive: float = 5.0,
         read_timeout: float = 30.0,
     ) -> None:
         self.state = state
         self.lockout = lockout
         self.max_body = max_body
-        self.answer = answer
+        self.polls = polls
         self.keep_alive = keep_alive  # idle between requests
         self.read_timeout = read_timeout  # for a request to arrive whole
         self.connections: set[Any] = set()  # the server's: it shuts them down
@@ -128,14 +128,28 @@ class AgentFront:
 
 
 class AgentConnection(asyncio.Protocol):
-    __slots__ = ("_buf", "_front", "_loop", "_source", "_task", "_timer", "_transport")
+    __slots__ = (
+        "_buf",
+        "_busy",
+        "_front",
+        "_loop",
+        "_parked",
+        "_source",
+        "_task",
+        "_timer",
+        "_transport",
+        "_waiting",
+    )
 
     def __init__(self, front: AgentFront) -> None:
         self._front = front
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buf: bytearray | None = None  # only while a request is coming in
-        self._task: asyncio.Task[None] | None = None  # the request being answered
+        self._busy = False  # a request is being answered (taken in, or parked)
+        self._task: asyncio.Task[None] | None = None  # taking one in
+        self._waiting: Waiting | None = None  # parked: what for
+        self._parked: Parked | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._source = ""
 
@@ -154,7 +168,7 @@ class AgentConnection(asyncio.Protocol):
             self._buf = bytearray(data)
         else:
             self._buf += data
-        if self._task is None:
+        if not self._busy:
             self._next_request()
         elif len(self._buf) > HEAD_LIMIT:  # while one is answered: no pipelining here
             self._close()
@@ -167,8 +181,12 @@ class AgentConnection(asyncio.Protocol):
         self._disarm()
         self._buf = None
         if self._task is not None:
-            self._task.cancel()  # a parked long-poll: nobody to answer
+            self._task.cancel()  # nobody to answer
             self._task = None
+        if self._parked is not None:
+            self._front.polls.cancel(self._parked)
+            self._parked = None
+        self._waiting = None
         self._transport = None
 
     def shutdown(self) -> None:
@@ -205,10 +223,11 @@ class AgentConnection(asyncio.Protocol):
         rest = buf[start + head.length :]
         self._buf = rest if rest else None
         self._disarm()
-        self._task = self._loop.create_task(self._serve(head, principal, body))
+        self._busy = True
+        self._task = self._loop.create_task(self._take_in(head, principal, body))
 
-    async def _serve(self, head: Head, principal: Principal, body: bytes) -> None:
-        response = await self._front.answer(
+    async def _take_in(self, head: Head, principal: Principal, body: bytes) -> None:
+        taken = await self._front.polls.take_in(
             principal,
             sync=head.sync,
             query_string=head.query,
@@ -217,6 +236,21 @@ class AgentConnection(asyncio.Protocol):
         )
         del body
         self._task = None
+        if isinstance(taken, Response):
+            self._respond(taken)
+            return
+        self._waiting = taken
+        parked = self._front.polls.park(taken, self._woken)
+        if self._waiting is taken:  # (not answered at once)
+            self._parked = parked
+
+    def _woken(self, found: bytes | None) -> None:
+        waiting, self._waiting, self._parked = self._waiting, None, None
+        if waiting is not None:
+            self._respond(self._front.polls.finish(waiting, found))
+
+    def _respond(self, response: Response) -> None:
+        self._busy = False
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -255,7 +289,7 @@ class AgentConnection(asyncio.Protocol):
 
     def _expired(self) -> None:
         self._timer = None
-        if self._task is None:
+        if not self._busy:
             self._close()
 
     def _close(self) -> None:

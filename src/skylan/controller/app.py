@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import functools
 import logging
 import os
 import sys
@@ -37,6 +36,7 @@ from skylan.controller.console import mount as console
 from skylan.controller.feed import NetmapFeed, listen_url_for
 from skylan.controller.gate import Gate
 from skylan.controller.gcpolicy import GcPolicy
+from skylan.controller.heaptrim import HeapTrim
 from skylan.controller.lockout import Lockout
 from skylan.controller.logins import LoginCache
 from skylan.controller.looplag import LoopLag
@@ -148,6 +148,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     )
 
     collector = GcPolicy()
+    heap = HeapTrim()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -155,11 +156,13 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         ctl.liveliness.start()
         await ctl.stats.start()
         collector.start()
+        heap.start()
         ctl.lag.start()
         try:
             yield
         finally:
             await ctl.lag.stop()
+            await heap.stop()
             await collector.stop()
             await ctl.liveliness.stop()
             await ctl.stats.stop()
@@ -191,7 +194,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         state=memory,
         lockout=app.state.lockout,
         max_body=settings.max_body_bytes,
-        answer=functools.partial(longpoll.answer, ctl),
+        polls=longpoll.Answering(ctl),
     )
     app.add_middleware(
         Gate,

@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import defaultdict, deque
+from collections import deque
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.changes import NOTIFY_CHANNEL
 from skylan.controller.netmaps import NetmapBook
+from skylan.controller.parking import Parking
 from skylan.controller.state import loader
 from skylan.controller.state.store import State
 
@@ -34,11 +35,6 @@ log = logging.getLogger("skylan.controller.feed")
 
 BATCH = 5000  # change rows read at once
 WAKE_SLICE = 100  # long-polls woken per event-loop iteration
-
-
-def _expire(fut: asyncio.Future[bool]) -> None:
-    if not fut.done():
-        fut.set_result(False)
 
 
 class NetmapFeed:
@@ -62,8 +58,7 @@ class NetmapFeed:
         self._listen_url = listen_url
         self.applied = 0  # the last change applied to the state and the book
         self.published = 0  # the last change whose long-polls have been woken
-        # a waiter's future is True when woken, False when its time ran out
-        self._waiters: dict[str, list[asyncio.Future[bool]]] = defaultdict(list)
+        self.parking = Parking(self._ready, self.netmap, lambda node: node in self.book.headers)
         self._writers: list[tuple[int, asyncio.Future[None]]] = []
         self._to_wake: set[str] = set()
         self._waking: deque[str] = deque()
@@ -104,10 +99,7 @@ class NetmapFeed:
             done, _ = await asyncio.wait({self._task}, timeout=5)
             if not done:
                 log.warning("netmap feed did not stop within 5 s; abandoning it")
-        for futures in self._waiters.values():
-            for parked in futures:
-                if not parked.done():
-                    parked.cancel()
+        self.parking.stop()
         for _, fut in self._writers:
             if not fut.done():
                 fut.cancel()
@@ -147,30 +139,18 @@ class NetmapFeed:
     async def wait(self, node_id: str, since: int, timeout: float) -> bytes | None:
         """The node's netmap once it has changed after ``since``; None on timeout."""
         assert self._loop is not None
-        deadline = self._loop.time() + timeout
-        while not self._ready(node_id, since):
-            left = deadline - self._loop.time()
-            if left <= 0:
-                return None
-            fut: asyncio.Future[bool] = self._loop.create_future()
-            self._waiters[node_id].append(fut)
-            # a bare timer, not asyncio.timeout: thousands wait at once, and
-            # its context manager and frame cost a parked agent ~0.5 KiB more
-            timer = self._loop.call_at(deadline, _expire, fut)
-            try:
-                if not await fut:
-                    return None
-            finally:
-                timer.cancel()
-                waiters = self._waiters.get(node_id)
-                if waiters is not None:
-                    with contextlib.suppress(ValueError):
-                        waiters.remove(fut)
-                    if not waiters:
-                        del self._waiters[node_id]
-            if node_id not in self.book.headers:
-                return None  # deleted while it waited
-        return self.netmap(node_id, since)
+        fut: asyncio.Future[bytes | None] = self._loop.create_future()
+
+        def answer(found: bytes | None) -> None:
+            if not fut.done():
+                fut.set_result(found)
+
+        parked = self.parking.park(node_id, since, timeout, answer)
+        try:
+            return await fut
+        finally:
+            if parked is not None:
+                self.parking.cancel(parked)
 
     async def until_applied(self, change: int, timeout: float = 10.0) -> bool:
         """Wait until ``change`` is in the state (a writer reading its write)."""
@@ -190,7 +170,7 @@ class NetmapFeed:
 
     @property
     def waiting(self) -> int:
-        return sum(len(w) for w in self._waiters.values())
+        return self.parking.count
 
     # -- the loop -------------------------------------------------------------
 
@@ -248,9 +228,7 @@ class NetmapFeed:
         sockets (the admin request waiting there) before it runs again."""
         self._pacing = None
         for _ in range(min(WAKE_SLICE, len(self._waking))):
-            for fut in self._waiters.get(self._waking.popleft(), ()):
-                if not fut.done():
-                    fut.set_result(True)
+            self.parking.wake(self._waking.popleft())
         if self._waking and self._loop is not None:
             self._pacing = self._loop.call_soon(self._wake_some)
 

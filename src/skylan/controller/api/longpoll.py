@@ -13,6 +13,8 @@ do the same).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from skylan.controller.api.errors import internal_error, known_error, validation_error
 from skylan.controller.gate import Principal
+from skylan.controller.parking import Parked
 from skylan.controller.runtime import Controller
 from skylan.model.agentapi import SyncRequest
 
@@ -57,6 +60,62 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A long-poll taken in, to be answered when its node's netmap changes."""
+
+    node_id: str
+    since: int
+    wait: float
+    sync: bool
+
+
+async def take_in(
+    ctl: Controller,
+    principal: object,
+    *,
+    sync: bool,
+    query_string: bytes,
+    body: bytes,
+    client: str | None,
+) -> Waiting | Response:
+    """Check and take in a long-poll whose body is in (a sync's heartbeat and
+    reports are stored here): what it waits for, or the answer if it is
+    refused. The same whether it came through the framework (:class:`LongPoll`)
+    or an agent's lean connection (:mod:`skylan.controller.agentconnection`)."""
+    try:
+        if not isinstance(principal, Principal) or principal.node_id is None:
+            raise _Invalid([])  # the gate lets only nodes through: not reached
+        query = QueryParams(query_string.decode("latin-1"))
+        since = int(_number(query, "since", 0, 2**63 - 1))
+        if sync:
+            wait = _number(query, "wait", 15.0, 300)
+            request = SyncRequest.model_validate_json(body or b"{}")
+            await ctl.sync(principal.node_id, request, client)
+        else:
+            wait = _number(query, "timeout", 30.0, 300)
+        return Waiting(principal.node_id, since, wait, sync)
+    except _Invalid as exc:
+        return validation_error(exc.errors) if exc.errors else _refused()
+    except ValidationError as exc:
+        return validation_error([dict(e) for e in exc.errors()])
+    except Exception as exc:  # the same answers as everywhere else
+        return known_error(exc) or internal_error(exc)
+
+
+def finish(ctl: Controller, waiting: Waiting, found: bytes | None) -> Response:
+    """The answer once the wait is over (``found``: the netmap, or None)."""
+    try:
+        if waiting.sync:
+            answer = ctl.sync_answer(waiting.node_id, found)
+            return Response(answer, media_type="application/json")
+        if found is None:
+            return Response(status_code=304)
+        return Response(found, media_type="application/json")
+    except Exception as exc:  # the node was deleted meanwhile
+        return known_error(exc) or internal_error(exc)
+
+
 async def answer(
     ctl: Controller,
     principal: object,
@@ -66,35 +125,46 @@ async def answer(
     body: bytes,
     client: str | None,
 ) -> Response:
-    """The answer to one long-poll whose body is in: the same whether it came
-    through the framework (:class:`LongPoll`) or an agent's lean connection
-    (:mod:`skylan.controller.agentconnection`)."""
-    try:
-        if not isinstance(principal, Principal) or principal.node_id is None:
-            raise _Invalid([])  # the gate lets only nodes through: not reached
-        node_id = principal.node_id
-        query = QueryParams(query_string.decode("latin-1"))
-        since = int(_number(query, "since", 0, 2**63 - 1))
-        if sync:
-            wait = _number(query, "wait", 15.0, 300)
-            request = SyncRequest.model_validate_json(body or b"{}")
-            del body
-            await ctl.sync(node_id, request, client)
-            del request  # nothing of the request is kept while it waits
-        else:
-            wait = _number(query, "timeout", 30.0, 300)
-        found = await ctl.feed.wait(node_id, since, wait)
-        if sync:
-            return Response(ctl.sync_answer(node_id, found), media_type="application/json")
-        if found is None:
-            return Response(status_code=304)
-        return Response(found, media_type="application/json")
-    except _Invalid as exc:
-        return validation_error(exc.errors) if exc.errors else _refused()
-    except ValidationError as exc:
-        return validation_error([dict(e) for e in exc.errors()])
-    except Exception as exc:  # the same answers as everywhere else
-        return known_error(exc) or internal_error(exc)
+    taken = await take_in(
+        ctl, principal, sync=sync, query_string=query_string, body=body, client=client
+    )
+    del body  # nothing of the request is kept while it waits
+    if isinstance(taken, Response):
+        return taken
+    found = await ctl.feed.wait(taken.node_id, taken.since, taken.wait)
+    return finish(ctl, taken, found)
+
+
+class Answering:
+    """A long-poll's two halves and the wait between them, for a server that
+    parks polls without a task each (:mod:`skylan.controller.agentconnection`)."""
+
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+
+    async def take_in(
+        self,
+        principal: Principal,
+        *,
+        sync: bool,
+        query_string: bytes,
+        body: bytes,
+        client: str | None,
+    ) -> Waiting | Response:
+        return await take_in(
+            self.ctl, principal, sync=sync, query_string=query_string, body=body, client=client
+        )
+
+    def park(self, waiting: Waiting, woken: Callable[[bytes | None], None]) -> Parked | None:
+        """``woken`` gets the netmap (or None) once; the handle to cancel, or
+        None if it was called at once."""
+        return self.ctl.feed.parking.park(waiting.node_id, waiting.since, waiting.wait, woken)
+
+    def cancel(self, parked: Parked) -> None:
+        self.ctl.feed.parking.cancel(parked)
+
+    def finish(self, waiting: Waiting, found: bytes | None) -> Response:
+        return finish(self.ctl, waiting, found)
 
 
 class LongPoll:
