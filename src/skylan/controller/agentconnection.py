@@ -6,7 +6,8 @@ on it nearly all the time. Under uvicorn each connection kept its protocol,
 parser, flow control and keep-alive objects, and each parked request its
 request-response cycle, events and a stack of middleware frames: about 8 KiB
 an agent beyond TLS (measured at 2,000 agents). Here a connection is one
-small object, and a parked sync holds one task waiting on the feed.
+small object; a request is taken in by a task, and then parked without one
+(:mod:`skylan.controller.parking`) until the feed answers it.
 
 Only a strict subset of HTTP is taken here: an HTTP/1.1 ``POST`` to the sync
 or ``GET`` of the netmap, with a valid node credential, a ``Content-Length``

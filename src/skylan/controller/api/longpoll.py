@@ -4,11 +4,13 @@
 Thousands of these are parked at any time, one per agent, for up to a
 heartbeat interval each. Parked inside the framework's request handling, each
 kept its parsed JSON body, its raw body and its solved dependencies alive
-(25 KiB and more an agent, measured); here the request is taken in, dropped,
-and only then does the wait begin, holding a future and a few integers. The gate
-calls these directly, before the framework's middleware and routing; the
-framework's routes of the same paths stay (they document these in the API and
-do the same).
+(25 KiB and more an agent, measured); here the request is taken in
+(:func:`take_in`), dropped, and only then does the wait begin, holding a few
+integers. Agents' own connections (:mod:`skylan.controller.agentconnection`)
+take requests in and finish them with the same two functions; for requests
+through the framework, the gate calls :class:`LongPoll` directly, before the
+framework's middleware and routing. The framework's routes of the same paths
+stay (they document these in the API and do the same).
 """
 
 from __future__ import annotations
