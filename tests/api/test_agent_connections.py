@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -62,12 +63,16 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
 class Conn:
     """One TLS connection, requests written by hand, answers read whole."""
 
-    def __init__(self, s: Served) -> None:
+    def __init__(self, s: Served, receive_buffer: int | None = None) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         port = int(s.url.rsplit(":", 1)[1])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:  # (before connecting: the window follows it)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        raw.settimeout(10)
+        raw.connect(("127.0.0.1", port))
         self.tls = ctx.wrap_socket(raw)
         self.pending = b""
 
@@ -159,6 +164,29 @@ def test_pipelined_syncs_are_answered_in_order(
     first, second = conn.answer(), conn.answer()
     assert (first[0], second[0]) == (200, 200)
     assert "server" not in first[1]
+
+
+def test_pipelined_requests_wait_for_a_client_that_does_not_read(
+    controller: tuple[Served, int, str],
+) -> None:
+    """Whole netmaps asked for back to back, answers not read for a while:
+    the controller takes the next request only as the answers drain, and all
+    arrive, in order."""
+    s, _, credential = controller
+    conn = Conn(s, receive_buffer=4096)
+    # 400 requests, far more than a head ahead (the reading pauses until
+    # they are taken), each answered with a netmap
+    many = b"".join(sync(credential, f"?wait=0&since=0&n={i}") for i in range(400))
+    assert len(many) > 4 * 8192
+    sender = threading.Thread(target=conn.send, args=(many,))
+    sender.start()
+    time.sleep(1.0)
+    answers = [conn.answer() for _ in range(400)]
+    sender.join(10)
+    conn.close()
+    assert sum(len(body) for _, _, body in answers) > 4 * 65536
+    assert [status for status, _, _ in answers] == [200] * 400
+    assert all(json.loads(body)["netmap"] for _, _, body in answers)
 
 
 BAD_BODY = b'{"heartbeat": {"uptime_s": "soon"}}'

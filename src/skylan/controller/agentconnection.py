@@ -140,6 +140,7 @@ class AgentConnection(asyncio.Protocol):
         "_timer",
         "_transport",
         "_waiting",
+        "_write_paused",
     )
 
     def __init__(self, front: AgentFront) -> None:
@@ -151,6 +152,9 @@ class AgentConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None  # taking one in
         self._waiting: Waiting | None = None  # parked: what for
         self._parked: Parked | None = None
+        # the client is not reading its answers: take no further request
+        # until it does (else a pipelining client could queue answers unbounded)
+        self._write_paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._source = ""
 
@@ -169,13 +173,21 @@ class AgentConnection(asyncio.Protocol):
             self._buf = bytearray(data)
         else:
             self._buf += data
-        if not self._busy:
+        if not self._busy and not self._write_paused:
             self._next_request()
-        elif len(self._buf) > HEAD_LIMIT:  # while one is answered: no pipelining here
-            self._close()
+        elif len(self._buf) > HEAD_LIMIT and self._transport is not None:
+            self._transport.pause_reading()  # pipelined ahead: until these are taken
 
     def eof_received(self) -> bool | None:
         return None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self._busy and self._buf:
+            self._next_request()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._front.connections.discard(self)
@@ -223,6 +235,9 @@ class AgentConnection(asyncio.Protocol):
         body = bytes(buf[start : start + head.length])
         rest = buf[start + head.length :]
         self._buf = rest if rest else None
+        transport = self._transport
+        if transport is not None and not transport.is_reading() and len(rest) <= HEAD_LIMIT:
+            transport.resume_reading()
         self._disarm()
         self._busy = True
         self._task = self._loop.create_task(self._take_in(head, principal, body))
@@ -257,7 +272,8 @@ class AgentConnection(asyncio.Protocol):
             return
         transport.write(render(response))
         if self._buf:
-            self._next_request()
+            if not self._write_paused:
+                self._next_request()
         else:
             self._arm(self._front.keep_alive)
 
