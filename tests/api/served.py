@@ -83,3 +83,31 @@ def serve(
         raise RuntimeError("controller did not start")
     fingerprint = fingerprint_of_pem((data_dir / "tls.crt").read_bytes())
     return Served(url, token, fingerprint, proc, data_dir)
+
+
+def enrol_nodes(
+    served: Served, network: str, cidr: str, count: int, names: str = "node"
+) -> list[str]:
+    """A network and ``count`` nodes (``names`` 0, 1, ...) enrolled in it
+    through the API, as an agent does; their credentials."""
+    from skylan.client import Skylan
+    from skylan.tunnel.keys import StaticKeypair
+
+    with Skylan(served.url, served.token, fingerprint=served.fingerprint) as sky:
+        sky.create_network(network, cidr)
+        token = sky.create_token(networks=[network], max_uses=count).token
+    credentials = []
+    for i in range(count):
+        r = httpx.post(
+            f"{served.url}/api/v1/agent/enroll",
+            verify=False,
+            json={
+                "token": token,
+                "public_key": StaticKeypair.generate().public_b64,
+                "hostname": f"{names}{i}",
+                "endpoints": [f"198.18.9.{i + 1}:51820"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        credentials.append(r.json()["credential"])
+    return credentials

@@ -22,11 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skylan.client import Skylan
 from skylan.controller.agentconnection import parse_head
-from skylan.tunnel.keys import StaticKeypair
 
-from .served import Served, free_port, serve
+from .served import Served, enrol_nodes, free_port, serve
 
 ADMIN = "skyadm_lean-connections-admin-0123456789"
 SYNC = "/api/v1/agent/sync"
@@ -41,21 +39,7 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
         extra=["--metrics-listen", f"127.0.0.1:{scrape}", "--max-body-bytes", "65536"],
     )
     try:
-        with Skylan(s.url, ADMIN, fingerprint=s.fingerprint) as sky:
-            sky.create_network("lean", "10.81.0.0/24")
-            token = sky.create_token(networks=["lean"], max_uses=1).token
-        r = httpx.post(
-            f"{s.url}/api/v1/agent/enroll",
-            verify=False,
-            json={
-                "token": token,
-                "public_key": StaticKeypair.generate().public_b64,
-                "hostname": "lean1",
-                "endpoints": ["198.18.9.1:51820"],
-            },
-        )
-        assert r.status_code == 201, r.text
-        yield s, scrape, r.json()["credential"]
+        yield s, scrape, enrol_nodes(s, "lean", "10.81.0.0/24", 1)[0]
     finally:
         s.stop()
 

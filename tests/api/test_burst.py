@@ -16,9 +16,8 @@ import httpx
 import pytest
 
 from skylan.client import Skylan
-from skylan.tunnel.keys import StaticKeypair
 
-from .served import Served, serve
+from .served import Served, enrol_nodes, serve
 
 ADMIN = "skyadm_burst-test-admin-token-0123456789abc"
 BURST = 500
@@ -39,24 +38,7 @@ def controller(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
 
 
 def enrol(s: Served) -> list[str]:
-    with Skylan(s.url, ADMIN, fingerprint=s.fingerprint) as sky:
-        sky.create_network("prod", "10.80.0.0/24")
-        token = sky.create_token(networks=["prod"], max_uses=NODES).token
-    credentials = []
-    for i in range(NODES):
-        r = httpx.post(
-            f"{s.url}/api/v1/agent/enroll",
-            verify=False,
-            json={
-                "token": token,
-                "public_key": StaticKeypair.generate().public_b64,
-                "hostname": f"b{i}",
-                "endpoints": [f"198.18.9.{i + 1}:51820"],
-            },
-        )
-        assert r.status_code == 201, r.text
-        credentials.append(r.json()["credential"])
-    return credentials
+    return enrol_nodes(s, "prod", "10.80.0.0/24", NODES, names="b")
 
 
 async def burst(s: Served, credentials: list[str]) -> list[tuple[str, int, float, Any]]:

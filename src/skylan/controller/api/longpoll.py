@@ -118,25 +118,6 @@ def finish(ctl: Controller, waiting: Waiting, found: bytes | None) -> Response:
         return known_error(exc) or internal_error(exc)
 
 
-async def answer(
-    ctl: Controller,
-    principal: object,
-    *,
-    sync: bool,
-    query_string: bytes,
-    body: bytes,
-    client: str | None,
-) -> Response:
-    taken = await take_in(
-        ctl, principal, sync=sync, query_string=query_string, body=body, client=client
-    )
-    del body  # nothing of the request is kept while it waits
-    if isinstance(taken, Response):
-        return taken
-    found = await ctl.feed.wait(taken.node_id, taken.since, taken.wait)
-    return finish(ctl, taken, found)
-
-
 class Answering:
     """A long-poll's two halves and the wait between them, for a server that
     parks polls without a task each (:mod:`skylan.controller.agentconnection`)."""
@@ -181,16 +162,20 @@ class LongPoll:
         except Exception as exc:  # a body past the limit (413), a client gone
             response = known_error(exc) or internal_error(exc)
         else:
-            client = scope.get("client")
-            response = await answer(
-                self.controller,
+            ctl, client = self.controller, scope.get("client")
+            taken = await take_in(
+                ctl,
                 scope.get("state", {}).get("principal"),
                 sync=self.sync,
                 query_string=scope.get("query_string", b""),
                 body=body,
                 client=client[0] if client else None,
             )
-            del body
+            del body  # nothing of the request is kept while it waits
+            if isinstance(taken, Waiting):
+                found = await ctl.feed.wait(taken.node_id, taken.since, taken.wait)
+                taken = finish(ctl, taken, found)
+            response = taken
         await response(scope, receive, send)
 
 
