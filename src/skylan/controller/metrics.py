@@ -32,7 +32,7 @@ class ControllerCollector(Collector):
             "Bytes agents reported since this controller started",
             labels=["node", "direction"],
         )
-        for node_id, (rx, tx) in list(self._ctl.stats.totals.items()):
+        for node_id, rx, tx in self._ctl.stats.totals():
             node = memory.nodes.get(node_id)
             if node is not None:
                 traffic.add_metric([node.name, "rx"], float(rx))

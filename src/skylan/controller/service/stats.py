@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -59,6 +60,19 @@ PEER_MINUTES = 5  # a peer's traffic is kept in buckets this long
 ROWS_AT_ONCE = 5000  # rows prepared between two turns of the event loop
 
 
+@dataclass(slots=True)
+class NodeReports:
+    """What the book knows of one node's reports (one record a node: these
+    were four dictionaries)."""
+
+    accepted: int = 0  # the highest seq taken in (stored or pending)
+    stored: int = 0  # the highest seq stored
+    minute: int = 0  # the minute ``reports`` counts
+    reports: int = 0
+    rx: int = 0  # bytes reported since this process started
+    tx: int = 0
+
+
 class StatsBook:
     def __init__(
         self,
@@ -75,10 +89,7 @@ class StatsBook:
         self.clock = clock
         self._pending = PendingRows()
         self._pending_seq: dict[str, int] = {}
-        self.accepted: dict[str, int] = {}  # node -> highest seq taken in (stored or pending)
-        self.stored: dict[str, int] = {}  # node -> highest seq stored
-        self._per_minute: dict[str, tuple[int, int]] = {}  # node -> (minute, reports)
-        self.totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # since start: rx, tx
+        self._nodes: dict[str, NodeReports] = {}
         self._loop = BatchLoop("statistics", flush_interval, self._batch, self.flush)
         self.last_flush_s = 0.0  # how long the last batch took, end to end
         self.last_flush_rows = 0
@@ -93,8 +104,8 @@ class StatsBook:
             with self.sessions() as db:
                 return loader.stats_seqs(db)
 
-        self.stored = await asyncio.to_thread(read)
-        self.accepted = dict(self.stored)
+        for node_id, seq in (await asyncio.to_thread(read)).items():
+            self._nodes[node_id] = NodeReports(accepted=seq, stored=seq)
         self._loop.start()
 
     async def stop(self) -> None:
@@ -103,20 +114,22 @@ class StatsBook:
     # -- reports (event loop) -----------------------------------------------------
 
     def ingest(self, node_id: str, report: StatsReport) -> None:
-        if report.seq is not None and report.seq <= self.accepted.get(node_id, 0):
+        book = self._nodes.get(node_id)
+        if book is None:
+            book = self._nodes[node_id] = NodeReports()
+        if report.seq is not None and report.seq <= book.accepted:
             return  # taken in already (a resend)
         now = self.clock()
         this_minute = int(now // 60)
-        minute_of, count = self._per_minute.get(node_id, (this_minute, 0))
-        if minute_of != this_minute:
-            count = 0
-        if count >= REPORTS_PER_MINUTE:
+        if book.minute != this_minute:
+            book.minute, book.reports = this_minute, 0
+        if book.reports >= REPORTS_PER_MINUTE:
             raise TooManyReports(
                 f"at most {REPORTS_PER_MINUTE} statistics reports a minute; slow down"
             )
-        self._per_minute[node_id] = (this_minute, count + 1)
+        book.reports += 1
         if report.seq is not None:
-            self.accepted[node_id] = report.seq
+            book.accepted = report.seq
             self._pending_seq[node_id] = report.seq
         minute = int((report.at if report.at is not None else now) // 60)
         if minute < this_minute - RETENTION_MINUTES or minute > this_minute + 1:
@@ -129,12 +142,16 @@ class StatsBook:
         for peer_id, at, c, rtt in rows:
             counts = (c.rx_bytes, c.tx_bytes, c.rx_packets, c.tx_packets, c.drops)
             pending.add((node_id, peer_id, at), counts, rtt)
-        totals = self.totals[node_id]
-        totals[0] += report.total.rx_bytes
-        totals[1] += report.total.tx_bytes
+        book.rx += report.total.rx_bytes
+        book.tx += report.total.tx_bytes
 
     def stored_seq(self, node_id: str) -> int:
-        return self.stored.get(node_id, 0)
+        book = self._nodes.get(node_id)
+        return book.stored if book is not None else 0
+
+    def totals(self) -> list[tuple[str, int, int]]:
+        """Each node's bytes received and sent, reported since this process started."""
+        return [(node_id, b.rx, b.tx) for node_id, b in list(self._nodes.items()) if b.reports]
 
     # -- batches --------------------------------------------------------------------
 
@@ -183,7 +200,8 @@ class StatsBook:
                     self._pending_seq[node] = max(seq, self._pending_seq.get(node, 0))
                 raise
             for node, seq in seqs.items():
-                self.stored[node] = max(seq, self.stored.get(node, 0))
+                if (book := self._nodes.get(node)) is not None:
+                    book.stored = max(seq, book.stored)
             self.last_flush_s = time.perf_counter() - started
             self.last_flush_rows = len(rows)
             if self.last_flush_s > 1.0:
