@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from skylan.controller import logins
+from skylan.controller.app import create_app
 
-from .conftest import Api
+from .conftest import Api, make_settings
 from .helpers import enrolled, network
 
 
@@ -272,3 +274,49 @@ def test_odd_names_in_page_urls_are_404_pages(api: Api, browser: TestClient) -> 
         page = browser.get(url)
         assert page.status_code == 404, (url, page.status_code, page.text[:300])
         assert "not found" in page.text.lower()
+
+
+def test_tunnel_lists_live_in_the_database_and_survive_a_restart(
+    api: Api, tmp_path: Path, database_url: str
+) -> None:
+    """Memory keeps only a digest of each node's tunnel list: a node's page
+    shows the list from the heartbeat not yet written, then from the
+    database, and a restarted controller shows it too; a changed list
+    replaces it."""
+    network(api)
+    a = enrolled(api, "a", networks=["prod"])
+    b = enrolled(api, "b", networks=["prod"])
+
+    def tunnel(endpoint: str) -> dict[str, object]:
+        return {
+            "node_id": b["node_id"],
+            "established": True,
+            "endpoint": endpoint,
+            "handshake_age_s": 3.0,
+            "rtt_ms": 0.7,
+            "dead": False,
+        }
+
+    def shown() -> list[str]:
+        node = api.ok(api.get(f"/api/v1/nodes/{a['node_id']}"))
+        listed = next(n for n in api.ok(api.get("/api/v1/nodes")) if n["id"] == a["node_id"])
+        assert listed["peers"] == node["peers"]
+        return [p["endpoint"] for p in node["peers"]]
+
+    ctl = api.client.app.state.controller  # type: ignore[attr-defined]
+    beat = {"peers": [tunnel("198.18.0.3:51820")]}
+    api.ok(api.client.post("/api/v1/agent/heartbeat", json=beat, headers=a["auth"]))
+    assert shown() == ["198.18.0.3:51820"]  # not written yet: from memory
+    api.client.portal.call(ctl.liveliness.flush)  # type: ignore[union-attr]
+    assert shown() == ["198.18.0.3:51820"]  # from the database
+    assert not hasattr(ctl.memory.liveness[a["node_id"]], "peers")
+    beat = {"peers": [tunnel("198.18.0.4:51820")]}
+    api.ok(api.client.post("/api/v1/agent/heartbeat", json=beat, headers=a["auth"]))
+    api.client.portal.call(ctl.liveliness.flush)  # type: ignore[union-attr]
+    assert shown() == ["198.18.0.4:51820"]
+    again = create_app(make_settings(tmp_path / "again", database_url))
+    with TestClient(again) as client:
+        client.post("/api/v1/agent/heartbeat", json={}, headers=a["auth"])  # online again
+        node = client.get(f"/api/v1/nodes/{a['node_id']}", headers=api.read)
+        assert [p["endpoint"] for p in node.json()["peers"]] == ["198.18.0.4:51820"]
+    again.state.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -46,7 +47,11 @@ def api_token_out(state: State, token_id: str) -> ApiTokenOut:
     return ApiTokenOut.model_validate(state.api_token_ids[token_id], from_attributes=True)
 
 
-def node_out(state: State, node: Node, now: float | None = None) -> NodeOut:
+def node_out(
+    state: State, node: Node, tunnels: bytes | None = None, now: float | None = None
+) -> NodeOut:
+    """``tunnels``: the JSON tunnel list its agent last reported (kept in
+    the database, not in memory: see :func:`tunnel_lists`)."""
     now = time.time() if now is None else now
     live = state.liveness.get(node.id)
     online = live is not None and live.online(now)
@@ -72,8 +77,8 @@ def node_out(state: State, node: Node, now: float | None = None) -> NodeOut:
         key=lambda m: m.network,
     )
     peers = []
-    if live is not None and online:
-        for report in live.peer_list():
+    if live is not None and online and tunnels:
+        for report in json.loads(tunnels):
             peer = state.nodes.get(report["node_id"])
             peers.append(PeerStatus(node=peer.name if peer else None, **report))
         peers.sort(key=lambda p: (p.node or "~", p.node_id))

@@ -26,7 +26,7 @@ from skylan.controller.changes import record_change
 from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import Conflict, NotFound
 from skylan.controller.state import loader
-from skylan.controller.state.liveness import Liveness, pack, unpack
+from skylan.controller.state.liveness import Liveness, digest, pack, unpack
 from skylan.controller.state.store import State
 from skylan.controller.storage import bulk
 from skylan.controller.storage.tables import NodeRow
@@ -68,6 +68,9 @@ class Liveliness:
         self.clock = clock
         self.seen: set[str] = set()  # nodes heard from since the last flush
         self.detailed: set[str] = set()  # ... whose reports changed
+        # tunnel lists received since the last batch (their home is the
+        # database: memory keeps only a digest of each node's)
+        self._tunnels: dict[str, bytes] = {}
         self._loop = BatchLoop("heartbeats", flush_interval, self._batch, self.flush)
         self.last_flush_s = 0.0  # how long the last batch took, end to end
         self.last_flush_rows = 0
@@ -95,12 +98,17 @@ class Liveliness:
                 "interfaces",
                 None if body.interfaces is None else _INTERFACES.dump_json(body.interfaces),
             ),
-            ("peers", None if body.peers is None else _PEERS.dump_json(body.peers)),
             ("seen_ips", None if body.seen_ips is None else _SEEN.dump_json(body.seen_ips)),
         )
         for field, raw in reports:
             if raw is not None and (packed := pack(raw)) != getattr(live, field):
                 setattr(live, field, packed)
+                changed = True
+        if body.peers is not None:
+            raw = _PEERS.dump_json(body.peers)
+            if (mark := digest(raw)) != live.tunnels:
+                live.tunnels = mark
+                self._tunnels[node_id] = raw
                 changed = True
         if changed:
             self.detailed.add(node_id)
@@ -158,6 +166,7 @@ class Liveliness:
         started = time.perf_counter()
         seen, self.seen = self.seen, set()
         detailed, self.detailed = self.detailed, set()
+        tunnels, self._tunnels = self._tunnels, {}
         rows, details = [], []
         now = datetime.now(UTC)
         for node_id in seen | detailed:
@@ -171,12 +180,12 @@ class Liveliness:
                         live.os,
                         live.agent_version,
                         unpack(live.interfaces).decode(),
-                        unpack(live.peers).decode(),
                         unpack(live.seen_ips).decode(),
                         now,
                         node_id,
                     )
                 )
+        lists = [(raw.decode(), n) for n, raw in tunnels.items() if n in self.state.nodes]
         if not rows:
             return
 
@@ -185,21 +194,40 @@ class Liveliness:
             bulk.update_by_id(
                 db,
                 "nodes",
-                ["os", "agent_version", "interfaces", "peer_status", "seen_ips", "details_at"],
+                ["os", "agent_version", "interfaces", "seen_ips", "details_at"],
                 details,
-                json=("interfaces", "peer_status", "seen_ips"),
+                json=("interfaces", "seen_ips"),
             )
+            bulk.update_by_id(db, "nodes", ["peer_status"], lists, json=("peer_status",))
 
         try:
             await self.writer(write, patient=True)
         except Exception:
             self.seen |= seen  # try again with the next batch
             self.detailed |= detailed
+            for node_id, raw in tunnels.items():
+                self._tunnels.setdefault(node_id, raw)  # (one received since is newer)
             raise
         self.last_flush_s = time.perf_counter() - started
         self.last_flush_rows = len(rows)
         if self.last_flush_s > 1.0:
             log.warning("writing heartbeats took %.1f s (%d rows)", self.last_flush_s, len(rows))
+
+    async def tunnel_lists(self, node_ids: list[str]) -> dict[str, bytes]:
+        """The tunnel lists the nodes' agents last reported (JSON; a node
+        that never reported one is absent): those not yet written from
+        memory, the rest from the database."""
+        found = {n: raw for n in node_ids if (raw := self._tunnels.get(n)) is not None}
+        rest = [n for n in node_ids if n not in found]
+        if rest:
+
+            def read() -> dict[str, bytes]:
+                with self.sessions() as db:
+                    return loader.load_tunnels(db, rest)
+
+            for node_id, raw in (await asyncio.to_thread(read)).items():
+                found.setdefault(node_id, raw)  # (one received meanwhile is newer)
+        return found
 
     async def read_others(self) -> None:
         """Heartbeats other replicas received (and wrote) since the last read:

@@ -1,17 +1,21 @@
 """What a node's agent last said of itself: when it was seen, its uptime,
-interfaces, tunnels and the addresses it announced.
+interfaces, and the addresses it announced.
 
 This is the part of the state that changes on every heartbeat, so it is kept
 apart from the records: heartbeats update it in memory, and it is written to
 the database in batches (:mod:`skylan.controller.service.agents`). The lists
 are kept as the JSON they arrived as, which is also how the database stores
-them, parsed only when a page shows them, and deflated (:func:`pack`): a
-node's tunnel list grows with its network, and 20 tunnels' 3 KiB of JSON
-deflate to under 1 KiB (10 µs a heartbeat that changed them).
+them, parsed only when a page shows them, and deflated (:func:`pack`).
+
+A node's tunnel list is not kept here: it grows with the network (20 tunnels:
+3 KiB of JSON, 0.9 KiB deflated), only a node's page shows it, and every
+replica would hold every node's. Its home is the database; here is only its
+digest, to know whether a heartbeat changed it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from dataclasses import dataclass
@@ -29,8 +33,13 @@ def unpack(packed: bytes) -> bytes:
     return zlib.decompress(packed, -15)
 
 
+def digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=8).digest()
+
+
 EMPTY_LIST = pack(b"[]")
 EMPTY_MAP = pack(b"{}")
+NO_TUNNELS = digest(b"[]")
 ONLINE_WINDOW_S = 45.0  # three missed 15-second heartbeats
 
 
@@ -41,7 +50,7 @@ class Liveness:
     os: str = ""
     agent_version: str = ""
     interfaces: bytes = EMPTY_LIST  # packed JSON list of InterfaceReport
-    peers: bytes = EMPTY_LIST  # packed JSON list of PeerStatusReport
+    tunnels: bytes = NO_TUNNELS  # digest of the JSON list of PeerStatusReport
     seen_ips: bytes = EMPTY_MAP  # packed JSON {network id: [IPv4, ...]}
 
     def newer_than(self, other: Liveness) -> bool:
@@ -49,10 +58,6 @@ class Liveness:
 
     def interface_list(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = json.loads(unpack(self.interfaces))
-        return found
-
-    def peer_list(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = json.loads(unpack(self.peers))
         return found
 
     def seen_map(self) -> dict[str, list[str]]:

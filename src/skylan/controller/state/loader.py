@@ -91,7 +91,6 @@ def liveness(row: Any) -> Liveness:
         os=row.os,
         agent_version=row.agent_version,
         interfaces=pack(_json(row.interfaces or [])),
-        peers=pack(_json(row.peer_status or [])),
         seen_ips=pack(_json(row.seen_ips or {})),
     )
 
@@ -156,10 +155,15 @@ def _chunks(ids: Iterable[str], size: int = 500) -> Iterable[list[str]]:
         yield batch
 
 
+# what memory never holds: read (and parsed) only when asked for
+_NOT_LOADED = frozenset({"peer_status"})
+
+
 def _rows(db: Session, table: Any, where: Any) -> Any:
     """Plain rows (attribute access like the ORM's, without building ORM
     objects): the feed reloads rows all the time, and only to copy them."""
-    return db.execute(select(*table.__table__.columns).where(where))
+    columns = [c for c in table.__table__.columns if c.name not in _NOT_LOADED]
+    return db.execute(select(*columns).where(where))
 
 
 def _within(ids: list[str] | None) -> Any:
@@ -267,7 +271,7 @@ def load_seen_since(
 
 def load_details(db: Session, node_ids: Sequence[str]) -> dict[str, Liveness]:
     """The reported details of ``node_ids`` as the agents sent them (the JSON
-    as text, not parsed: they are kept as bytes)."""
+    as text, not parsed: they are kept as bytes); not their tunnel lists."""
     out: dict[str, Liveness] = {}
     for at in range(0, len(node_ids), 500):
         query = select(
@@ -275,17 +279,28 @@ def load_details(db: Session, node_ids: Sequence[str]) -> dict[str, Liveness]:
             NodeRow.os,
             NodeRow.agent_version,
             cast(NodeRow.interfaces, Text),
-            cast(NodeRow.peer_status, Text),
             cast(NodeRow.seen_ips, Text),
         ).where(NodeRow.id.in_(node_ids[at : at + 500]))
-        for node_id, os_name, version, interfaces, peers, seen in db.execute(query):
+        for node_id, os_name, version, interfaces, seen in db.execute(query):
             out[node_id] = Liveness(
                 os=os_name,
                 agent_version=version,
                 interfaces=pack((interfaces or "[]").encode()),
-                peers=pack((peers or "[]").encode()),
                 seen_ips=pack((seen or "{}").encode()),
             )
+    return out
+
+
+def load_tunnels(db: Session, node_ids: Sequence[str]) -> dict[str, bytes]:
+    """The tunnel lists of ``node_ids`` as their agents sent them (JSON)."""
+    out: dict[str, bytes] = {}
+    for at in range(0, len(node_ids), 500):
+        query = select(NodeRow.id, cast(NodeRow.peer_status, Text)).where(
+            NodeRow.id.in_(node_ids[at : at + 500])
+        )
+        for node_id, tunnels in db.execute(query):
+            if tunnels:
+                out[node_id] = tunnels.encode()
     return out
 
 
