@@ -173,6 +173,24 @@ def test_pipelined_requests_wait_for_a_client_that_does_not_read(
     assert all(json.loads(body)["netmap"] for _, _, body in answers)
 
 
+def test_a_request_for_uvicorn_amid_pipelined_syncs_is_answered(
+    controller: tuple[Served, int, str],
+) -> None:
+    """Syncs, an admin request, more syncs, all pipelined far more than a
+    head ahead (reading paused): uvicorn takes the connection at the admin
+    request with the reading resumed, and answers the rest."""
+    s, _, credential = controller
+    conn = Conn(s)
+    syncs = b"".join(sync(credential, f"?wait=0&n={i}") for i in range(100))
+    conn.send(syncs + request("GET", "/api/v1/networks", ADMIN) + syncs)
+    answers = [conn.answer() for _ in range(201)]
+    conn.close()
+    assert [status for status, _, _ in answers] == [200] * 201
+    assert "server" not in answers[99][1]
+    assert [n["name"] for n in json.loads(answers[100][2])] == ["lean"]
+    assert {headers.get("server") for _, headers, _ in answers[100:]} == {"uvicorn"}
+
+
 BAD_BODY = b'{"heartbeat": {"uptime_s": "soon"}}'
 
 

@@ -287,6 +287,8 @@ class AgentConnection(asyncio.Protocol):
         if transport is None or make is None:
             self._close()
             return
+        if not transport.is_reading():
+            transport.resume_reading()  # (paused for pipelined requests: uvicorn's now)
         protocol = make()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
