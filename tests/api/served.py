@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from skylan.client import Skylan
 from skylan.controller.tls import fingerprint_of_pem
+from skylan.tunnel.keys import StaticKeypair
 
 
 def free_port() -> int:
@@ -90,9 +92,6 @@ def enrol_nodes(
 ) -> list[str]:
     """A network and ``count`` nodes (``names`` 0, 1, ...) enrolled in it
     through the API, as an agent does; their credentials."""
-    from skylan.client import Skylan
-    from skylan.tunnel.keys import StaticKeypair
-
     with Skylan(served.url, served.token, fingerprint=served.fingerprint) as sky:
         sky.create_network(network, cidr)
         token = sky.create_token(networks=[network], max_uses=count).token

@@ -31,11 +31,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from skylan.controller.api.longpoll import Answering, Waiting
+from skylan.controller.api.longpoll import Waiting, finish, take_in
 from skylan.controller.gate import LONG_POLLS, Principal, Refused, node_principal
 from skylan.controller.lockout import Lockout
 from skylan.controller.parking import Parked
-from skylan.controller.state.store import State
+from skylan.controller.runtime import Controller
 
 log = logging.getLogger(__name__)
 
@@ -97,23 +97,21 @@ def render(response: Response) -> bytes:
 
 
 class AgentFront:
-    """What every agent connection shares: the state that names a credential's
-    node, the lockout, the answering, and how to hand a connection to uvicorn."""
+    """What every agent connection shares: the controller whose long-polls
+    they are, the lockout, and how to hand a connection to uvicorn."""
 
     def __init__(
         self,
+        ctl: Controller,
         *,
-        state: State,
         lockout: Lockout,
         max_body: int,
-        polls: Answering,
         keep_alive: float = 5.0,
         read_timeout: float = 30.0,
     ) -> None:
-        self.state = state
         self.lockout = lockout
         self.max_body = max_body
-        self.polls = polls
+        self.ctl = ctl
         self.keep_alive = keep_alive  # idle between requests
         self.read_timeout = read_timeout  # for a request to arrive whole
         self.connections: set[Any] = set()  # the server's: it shuts them down
@@ -123,7 +121,7 @@ class AgentFront:
         if self.lockout.retry_after(source, now) is not None:
             return None  # the gate answers that (429)
         try:
-            return node_principal(self.state, head.authorization)
+            return node_principal(self.ctl.memory, head.authorization)
         except Refused:
             return None  # and that (401, counted against the source)
 
@@ -197,7 +195,7 @@ class AgentConnection(asyncio.Protocol):
             self._task.cancel()  # nobody to answer
             self._task = None
         if self._parked is not None:
-            self._front.polls.cancel(self._parked)
+            self._front.ctl.feed.parking.cancel(self._parked)
             self._parked = None
         self._waiting = None
         self._transport = None
@@ -243,7 +241,8 @@ class AgentConnection(asyncio.Protocol):
         self._task = self._loop.create_task(self._take_in(head, principal, body))
 
     async def _take_in(self, head: Head, principal: Principal, body: bytes) -> None:
-        taken = await self._front.polls.take_in(
+        taken = await take_in(
+            self._front.ctl,
             principal,
             sync=head.sync,
             query_string=head.query,
@@ -256,14 +255,15 @@ class AgentConnection(asyncio.Protocol):
             self._respond(taken)
             return
         self._waiting = taken
-        parked = self._front.polls.park(taken, self._woken)
+        parking = self._front.ctl.feed.parking
+        parked = parking.park(taken.node_id, taken.since, taken.wait, self._woken)
         if self._waiting is taken:  # (not answered at once)
             self._parked = parked
 
     def _woken(self, found: bytes | None) -> None:
         waiting, self._waiting, self._parked = self._waiting, None, None
         if waiting is not None:
-            self._respond(self._front.polls.finish(waiting, found))
+            self._respond(finish(self._front.ctl, waiting, found))
 
     def _respond(self, response: Response) -> None:
         self._busy = False

@@ -191,10 +191,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     for handler in polls.values():
         handler.controller = ctl
     app.state.agent_front = AgentFront(
-        state=memory,
-        lockout=app.state.lockout,
-        max_body=settings.max_body_bytes,
-        polls=longpoll.Answering(ctl),
+        ctl, lockout=app.state.lockout, max_body=settings.max_body_bytes
     )
     app.add_middleware(
         Gate,

@@ -15,7 +15,6 @@ stay (they document these in the API and do the same).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,6 @@ from starlette.types import Receive, Scope, Send
 
 from skylan.controller.api.errors import internal_error, known_error, validation_error
 from skylan.controller.gate import Principal
-from skylan.controller.parking import Parked
 from skylan.controller.runtime import Controller
 from skylan.model.agentapi import SyncRequest
 
@@ -116,38 +114,6 @@ def finish(ctl: Controller, waiting: Waiting, found: bytes | None) -> Response:
         return Response(found, media_type="application/json")
     except Exception as exc:  # the node was deleted meanwhile
         return known_error(exc) or internal_error(exc)
-
-
-class Answering:
-    """A long-poll's two halves and the wait between them, for a server that
-    parks polls without a task each (:mod:`skylan.controller.agentconnection`)."""
-
-    def __init__(self, ctl: Controller) -> None:
-        self.ctl = ctl
-
-    async def take_in(
-        self,
-        principal: Principal,
-        *,
-        sync: bool,
-        query_string: bytes,
-        body: bytes,
-        client: str | None,
-    ) -> Waiting | Response:
-        return await take_in(
-            self.ctl, principal, sync=sync, query_string=query_string, body=body, client=client
-        )
-
-    def park(self, waiting: Waiting, woken: Callable[[bytes | None], None]) -> Parked | None:
-        """``woken`` gets the netmap (or None) once; the handle to cancel, or
-        None if it was called at once."""
-        return self.ctl.feed.parking.park(waiting.node_id, waiting.since, waiting.wait, woken)
-
-    def cancel(self, parked: Parked) -> None:
-        self.ctl.feed.parking.cancel(parked)
-
-    def finish(self, waiting: Waiting, found: bytes | None) -> Response:
-        return finish(self.ctl, waiting, found)
 
 
 class LongPoll:
