@@ -78,6 +78,9 @@ def assert_same_as_database(client: TestClient, step: str) -> None:
         mine = memory.pools[net_id]
         assert (len(mine), mine.candidates(8)) == (len(pool), pool.candidates(8)), step
     assert set(ctl.feed.book.headers) == set(book.headers), step
+    assert set(ctl.feed.book.sections) == set(book.sections), step
+    for net_id in book.sections:  # kept up to date member by member
+        assert ctl.feed.book.receivers(net_id) == book.receivers(net_id), f"{net_id} {step}"
     for node_id in book.headers:
         served = without_versions(ctl.feed.book.netmap(node_id))
         assert served == without_versions(book.netmap(node_id)), f"{node_id} after {step}"

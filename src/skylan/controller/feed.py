@@ -26,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.changes import NOTIFY_CHANNEL
-from skylan.controller.netmaps import NetmapBook
+from skylan.controller.netmaps import Affected, NetmapBook
 from skylan.controller.parking import Parking
 from skylan.controller.state import loader
 from skylan.controller.state.store import State
@@ -60,7 +60,7 @@ class NetmapFeed:
         self.published = 0  # the last change whose long-polls have been woken
         self.parking = Parking(self._ready, self.netmap, lambda node: node in self.book.headers)
         self._writers: list[tuple[int, asyncio.Future[None]]] = []
-        self._to_wake: set[str] = set()
+        self._to_wake = Affected()
         self._waking: deque[str] = deque()
         self._pacing: asyncio.Handle | None = None
         self._wake: asyncio.TimerHandle | None = None
@@ -210,15 +210,19 @@ class NetmapFeed:
             else:
                 still.append((change, fut))
         self._writers = still
-        self._to_wake |= affected
+        self._to_wake.add(affected)
         if self._wake is None and self._loop is not None:
             self._wake = self._loop.call_later(self.coalesce, self._publish)
 
     def _publish(self) -> None:
         self._wake = None
         self.published = self.applied
-        self._waking.extend(self._to_wake)
-        self._to_wake = set()
+        # only polls parked now: one that comes later is answered as it parks
+        waking = self.parking.waiting_among(self._to_wake.nodes)
+        for net_id in self._to_wake.sections:
+            waking |= self.parking.waiting_among(self.book.receivers(net_id))
+        self._waking.extend(waking)
+        self._to_wake = Affected()
         if self._pacing is None:
             self._wake_some()
 

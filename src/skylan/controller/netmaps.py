@@ -34,14 +34,18 @@ RENDERS_KEPT = 8  # renderings of a section kept (by `since`)
 GONE_KEPT_MIN = 1024  # departures a section remembers before it forgets the oldest half
 
 
-@dataclass
+# Records held for every node on every replica are slotted (a ``__dict__`` is
+# about 100 bytes of each) and hold no dicts of their own.
+
+
+@dataclass(slots=True)
 class _Member:
     version: int
     json: bytes
-    order: tuple[int, int]  # address order, as lists have always been sorted
+    order: int  # its address: lists have always been sorted by it
 
 
-@dataclass
+@dataclass(slots=True)
 class Section:
     settings: bytes  # the network's JSON object without peers and closing brace
     version: int  # the last change to anything in the section
@@ -93,18 +97,34 @@ class Section:
         self.floor = max(self.floor, drop[-1][1])  # older agents now need the full list
 
 
-@dataclass
+@dataclass(slots=True)
+class Affected:
+    """Whose netmap a batch of changes changed: these nodes, and every node
+    in these sections (named, not listed: a section of 10,000 members
+    listed for every enrolment made enrolment slower as the network grew,
+    when nobody was even waiting)."""
+
+    nodes: set[str] = field(default_factory=set)
+    sections: set[str] = field(default_factory=set)
+
+    def add(self, other: Affected) -> None:
+        self.nodes |= other.nodes
+        self.sections |= other.sections
+
+
+@dataclass(slots=True)
 class _Header:
     json: bytes
     approved: bool
     version: int
+    # (network, the version it joined) for the sections the node sees, sorted
+    joined: tuple[tuple[str, int], ...] = ()
 
 
 class NetmapBook:
     def __init__(self) -> None:
         self.sections: dict[str, Section] = {}
         self.headers: dict[str, _Header] = {}
-        self.joined: dict[str, dict[str, int]] = {}  # node -> network -> version it joined
 
     # -- building -------------------------------------------------------------
 
@@ -112,7 +132,6 @@ class NetmapBook:
         """Everything from the state, as of ``version`` (at start)."""
         self.sections.clear()
         self.headers.clear()
-        self.joined.clear()
         for net_id in state.networks:
             self._refresh_network(state, net_id, version, floor=version)
         for node_id in state.nodes:
@@ -120,19 +139,20 @@ class NetmapBook:
 
     def update(
         self, state: State, networks: Iterable[str], nodes: Iterable[str], version: int
-    ) -> set[str]:
+    ) -> Affected:
         """Bring the book up to ``state`` after a batch of changes that named
-        ``networks`` and ``nodes``; the nodes whose netmap is now different."""
-        affected: set[str] = set()
+        ``networks`` and ``nodes``; whose netmap is now different."""
+        affected = Affected()
         node_ids = set(nodes)
         net_ids = set(networks)
         for node_id in node_ids:
-            net_ids |= set(self.joined.get(node_id, {})) | set(state.memberships.get(node_id, {}))
+            net_ids |= {net_id for net_id, _ in self._joined(node_id)}
+            net_ids |= {port.network_id for port in state.ports_of(node_id)}
         for net_id in net_ids:
-            affected |= self._refresh_network(state, net_id, version, only=node_ids)
+            affected.add(self._refresh_network(state, net_id, version, only=node_ids))
         for node_id in node_ids:
             if self._refresh_node(state, node_id, version):
-                affected.add(node_id)
+                affected.nodes.add(node_id)
         return affected
 
     def _refresh_network(
@@ -143,15 +163,16 @@ class NetmapBook:
         *,
         floor: int | None = None,
         only: set[str] | None = None,
-    ) -> set[str]:
-        """Update one section; the nodes that must hear of it."""
+    ) -> Affected:
+        """Update one section (``only``: just these members may have
+        changed); who must hear of it."""
         net = state.networks.get(net_id)
         section = self.sections.get(net_id)
         if net is None:
             if section is None:
-                return set()
+                return Affected()
             del self.sections[net_id]
-            return section.receivers
+            return Affected(nodes=section.receivers)
         settings = _settings(state, net_id)
         if section is None:
             section = self.sections[net_id] = Section(settings, version, floor or version)
@@ -193,47 +214,53 @@ class NetmapBook:
             )
             old = section.members.get(node_id)
             if old is None or old.json != entry:
-                order = (int(ipaddress.IPv4Address(port.ipv4)), 0)
+                order = int(ipaddress.IPv4Address(port.ipv4))
                 section.members[node_id] = _Member(version, entry, order)
                 section.gone.pop(node_id, None)
                 members_changed = True
         if members_changed:
             section.changed(version)
             section.forget_old_departures()
-        before = set(section.receivers)
-        section.receivers = set(ports)
-        if section.version == version:
-            return before | section.receivers
-        return before ^ section.receivers
+        if only is None:
+            before = section.receivers
+            section.receivers = set(ports)
+            moved = before ^ section.receivers
+        else:
+            moved = set()
+            for node_id in only:
+                if (node_id in ports) != (node_id in section.receivers):
+                    moved.add(node_id)
+                    section.receivers ^= {node_id}
+        # those who joined or left, and if the section changed, everyone in it
+        return Affected(moved, {net_id} if section.version == version else set())
 
     def _refresh_node(self, state: State, node_id: str, version: int) -> bool:
         """Update one node's header and memberships; whether they changed."""
         node = state.nodes.get(node_id)
         if node is None:
-            gone = self.headers.pop(node_id, None) is not None
-            self.joined.pop(node_id, None)
-            return gone
+            return self.headers.pop(node_id, None) is not None
         info = SelfInfo(node_id=node.id, name=node.name, status=node.status)
         header = info.model_dump_json().encode()
         approved = node.status == "approved"
         old = self.headers.get(node_id)
         changed = old is None or old.json != header or old.approved != approved
-        if changed:
-            self.headers[node_id] = _Header(header, approved, version)
-        visible = set(state.memberships.get(node_id, {})) if approved else set()
-        joined = self.joined.setdefault(node_id, {})
+        visible = {p.network_id for p in state.ports_of(node_id)} if approved else set()
         newly_visible = approved and (old is None or not old.approved)
-        for net_id in list(joined):
-            if net_id not in visible:
-                del joined[net_id]
-                changed = True
-        for net_id in visible:
-            if net_id not in joined or newly_visible:
-                joined[net_id] = version  # the agent has no list for it yet
-                changed = True
-        if changed and self.headers[node_id].version != version:
-            self.headers[node_id].version = version
-        return changed
+        before = dict(old.joined) if old is not None else {}
+        joined = {
+            # a network new to the node: the agent has no list for it yet
+            net_id: before[net_id] if net_id in before and not newly_visible else version
+            for net_id in visible
+        }
+        changed = changed or joined != before
+        if not changed:
+            return False
+        self.headers[node_id] = _Header(header, approved, version, tuple(sorted(joined.items())))
+        return True
+
+    def _joined(self, node_id: str) -> tuple[tuple[str, int], ...]:
+        header = self.headers.get(node_id)
+        return () if header is None else header.joined
 
     # -- answering ------------------------------------------------------------
 
@@ -243,7 +270,7 @@ class NetmapBook:
         if header is None:
             return 0
         best = header.version
-        for net_id, joined in self.joined.get(node_id, {}).items():
+        for net_id, joined in header.joined:
             section = self.sections.get(net_id)
             if section is not None:
                 best = max(best, joined, section.version)
@@ -256,7 +283,7 @@ class NetmapBook:
             return None
         parts = []
         if header.approved:
-            for net_id, joined in sorted(self.joined.get(node_id, {}).items()):
+            for net_id, joined in header.joined:
                 section = self.sections.get(net_id)
                 if section is not None:
                     parts.append(section.render(since if joined <= since else 0))
@@ -267,8 +294,10 @@ class NetmapBook:
         )
 
     def receivers(self, net_id: str) -> set[str]:
+        """Every node with a port in the network (the book's own set: read it,
+        on the event loop, and keep no reference)."""
         section = self.sections.get(net_id)
-        return set() if section is None else set(section.receivers)
+        return set() if section is None else section.receivers
 
 
 def _settings(state: State, net_id: str) -> bytes:

@@ -80,6 +80,11 @@ class Parking:
         if not parked.done:
             self._remove(parked)
 
+    def waiting_among(self, nodes: set[str]) -> set[str]:
+        """The nodes of ``nodes`` with a poll parked (at the cost of the
+        smaller of the two)."""
+        return self._by_node.keys() & nodes
+
     def wake(self, node_id: str) -> None:
         """The node's netmap may have changed: answer whoever now has news."""
         for parked in list(self._by_node.get(node_id, ())):

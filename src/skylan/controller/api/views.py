@@ -71,8 +71,8 @@ def node_out(
                     if ip != port.ipv4 and ip not in port.extra_ips
                 ],
             )
-            for net_id, port in state.memberships.get(node.id, {}).items()
-            if (net := state.networks.get(net_id)) is not None
+            for port in state.ports_of(node.id)
+            if (net := state.networks.get(port.network_id)) is not None
         ),
         key=lambda m: m.network,
     )

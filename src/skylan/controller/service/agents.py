@@ -26,7 +26,7 @@ from skylan.controller.changes import record_change
 from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import Conflict, NotFound
 from skylan.controller.state import loader
-from skylan.controller.state.liveness import Liveness, digest, pack, unpack
+from skylan.controller.state.liveness import Liveness, digest, pack, shared, unpack
 from skylan.controller.state.store import State
 from skylan.controller.storage import bulk
 from skylan.controller.storage.tables import NodeRow
@@ -90,9 +90,9 @@ class Liveliness:
             live.started_at = now - body.uptime_s
         changed = False
         if body.agent_version is not None and body.agent_version != live.agent_version:
-            live.agent_version, changed = body.agent_version, True
+            live.agent_version, changed = shared(body.agent_version), True
         if body.os is not None and body.os != live.os:
-            live.os, changed = body.os, True
+            live.os, changed = shared(body.os), True
         reports = (
             (
                 "interfaces",
@@ -102,7 +102,7 @@ class Liveliness:
         )
         for field, raw in reports:
             if raw is not None and (packed := pack(raw)) != getattr(live, field):
-                setattr(live, field, packed)
+                setattr(live, field, shared(packed) if field == "seen_ips" else packed)
                 changed = True
         if body.peers is not None:
             raw = _PEERS.dump_json(body.peers)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 
 def pack(raw: bytes) -> bytes:
@@ -35,6 +35,25 @@ def unpack(packed: bytes) -> bytes:
 
 def digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=8).digest()
+
+
+_T = TypeVar("_T", str, bytes)
+SHARED_MAX = 1024  # distinct values kept in the table of shared ones
+_shared: dict[str | bytes, str | bytes] = {}
+
+
+def shared(value: _T) -> _T:
+    """One copy of a value that many nodes report alike (their OS, agent
+    version, the floating IPs they see: usually none), instead of one per
+    node on every replica. The table is bounded: once it holds
+    ``SHARED_MAX`` values, new ones are kept as they are, so an agent
+    reporting a new value on every heartbeat costs nothing lasting."""
+    kept = _shared.get(value)
+    if kept is not None:
+        return cast(_T, kept)
+    if len(_shared) < SHARED_MAX:
+        _shared[value] = value
+    return value
 
 
 EMPTY_LIST = pack(b"[]")

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, cast, func, select, true
 from sqlalchemy.orm import Session
 
-from skylan.controller.state.liveness import Liveness, pack
+from skylan.controller.state.liveness import Liveness, pack, shared
 from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
 from skylan.controller.state.store import Loaded
 from skylan.controller.storage.tables import (
@@ -88,10 +88,10 @@ def liveness(row: Any) -> Liveness:
     return Liveness(
         last_seen=as_utc(row.last_seen).timestamp() if row.last_seen else None,
         started_at=as_utc(row.agent_started_at).timestamp() if row.agent_started_at else None,
-        os=row.os,
-        agent_version=row.agent_version,
+        os=shared(row.os),
+        agent_version=shared(row.agent_version),
         interfaces=pack(_json(row.interfaces or [])),
-        seen_ips=pack(_json(row.seen_ips or {})),
+        seen_ips=shared(pack(_json(row.seen_ips or {}))),
     )
 
 
@@ -283,10 +283,10 @@ def load_details(db: Session, node_ids: Sequence[str]) -> dict[str, Liveness]:
         ).where(NodeRow.id.in_(node_ids[at : at + 500]))
         for node_id, os_name, version, interfaces, seen in db.execute(query):
             out[node_id] = Liveness(
-                os=os_name,
-                agent_version=version,
+                os=shared(os_name),
+                agent_version=shared(version),
                 interfaces=pack((interfaces or "[]").encode()),
-                seen_ips=pack((seen or "{}").encode()),
+                seen_ips=shared(pack((seen or "{}").encode())),
             )
     return out
 

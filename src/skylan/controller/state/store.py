@@ -44,7 +44,9 @@ class State:
         self.lane_key_owner: dict[str, str] = {}
         self.ports: dict[str, Port] = {}
         self.members: dict[str, dict[str, Port]] = {}  # network -> node -> port
-        self.memberships: dict[str, dict[str, Port]] = {}  # node -> network -> port
+        # node -> its ports by network id (a node has a few: a tuple costs a
+        # fifth of a dict)
+        self.memberships: dict[str, tuple[Port, ...]] = {}
         self.routes: dict[str, dict[str, Route]] = {}  # network -> id -> route
         self.rules: dict[str, dict[str, CloakRule]] = {}  # network -> id -> rule
         self.api_tokens: dict[str, ApiToken] = {}  # by secret hash
@@ -77,8 +79,11 @@ class State:
             return None
         return self.members.get(net.id, {}).get(node.id)
 
+    def ports_of(self, node_id: str) -> tuple[Port, ...]:
+        return self.memberships.get(node_id, ())
+
     def node_networks(self, node_id: str) -> list[str]:
-        return list(self.memberships.get(node_id, {}))
+        return [port.network_id for port in self.ports_of(node_id)]
 
     # -- changes (event loop only) ----------------------------------------------
 
@@ -114,7 +119,11 @@ class State:
             self.pools.pop(net_id, None)
             for port in list(self.members.pop(net_id, {}).values()):
                 self.ports.pop(port.id, None)
-                self.memberships.get(port.node_id, {}).pop(net_id, None)
+                left = tuple(p for p in self.ports_of(port.node_id) if p.network_id != net_id)
+                if left:
+                    self.memberships[port.node_id] = left
+                else:
+                    self.memberships.pop(port.node_id, None)
             return
         self.networks[net_id] = net
         self.network_by_name[net.name] = net_id
@@ -149,7 +158,8 @@ class State:
 
     def _set_ports(self, node_id: str, ports: Iterable[Port]) -> None:
         fresh = {p.network_id: p for p in ports if p.network_id in self.networks}
-        for net_id, old in self.memberships.pop(node_id, {}).items():
+        for old in self.memberships.pop(node_id, ()):
+            net_id = old.network_id
             self.ports.pop(old.id, None)
             self.members.get(net_id, {}).pop(node_id, None)
             if (pool := self.pools.get(net_id)) is not None:
@@ -159,8 +169,12 @@ class State:
                 for route_id in [r.id for r in routes.values() if r.via_port_id == old.id]:
                     del routes[route_id]  # the database cascades too
         if fresh:
-            self.memberships[node_id] = fresh
+            self.memberships[node_id] = tuple(sorted(fresh.values(), key=_network_of))
         for net_id, port in fresh.items():
             self.ports[port.id] = port
             self.members.setdefault(net_id, {})[node_id] = port
             self.pools[net_id].take(port.ipv4)
+
+
+def _network_of(port: Port) -> str:
+    return port.network_id
