@@ -139,6 +139,8 @@ def test_concurrent_enrollments_with_one_hostname_all_succeed(api: Api) -> None:
     assert [r.status_code for r in results] == [201] * 8, [r.text for r in results]
     names = {r.json()["name"] for r in results}
     assert len(names) == 8 and "autoscaled" in names
+    # an unlimited token's uses are counted once per batch of enrolments
+    assert api.ok(api.get(f"/api/v1/tokens/{tok['id']}"))["uses"] == 8
 
 
 def test_a_token_naming_another_certificate_is_refused_and_keeps_its_use(api: Api) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller.service import cloak, enrollment, gateways, networks, tokens
@@ -16,6 +17,7 @@ from skylan.controller.service.errors import Conflict, Invalid, NotFound, Refuse
 from skylan.controller.state import loader
 from skylan.controller.state.store import State
 from skylan.controller.storage.database import make_engine, migrate, write_session_factory
+from skylan.controller.storage.tables import JoinTokenRow
 from skylan.model.agentapi import EnrollRequest
 from skylan.model.requests import CloakRuleCreate, NetworkCreate, RouteCreate, TokenCreate
 from skylan.tunnel.keys import StaticKeypair
@@ -104,6 +106,54 @@ def test_enrolment_refusals_are_typed_and_change_nothing(ctl: Controller) -> Non
         wrong = join_token(ctl).replace(FINGERPRINT, "cd" * 32)
         ctl.enroll(wrong, "d")
     assert (len(ctl.state.nodes), len(ctl.state.ports), ctl.applied) == before
+
+
+def test_an_unlimited_tokens_uses_count_what_a_batch_committed(ctl: Controller) -> None:
+    """A batch of enrolments counts its unlimited token's uses once, at
+    commit: an enrolment rolled back in its savepoint (as the writer does
+    with a batch where one write failed) takes none, even when it failed after
+    its node was made, and a transaction rolled back takes none either."""
+    make_network(ctl, cidr4="10.8.0.0/30")  # two addresses
+    key = StaticKeypair.generate().public_b64
+    caller = Caller(FINGERPRINT, "198.18.0.1")
+
+    def body(token: str, name: str, public_key: str | None = None) -> EnrollRequest:
+        return EnrollRequest(
+            token=token,
+            public_key=public_key or StaticKeypair.generate().public_b64,
+            hostname=name,
+            endpoints=["198.18.0.1:51820"],
+        )
+
+    def uses() -> list[int]:
+        with ctl.sessions() as db:
+            return list(db.scalars(select(JoinTokenRow.uses).order_by(JoinTokenRow.created_at)))
+
+    unlimited = join_token(ctl, max_uses=None)
+    refused = []
+    with ctl.sessions() as db, db.begin():
+        # b: a's key (refused before its node is made); x: no address left
+        # (refused after its node was made, in the same savepoint)
+        for name, public_key in (("a", key), ("b", key), ("c", None), ("x", None)):
+            try:
+                with db.begin_nested():
+                    enrollment.enroll(db, ctl.state, body(unlimited, name, public_key), caller)
+            except Conflict as exc:
+                refused.append((name, str(exc)))
+    ctl.catch_up()
+    assert [name for name, _ in refused] == ["b", "x"]
+    assert "no free addresses" in refused[1][1]
+    assert sorted(n.name for n in ctl.state.nodes.values()) == ["a", "c"]
+    assert uses() == [2]
+    waiting = join_token(ctl, max_uses=None, needs_approval=True)  # takes no address
+    with ctl.sessions() as db:
+        enrollment.enroll(db, ctl.state, body(waiting, "d"), caller)
+        db.rollback()
+        enrollment.enroll(db, ctl.state, body(waiting, "e"), caller)
+        db.commit()
+    ctl.catch_up()
+    assert sorted(n.name for n in ctl.state.nodes.values()) == ["a", "c", "e"]
+    assert uses() == [2, 1]
 
 
 def test_routes_and_cloak_rules_belong_to_their_network(ctl: Controller) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from skylan.controller.auth import hash_secret, new_node_credential
@@ -25,6 +25,7 @@ from skylan.controller.service.errors import Conflict, Refused
 from skylan.controller.service.ports import join_networks
 from skylan.controller.service.tokens import token_state
 from skylan.controller.state.store import State
+from skylan.controller.storage.commithooks import at_commit
 from skylan.controller.storage.tables import JoinTokenRow, NodeRow, as_utc, new_id
 from skylan.controller.storage.unique import insert_if_free
 from skylan.model.agentapi import EnrollRequest, EnrollResponse
@@ -40,6 +41,24 @@ class Caller:
 
 
 NAMES_TAKEN = "skylan_names_taken"  # Session.info: node names this transaction gave out
+UNCOUNTED = "skylan_uncounted_uses"  # Session.info: unlimited token id -> nodes it enrolled
+
+
+def _count_uses(db: Session) -> None:
+    """Add this transaction's enrolments to their unlimited tokens' uses: one
+    statement per token and batch, not one per enrolment (a batch's writes
+    run one after another, and a statement each adds up). Only the nodes the
+    transaction still holds count: an enrolment rolled back in its savepoint
+    took no use."""
+    for token_id, node_ids in db.info.pop(UNCOUNTED, {}).items():
+        made = db.scalar(select(func.count()).select_from(NodeRow).where(NodeRow.id.in_(node_ids)))
+        if made:
+            db.execute(
+                update(JoinTokenRow)
+                .where(JoinTokenRow.id == token_id)
+                .values(uses=JoinTokenRow.uses + made)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _unique_name(state: State, hostname: str, taken: set[str]) -> str:
@@ -116,16 +135,17 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
     status = token_state(row)
     if status != "active":
         raise Refused(f"this join token is {status}; create a new one")
-    # take one use atomically: concurrent enrolments cannot overspend a token
-    taken = db.execute(
-        update(JoinTokenRow)
-        .where(JoinTokenRow.id == row.id)
-        .where((JoinTokenRow.max_uses.is_(None)) | (JoinTokenRow.uses < JoinTokenRow.max_uses))
-        .values(uses=JoinTokenRow.uses + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise Refused("this join token is used up; create a new one")
+    if row.max_uses is not None:
+        # take one use atomically: concurrent enrolments cannot overspend a token
+        taken = db.execute(
+            update(JoinTokenRow)
+            .where(JoinTokenRow.id == row.id)
+            .where(JoinTokenRow.uses < JoinTokenRow.max_uses)
+            .values(uses=JoinTokenRow.uses + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise Refused("this join token is used up; create a new one")
     if body.public_key in state.lane_key_owner:
         raise Conflict("this public key is another node's worker lane key")
     credential = new_node_credential()
@@ -168,6 +188,10 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
         if attempt == 7:
             raise Conflict("could not find a free node name; retry")
     names.add(node["name"])
+    if row.max_uses is None:
+        # nothing to overspend: the uses are counted once for the whole batch
+        db.info.setdefault(UNCOUNTED, {}).setdefault(row.id, []).append(node_id)
+        at_commit(db, UNCOUNTED, _count_uses)
     if pending:
         record_change(db, nodes=[node_id])
     else:
