@@ -117,8 +117,9 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     pin_mmap_threshold()
     share_the_gil_quickly()
     postgres = settings.db_url.startswith("postgresql")
-    slots = settings.write_slots or (4 if postgres else 1)
-    engine = make_engine(settings.db_url, pool_size=slots + 4)
+    slots = settings.write_slots or 1
+    background = 2 if postgres else 0  # the heartbeat and statistics flushes
+    engine = make_engine(settings.db_url, pool_size=slots + background + 4)
     migrate(engine)
     sessions = session_factory(engine)
     write_sessions = write_session_factory(engine)
@@ -131,7 +132,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         listen_url=listen_url_for(settings.db_url),
         watch=[write_sessions],
     )
-    writer = Writer(write_sessions, feed, slots=slots)
+    writer = Writer(write_sessions, feed, slots=slots, background_slots=background)
     ctl = Controller(
         settings=settings,
         memory=memory,

@@ -22,7 +22,9 @@ class ControllerSettings:
     poll_interval_s: float = 2.0
     max_body_bytes: int = DEFAULT_MAX_BODY
     max_busy: int = 512  # requests in progress (long-polls apart) before 503s
-    write_slots: int = 0  # concurrent write transactions; 0: 1 on SQLite, 4 on PostgreSQL
+    # concurrent transactions of writes that change the state (0: one; they
+    # serialise on the change lock anyway, and one slot makes bigger batches)
+    write_slots: int = 0
     flush_s: float = 10.0  # heartbeats are written this often
     stats_flush_s: float = 60.0  # and statistics this often (one row per minute's bucket)
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)  # failed logins per source
