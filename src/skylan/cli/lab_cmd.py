@@ -12,6 +12,7 @@ from rich.table import Table
 
 from skylan.lab import Lab, naming, netns
 from skylan.lab.cleanup import all_lab_ids, clean, owner_alive
+from skylan.lab.nat import NatType
 
 app = typer.Typer(help="Network-namespace test labs.", no_args_is_help=True)
 _out = Console(highlight=False)
@@ -46,6 +47,17 @@ def clean_cmd(
 def up(
     hosts: Annotated[int, typer.Option(min=1, max=50, help="Hosts on the underlay.")] = 3,
     nat: Annotated[int, typer.Option(min=0, max=20, help="Extra hosts behind NAT.")] = 0,
+    nat_type: Annotated[
+        NatType,
+        typer.Option(
+            help="eim: a home router's (endpoint-independent mapping); symmetric: a new "
+            "random port per destination (cloud NAT gateways); tcp443: outbound TCP 443 "
+            "only, no UDP (a corporate firewall)."
+        ),
+    ] = NatType.EIM,
+    same_nat: Annotated[
+        bool, typer.Option(help="Put all the NAT hosts behind one NAT (each has its own).")
+    ] = False,
     office_lan: Annotated[
         bool, typer.Option(help="Put an office LAN (192.168.10.0/24) behind the last host.")
     ] = False,
@@ -56,13 +68,20 @@ def up(
         for name in names:
             lab.add_host(name)
         for i in range(nat):
-            lab.add_host(f"nat{i + 1}", nat=True)
+            shared = same_nat and i > 0
+            lab.add_host(f"nat{i + 1}", nat=nat_type, behind="nat1" if shared else None)
         if office_lan:
             lab.add_office_lan(names[-1])
-        table = Table("host", "namespace", "address", f"lab {lab.id}")
+        table = Table("host", "namespace", "address", "behind", f"lab {lab.id}")
         for host in lab.hosts.values():
+            kind = lab.nat_type(host.name)
+            behind = f"{kind} NAT {host.public_ip}" if kind is not None else ""
             table.add_row(
-                host.name, host.netns, host.underlay_ip, f"ip netns exec {host.netns} bash"
+                host.name,
+                host.netns,
+                host.underlay_ip,
+                behind,
+                f"ip netns exec {host.netns} bash",
             )
         _out.print(table)
         _out.print("Ctrl-C tears the lab down.")

@@ -28,6 +28,7 @@ from skylan.lab import naming, netns
 from skylan.lab.cleanup import clean_lab
 from skylan.lab.errors import LabError
 from skylan.lab.host import Host
+from skylan.lab.nat import NatType, ruleset
 from skylan.lab.procs import kill_pids, process_start_time, signal_group, stop_process
 from skylan.lab.state import LabState, TrackedProcess
 
@@ -64,6 +65,17 @@ class Netem:
         return out
 
 
+@dataclass
+class _Router:
+    """A NAT router namespace and the hosts on its LAN."""
+
+    netns: str
+    private_net: str  # the first three octets of its LAN's /24
+    wan: str  # its (public) underlay address
+    kind: NatType
+    hosts: int = 0
+
+
 @dataclass(frozen=True)
 class _Uplink:
     """The two ends of a host's link into the underlay bridge."""
@@ -82,6 +94,7 @@ class Lab:
         self.id = naming.new_lab_id()
         self.hosts: dict[str, Host] = {}
         self._uplinks: dict[str, _Uplink] = {}
+        self._routers: dict[str, _Router] = {}  # host -> the NAT it is behind
         self._procs: list[subprocess.Popen[bytes]] = []
         self._relays: dict[str, subprocess.Popen[bytes]] = {}
         self._lossy: set[str] = set()  # hosts whose link loses packets (see drop)
@@ -110,36 +123,70 @@ class Lab:
 
     # -- building -----------------------------------------------------------
 
-    def add_host(self, name: str, *, nat: bool = False) -> Host:
-        """A host on the underlay; with ``nat`` it sits behind a masquerading
-        router and can reach out but cannot be reached from the underlay."""
+    def add_host(
+        self, name: str, *, nat: bool | NatType = False, behind: str | None = None
+    ) -> Host:
+        """A host on the underlay. With ``nat`` it sits behind a router of
+        that kind (``True``: endpoint-independent, a home router's) and can
+        reach out but cannot be reached from the underlay. ``behind``: on the
+        LAN of the NAT another host sits behind (two hosts behind one NAT)."""
         self._check_name(name)
         index = len(self.hosts) + 1
         if index > 250:
             raise LabError("a lab holds at most 250 hosts")
+        if behind is not None:
+            return self._add_behind(name, behind)
         ns = self._add_netns(name)
         if not nat:
             address = f"198.18.1.{index}"
             self._uplink(name, ns, "eth0", address)
             host = self._make_host(name, ns, address, address)
         else:
+            kind = NatType.EIM if nat is True else NatType(nat)
             self._nat_count += 1
             n = self._nat_count
             router = self._add_netns(f"{name}-nat")
             wan = f"198.18.2.{n}"
             self._uplink(name, router, "wan", wan)
             private_net = f"198.19.{n}"
-            self._veth(router, "lan", ns, "eth0")
+            netns.ip("link", "add", "lan", "type", "bridge", netns=router)
             netns.ip("addr", "add", f"{private_net}.1/24", "dev", "lan", netns=router)
             netns.ip("link", "set", "lan", "up", netns=router)
-            netns.ip("addr", "add", f"{private_net}.2/24", "dev", "eth0", netns=ns)
-            netns.ip("link", "set", "eth0", "up", netns=ns)
-            netns.ip("route", "add", "default", "via", f"{private_net}.1", netns=ns)
             self._sysctl(router, "net.ipv4.ip_forward", "1")
-            self._nft(router, _NAT_RULES)
-            host = self._make_host(name, ns, f"{private_net}.2", wan)
+            self._nft(router, ruleset(kind))
+            self._routers[name] = _Router(router, private_net, wan, kind)
+            host = self._lan_host(name, ns, self._routers[name])
         self.hosts[name] = host
         return host
+
+    def nat_type(self, name: str) -> NatType | None:
+        """The kind of NAT the host is behind (None: on the underlay)."""
+        router = self._routers.get(name)
+        return router.kind if router is not None else None
+
+    def _add_behind(self, name: str, other: str) -> Host:
+        router = self._routers.get(other)
+        if router is None:
+            raise LabError(f"{other!r} is not a host behind a NAT")
+        if router.hosts >= 250:
+            raise LabError(f"the NAT of {other!r} holds at most 250 hosts")
+        host = self._lan_host(name, self._add_netns(name), router)
+        self._routers[name] = router
+        self.hosts[name] = host
+        return host
+
+    def _lan_host(self, name: str, ns: str, router: _Router) -> Host:
+        """A host on a NAT router's LAN (a bridge, so several can share it)."""
+        router.hosts += 1
+        port = f"l{router.hosts}"
+        self._veth(router.netns, port, ns, "eth0")
+        netns.ip("link", "set", port, "master", "lan", netns=router.netns)
+        netns.ip("link", "set", port, "up", netns=router.netns)
+        address = f"{router.private_net}.{router.hosts + 1}"
+        netns.ip("addr", "add", f"{address}/24", "dev", "eth0", netns=ns)
+        netns.ip("link", "set", "eth0", "up", netns=ns)
+        netns.ip("route", "add", "default", "via", f"{router.private_net}.1", netns=ns)
+        return self._make_host(name, ns, address, router.wan)
 
     def add_internet(self, name: str = "internet") -> Host:
         """A scanner's vantage point: just another underlay host, by role."""
@@ -380,20 +427,3 @@ _RECEIVE_OFFLOAD = ("gro", "rx-udp-gro-forwarding")
 
 def _in_netns(ns: str) -> list[str]:
     return ["ip", "netns", "exec", ns]
-
-
-# A home-router style NAT: the inside may open connections, the outside may
-# only answer them.
-_NAT_RULES = """
-table ip skylab_nat {
-    chain postrouting {
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "wan" masquerade
-    }
-    chain forward {
-        type filter hook forward priority filter; policy drop;
-        ct state established,related accept
-        iifname "lan" oifname "wan" accept
-    }
-}
-"""

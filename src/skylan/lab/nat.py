@@ -1,0 +1,55 @@
+"""The kinds of NAT the lab puts hosts behind, as nftables rulesets for the
+router namespace between a host's private LAN (``lan``) and the underlay
+(``wan``).
+
+They are the cases a mesh must get through (RFC 4787's terms):
+
+- ``eim``: endpoint-independent mapping. Masquerade keeps the source port
+  when it is free, so a socket keeps one public address and port whatever it
+  sends to; inbound packets pass only as answers to what went out (address-
+  and port-dependent filtering). A home router; two of them are punched
+  through by both sides sending at once.
+- ``symmetric``: every new destination gets a new random public port
+  (``fully-random``), so the port a third party saw is of no use to a peer:
+  cloud NAT gateways and carrier-grade NAT behave so. Only a relay, or a peer
+  with an ``eim`` NAT that answers what arrives, gets through.
+- ``tcp443``: a corporate firewall. Outbound TCP to port 443 only, and no
+  UDP at all.
+
+Every router also lets the hosts on its own LAN talk to each other (two hosts
+behind one NAT): its LAN is a bridge, and with ``br_netfilter`` loaded bridged
+packets meet the forward hook too.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NatType(StrEnum):
+    EIM = "eim"
+    SYMMETRIC = "symmetric"
+    TCP443 = "tcp443"
+
+
+def ruleset(kind: NatType) -> str:
+    masquerade = "masquerade fully-random" if kind is NatType.SYMMETRIC else "masquerade"
+    outbound = (
+        'iifname "lan" oifname "wan" tcp dport 443 accept'
+        if kind is NatType.TCP443
+        else 'iifname "lan" oifname "wan" accept'
+    )
+    return f"""
+table ip skylab_nat {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan" {masquerade}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname "lan" oifname "lan" accept
+        {outbound}
+    }}
+}}
+"""
