@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -173,6 +174,32 @@ def test_pipelined_requests_wait_for_a_client_that_does_not_read(
     assert all(json.loads(body)["netmap"] for _, _, body in answers)
 
 
+def test_answers_beyond_the_socket_buffers_pause_the_connection(tmp_path: Path) -> None:
+    """Big netmaps asked for back to back by a client that reads nothing for
+    a while: more than the kernel buffers between them hold, so the
+    connection stops taking requests (a write pause, counted) until the
+    client reads, and then answers every one, in order."""
+    scrape = free_port()
+    s = serve(tmp_path, ADMIN, extra=["--metrics-listen", f"127.0.0.1:{scrape}"])
+    try:
+        credential = enrol_nodes(s, "big", "10.82.0.0/24", 150, names="big")[0]
+        assert metric(scrape, "skylan_agent_connection_write_pauses_total") == 0
+        conn = Conn(s, receive_buffer=4096)
+        many = b"".join(sync(credential, f"?wait=0&since=0&n={i}") for i in range(120))
+        sender = threading.Thread(target=conn.send, args=(many,))
+        sender.start()
+        settle(lambda: metric(scrape, "skylan_agent_connection_write_pauses_total") > 0)
+        answers = [conn.answer() for _ in range(120)]
+        sender.join(10)
+        conn.close()
+    finally:
+        s.stop()
+    assert [status for status, _, _ in answers] == [200] * 120
+    peers = {len(json.loads(body)["netmap"]["networks"][0]["peers"]) for _, _, body in answers}
+    assert peers == {150}
+    assert sum(len(body) for _, _, body in answers) > 5 * 2**20  # past 4 MiB of socket buffer
+
+
 def test_a_request_for_uvicorn_amid_pipelined_syncs_is_answered(
     controller: tuple[Served, int, str],
 ) -> None:
@@ -278,12 +305,16 @@ def test_connection_close_is_honoured(controller: tuple[Served, int, str], conn:
     assert conn.closed()
 
 
-def longpolls(scrape: int) -> float:
+def metric(scrape: int, name: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{scrape}/metrics").text
     for line in text.splitlines():
-        if line.startswith("skylan_netmap_longpolls "):
+        if line.startswith(name + " "):
             return float(line.split()[1])
-    raise AssertionError("no skylan_netmap_longpolls in the metrics")
+    raise AssertionError(f"no {name} in the metrics")
+
+
+def longpolls(scrape: int) -> float:
+    return metric(scrape, "skylan_netmap_longpolls")
 
 
 def settle(check: Any, seconds: float = 10.0) -> None:

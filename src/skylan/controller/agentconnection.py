@@ -116,6 +116,9 @@ class AgentFront:
         self.read_timeout = read_timeout  # for a request to arrive whole
         self.connections: set[Any] = set()  # the server's: it shuts them down
         self.hand_over: Callable[[], asyncio.Protocol] | None = None  # uvicorn's protocol
+        # times a connection stopped taking requests because its client did not
+        # read its answers (exported: a client that pipelines and never reads)
+        self.write_pauses = 0
 
     def principal(self, head: Head, source: str, now: float) -> Principal | None:
         if self.lockout.retry_after(source, now) is not None:
@@ -181,6 +184,7 @@ class AgentConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._front.write_pauses += 1
 
     def resume_writing(self) -> None:
         self._write_paused = False

@@ -210,7 +210,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     console.install(app)
 
     registry = app.state.metrics_registry = CollectorRegistry()
-    registry.register(ControllerCollector(ctl))
+    registry.register(ControllerCollector(ctl, app.state.agent_front))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

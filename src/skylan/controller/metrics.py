@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from skylan.controller.agentconnection import AgentFront
 from skylan.controller.runtime import Controller
 
 
 class ControllerCollector(Collector):
-    def __init__(self, ctl: Controller) -> None:
+    def __init__(self, ctl: Controller, front: AgentFront) -> None:
         self._ctl = ctl
+        self._front = front
 
     def collect(self) -> Iterator[Metric]:
         memory = self._ctl.memory
@@ -47,6 +49,11 @@ class ControllerCollector(Collector):
         )
         yield GaugeMetricFamily(
             "skylan_netmap_longpolls", "Agents waiting on a long-poll", value=feed.waiting
+        )
+        yield CounterMetricFamily(
+            "skylan_agent_connection_write_pauses",
+            "Times an agent connection stopped taking requests until its client read its answers",
+            value=self._front.write_pauses,
         )
         yield GaugeMetricFamily(
             "skylan_writes_waiting", "Writes queued for a slot", value=self._ctl.writer.waiting
