@@ -75,20 +75,26 @@ class AddressPool:
         self._count = 0
         self._low = self._first  # every address below it is taken
 
-    def _has(self, ip: int) -> bool:
-        chunk = self._chunks.get(ip >> CHUNK_BITS)
+    @staticmethod
+    def _bit(ip: int) -> tuple[int, int, int]:
+        """Where an address's bit is: its chunk, the byte in it, the mask."""
         offset = ip & ((1 << CHUNK_BITS) - 1)
-        return chunk is not None and bool(chunk[offset >> 3] & (1 << (offset & 7)))
+        return ip >> CHUNK_BITS, offset >> 3, 1 << (offset & 7)
+
+    def _has(self, ip: int) -> bool:
+        key, byte, mask = self._bit(ip)
+        chunk = self._chunks.get(key)
+        return chunk is not None and bool(chunk[byte] & mask)
 
     def take(self, address: str) -> None:
         ip = int(ipaddress.IPv4Address(address))
         if self._has(ip):
             return
-        chunk = self._chunks.get(ip >> CHUNK_BITS)
+        key, byte, mask = self._bit(ip)
+        chunk = self._chunks.get(key)
         if chunk is None:
-            chunk = self._chunks[ip >> CHUNK_BITS] = bytearray(1 << (CHUNK_BITS - 3))
-        offset = ip & ((1 << CHUNK_BITS) - 1)
-        chunk[offset >> 3] |= 1 << (offset & 7)
+            chunk = self._chunks[key] = bytearray(1 << (CHUNK_BITS - 3))
+        chunk[byte] |= mask
         self._count += 1
         while self._has(self._low):
             self._low += 1
@@ -97,12 +103,12 @@ class AddressPool:
         ip = int(ipaddress.IPv4Address(address))
         if not self._has(ip):
             return
-        chunk = self._chunks[ip >> CHUNK_BITS]
-        offset = ip & ((1 << CHUNK_BITS) - 1)
-        chunk[offset >> 3] &= ~(1 << (offset & 7)) & 0xFF
+        key, byte, mask = self._bit(ip)
+        chunk = self._chunks[key]
+        chunk[byte] &= ~mask & 0xFF
         self._count -= 1
         if not any(chunk):
-            del self._chunks[ip >> CHUNK_BITS]
+            del self._chunks[key]
         if ip < self._low:
             self._low = max(ip, self._first)
 

@@ -147,7 +147,7 @@ class NetmapBook:
         net_ids = set(networks)
         for node_id in node_ids:
             net_ids |= {net_id for net_id, _ in self._joined(node_id)}
-            net_ids |= {port.network_id for port in state.ports_of(node_id)}
+            net_ids |= set(state.node_networks(node_id))
         for net_id in net_ids:
             affected.add(self._refresh_network(state, net_id, version, only=node_ids))
         for node_id in node_ids:
@@ -244,7 +244,7 @@ class NetmapBook:
         approved = node.status == "approved"
         old = self.headers.get(node_id)
         changed = old is None or old.json != header or old.approved != approved
-        visible = {p.network_id for p in state.ports_of(node_id)} if approved else set()
+        visible = set(state.node_networks(node_id)) if approved else set()
         newly_visible = approved and (old is None or not old.approved)
         before = dict(old.joined) if old is not None else {}
         joined = {

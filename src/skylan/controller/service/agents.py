@@ -26,7 +26,7 @@ from skylan.controller.changes import record_change
 from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import Conflict, NotFound
 from skylan.controller.state import loader
-from skylan.controller.state.liveness import Liveness, digest, pack, shared, unpack
+from skylan.controller.state.liveness import Liveness, digest, pack, pack_shared, shared, unpack
 from skylan.controller.state.store import State
 from skylan.controller.storage import bulk
 from skylan.controller.storage.tables import NodeRow
@@ -97,12 +97,17 @@ class Liveliness:
             (
                 "interfaces",
                 None if body.interfaces is None else _INTERFACES.dump_json(body.interfaces),
+                pack,
             ),
-            ("seen_ips", None if body.seen_ips is None else _SEEN.dump_json(body.seen_ips)),
+            (
+                "seen_ips",
+                None if body.seen_ips is None else _SEEN.dump_json(body.seen_ips),
+                pack_shared,
+            ),
         )
-        for field, raw in reports:
-            if raw is not None and (packed := pack(raw)) != getattr(live, field):
-                setattr(live, field, shared(packed) if field == "seen_ips" else packed)
+        for field, raw, packer in reports:
+            if raw is not None and (packed := packer(raw)) != getattr(live, field):
+                setattr(live, field, packed)
                 changed = True
         if body.peers is not None:
             raw = _PEERS.dump_json(body.peers)

@@ -56,6 +56,12 @@ def shared(value: _T) -> _T:
     return value
 
 
+def pack_shared(raw: bytes) -> bytes:
+    """:func:`pack`, for a report many nodes send alike (the floating IPs
+    they see: usually none)."""
+    return shared(pack(raw))
+
+
 EMPTY_LIST = pack(b"[]")
 EMPTY_MAP = pack(b"{}")
 NO_TUNNELS = digest(b"[]")

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, cast, func, select, true
 from sqlalchemy.orm import Session
 
-from skylan.controller.state.liveness import Liveness, pack, shared
+from skylan.controller.state.liveness import Liveness, pack, pack_shared, shared
 from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
 from skylan.controller.state.store import Loaded
 from skylan.controller.storage.tables import (
@@ -91,7 +91,7 @@ def liveness(row: Any) -> Liveness:
         os=shared(row.os),
         agent_version=shared(row.agent_version),
         interfaces=pack(_json(row.interfaces or [])),
-        seen_ips=shared(pack(_json(row.seen_ips or {}))),
+        seen_ips=pack_shared(_json(row.seen_ips or {})),
     )
 
 
@@ -286,7 +286,7 @@ def load_details(db: Session, node_ids: Sequence[str]) -> dict[str, Liveness]:
                 os=shared(os_name),
                 agent_version=shared(version),
                 interfaces=pack((interfaces or "[]").encode()),
-                seen_ips=shared(pack((seen or "{}").encode())),
+                seen_ips=pack_shared((seen or "{}").encode()),
             )
     return out
 
