@@ -25,6 +25,8 @@ from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.events import Address, Event, Transmit
 from skylan.tunnel.handshakes import Handshakes
 from skylan.tunnel.keys import StaticKeypair
+from skylan.tunnel.paths import Paths, PathTiming
+from skylan.tunnel.pathstate import PathKind
 from skylan.tunnel.peer import Peer, PeerStatus
 from skylan.tunnel.peertable import PeerTable
 from skylan.tunnel.receiving import Receiver
@@ -41,6 +43,7 @@ class TunnelEngine:
         config: TunnelConfig | None = None,
         wall_clock_offset: float = 0.0,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        path_timing: PathTiming | None = None,
     ) -> None:
         """``wall_clock_offset`` turns the caller's ``now`` into Unix time
         (``time.time() - time.monotonic()``) for handshake timestamps."""
@@ -49,12 +52,17 @@ class TunnelEngine:
         table = self._table = PeerTable(self.config, random_bytes)
         self.drops = table.drops
         self._peers: dict[bytes, Peer] = table.peers  # (tests look at a peer's state)
+        self._paths = Paths(table, random_bytes, path_timing)
         self._handshakes = Handshakes(
-            table, static, wall_clock_offset=wall_clock_offset, random_bytes=random_bytes
+            table,
+            static,
+            wall_clock_offset=wall_clock_offset,
+            random_bytes=random_bytes,
+            paths=self._paths,
         )
         self._sender = Sender(table, self._handshakes)
-        self._receiver = Receiver(table, self._handshakes, self._sender)
-        self._timers = Timers(table, self._handshakes, self._sender)
+        self._receiver = Receiver(table, self._handshakes, self._sender, self._paths)
+        self._timers = Timers(table, self._handshakes, self._sender, self._paths)
 
     @property
     def handshakes_processed(self) -> int:
@@ -78,6 +86,19 @@ class TunnelEngine:
         if endpoint is not None:
             peer.endpoint = endpoint
         self._table.touched.add(public)
+
+    def set_candidates(
+        self, public: bytes, candidates: list[tuple[Address, PathKind]], now: float
+    ) -> None:
+        """The addresses ``public`` may be reached at (see :mod:`.paths`). New
+        ones, while no session is up, start a handshake to all of them at once:
+        the peer, told of ours at the same moment, does the same (hole
+        punching), and a peer given up on is tried again."""
+        peer = self._table.peer(public)
+        added = self._paths.set_candidates(peer, candidates)
+        if added and self._table.usable(peer, now) is None:
+            peer.dead = False
+            self._handshakes.initiate(peer, now)
 
     def remove_peer(self, public: bytes) -> None:
         """Forget ``public`` at once: its sessions stop decrypting."""
@@ -109,6 +130,8 @@ class TunnelEngine:
             dead=peer.dead,
             fec=now < peer.fec_until,
             repaired=sum(s.reassembly.repaired for s in peer.sessions()) + peer.stats.repaired,
+            path_kind=peer.path.kind_of(peer.endpoint).name.lower() if peer.endpoint else None,
+            path_rtt=peer.path.rtt,
         )
 
     # -- a compiled core carrying established sessions -------------------------

@@ -23,6 +23,7 @@ from skylan.tunnel.cookie import (
 from skylan.tunnel.events import Address, HandshakeCompleted, PeerDead, Transmit
 from skylan.tunnel.keys import StaticKeypair
 from skylan.tunnel.noise import HandshakeIK, NoiseError
+from skylan.tunnel.paths import Paths
 from skylan.tunnel.peer import Peer, PendingHandshake
 from skylan.tunnel.peertable import PeerTable
 from skylan.tunnel.session import Session
@@ -38,8 +39,10 @@ class Handshakes:
         *,
         wall_clock_offset: float,
         random_bytes: Callable[[int], bytes],
+        paths: Paths,
     ) -> None:
         self.table = table
+        self.paths = paths
         self.static = static
         self.config = table.config
         self.admission = HandshakeAdmission(table.config)
@@ -77,7 +80,9 @@ class Handshakes:
         table.index[index] = (peer, peer.pending)
         if peer.handshake_started is None:
             peer.handshake_started = now
-        table.out.append(Transmit(peer.endpoint, [body + mac1 + mac2], 0, 1))
+        initiation = body + mac1 + mac2
+        for address in self.paths.initiation_targets(peer, now):
+            table.out.append(Transmit(address, [initiation], 0, 1))
 
     def _timestamp(self, now: float) -> bytes:
         # strictly increasing even if two initiations fall in one clock tick
@@ -203,6 +208,8 @@ class Handshakes:
             return
         table.touched.add(peer.public)
         if len(stamp) != wire.TIMESTAMP_LEN or not timestamp.is_newer(stamp, peer.latest_timestamp):
+            # (also the copies of one initiation sent to several of our
+            # candidate addresses: the first to arrive is answered)
             table.drops.add("initiation_replay")
             return
         peer.latest_timestamp = stamp

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from skylan.tunnel.events import Address
 from skylan.tunnel.noise import HandshakeIK
+from skylan.tunnel.pathstate import PathState
 from skylan.tunnel.session import Session
 
 
@@ -53,6 +54,7 @@ class Peer:
     fec_until: float = float("-inf")  # it asked for redundancy: send parity until then
     feedback_at: float = float("-inf")  # we last asked it for redundancy
     stats: PeerStats = field(default_factory=PeerStats)
+    path: PathState = field(default_factory=PathState)
 
     def sessions(self) -> list[Session]:
         return [s for s in (self.current, self.previous, self.next) if s is not None]
@@ -74,3 +76,5 @@ class PeerStatus:
     dead: bool
     fec: bool = False  # sending parity: the peer reports loss
     repaired: int = 0  # chunks from it rebuilt from parity
+    path_kind: str | None = None  # local, reflexive or relay: how the endpoint was learned
+    path_rtt: float | None = None  # the endpoint's, from its last answered probe

@@ -12,6 +12,7 @@ from __future__ import annotations
 from skylan.tunnel import segments, wire
 from skylan.tunnel.events import Address, FrameRowsReceived, FramesReceived, SuperFrameReceived
 from skylan.tunnel.handshakes import Handshakes
+from skylan.tunnel.paths import Paths
 from skylan.tunnel.peer import Peer
 from skylan.tunnel.peertable import PeerTable
 from skylan.tunnel.sending import Sender
@@ -22,11 +23,14 @@ _DATA = int(MsgType.DATA)
 
 
 class Receiver:
-    def __init__(self, table: PeerTable, handshakes: Handshakes, sender: Sender) -> None:
+    def __init__(
+        self, table: PeerTable, handshakes: Handshakes, sender: Sender, paths: Paths
+    ) -> None:
         self.table = table
         self.config = table.config
         self.handshakes = handshakes
         self.sender = sender
+        self.paths = paths
 
     def receive_datagram(self, data: bytes | memoryview, addr: Address, now: float) -> None:
         try:
@@ -41,8 +45,14 @@ class Receiver:
                 if established is not None:
                     peer, session = established
                     self.sender.flush_queue(peer, session, now, confirm=True)
-            else:
+            elif kind is MsgType.PROBE:
+                self.paths.on_probe(data, addr, now)
+            elif kind is MsgType.PROBE_ACK:
+                self.paths.on_probe_ack(data, addr, now)
+            elif kind is MsgType.COOKIE_REPLY:
                 self.handshakes.on_cookie_reply(data)
+            else:  # (the reflexive-address answers are the data plane's)
+                self.table.drops.add("unknown_type")
         except WireError as exc:
             self.table.drops.add(exc.reason)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from skylan.tunnel import wire
 from skylan.tunnel.handshakes import Handshakes
+from skylan.tunnel.paths import Paths
 from skylan.tunnel.peer import Peer
 from skylan.tunnel.peertable import PeerTable
 from skylan.tunnel.sending import Sender
@@ -33,7 +34,9 @@ class TimerRule:
 
 
 class Timers:
-    def __init__(self, table: PeerTable, handshakes: Handshakes, sender: Sender) -> None:
+    def __init__(
+        self, table: PeerTable, handshakes: Handshakes, sender: Sender, paths: Paths
+    ) -> None:
         self.table = table
         self.config = table.config
         self.handshakes = handshakes
@@ -47,6 +50,7 @@ class Timers:
             TimerRule("reply timeout", self._reply_due, self._reply_timed_out),
             TimerRule("keepalive", self._keepalive_due, self._send_keepalive),
             TimerRule("persistent keepalive", self._persistent_due, self._keep_up),
+            TimerRule("paths", paths.due, paths.act),
         )
 
     def get_timer(self) -> float | None:

@@ -30,6 +30,10 @@ class MsgType(IntEnum):
     RESPONSE = 2
     COOKIE_REPLY = 3
     DATA = 4
+    PROBE = 5  # is this path to the peer alive? (see skylan.tunnel.paths)
+    PROBE_ACK = 6
+    # 7 and 8 are the reflexive-address exchange with the controller
+    # (skylan.model.reflexive): not the tunnel's, but on its socket
 
 
 MAC_LEN = 16
@@ -44,11 +48,14 @@ _INIT_HDR = struct.Struct("!B3xI")  # type, sender index
 _RESP_HDR = struct.Struct("!B3xII")  # type, sender index, receiver index
 _COOKIE_HDR = struct.Struct("!B3xI")  # type, receiver index
 DATA_HDR = struct.Struct("!BBBBIQ")  # type, flags, chunk index, chunk count, receiver, counter
+_PROBE_HDR = struct.Struct("!B3xI8s")  # type, receiver index, nonce
 
 INITIATION_LEN = _INIT_HDR.size + NOISE_MSG1_LEN + 2 * MAC_LEN  # 148
 RESPONSE_LEN = _RESP_HDR.size + NOISE_MSG2_LEN + 2 * MAC_LEN  # 92
 COOKIE_REPLY_LEN = _COOKIE_HDR.size + COOKIE_NONCE_LEN + COOKIE_LEN + TAGLEN  # 52
 DATA_HDR_LEN = DATA_HDR.size  # 16
+PROBE_LEN = _PROBE_HDR.size + MAC_LEN  # 32
+PROBE_NONCE_LEN = 8
 MAX_CHUNKS = 128
 # Data header flags. A redundant datagram is not part of the ciphertext: with
 # chunk index g < fec_groups(count) it is the XOR of full chunks g, g + groups,
@@ -122,6 +129,31 @@ class DataHeader(NamedTuple):
         return DATA_HDR.pack(
             MsgType.DATA, 0, 0, self.chunk_count, self.receiver_index, self.counter
         )
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A path probe or its answer: the receiver's session index, a nonce the
+    answer echoes, and a MAC under a key of that session (see
+    :mod:`skylan.tunnel.paths`), so only the session's holders make one."""
+
+    kind: MsgType  # PROBE or PROBE_ACK
+    receiver_index: int
+    nonce: bytes
+    mac: bytes
+
+    def header(self) -> bytes:
+        return _PROBE_HDR.pack(self.kind, self.receiver_index, self.nonce)
+
+    def encode(self) -> bytes:
+        return self.header() + self.mac
+
+
+def decode_probe(datagram: bytes | memoryview) -> Probe:
+    if len(datagram) != PROBE_LEN or datagram[1:4] != b"\x00\x00\x00":
+        raise WireError("bad_probe")
+    kind, receiver, nonce = _PROBE_HDR.unpack_from(datagram)
+    return Probe(MsgType(kind), receiver, nonce, bytes(datagram[_PROBE_HDR.size :]))
 
 
 def message_type(datagram: bytes | memoryview) -> MsgType:
