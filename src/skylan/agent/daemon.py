@@ -12,23 +12,28 @@ and moves to another controller replica if it knows several.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import random
+import socket
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from skylan import __version__
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
 from skylan.agent.hostconfig import HostConfig
 from skylan.agent.reports import PeerReports, StatsReporter, peer_reports
-from skylan.agent.state import StateDir
+from skylan.agent.state import Enrollment, StateDir
+from skylan.dataplane.discovery import ReflectorTarget
 from skylan.dataplane.lane import Dataplane
 from skylan.hostnet.interfaces import endpoints, physical_interfaces
 from skylan.hostnet.kernellinks import KernelLinks
-from skylan.model.agentapi import Heartbeat, SyncRequest
-from skylan.model.agentstatus import AgentStatus, NetworkEntry, PeerEntry
-from skylan.model.netmap import NetMap
+from skylan.model.agentapi import Heartbeat, SyncAnswer, SyncRequest
+from skylan.model.agentstatus import AgentStatus, LaneStatus, NetworkEntry, PeerEntry
+from skylan.model.netmap import Candidate, NetMap
+from skylan.model.reflexive import credential_key
 
 log = logging.getLogger("skylan.agent")
 
@@ -77,6 +82,8 @@ class Agent:
         self.reports = StatsReporter(state.stats_seq(), save_seq=state.save_stats_seq)
         self._peer_reports = PeerReports()
         self._heartbeat_at = -float("inf")  # monotonic time of the last heartbeat taken in
+        self._report_now = asyncio.Event()
+        self._candidates_sent: list[Candidate] | None = None  # in the last heartbeat
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._want_dataplane:
@@ -87,7 +94,9 @@ class Agent:
                 ack_thinning=self.ack_thinning,
                 native=self.native,
                 host=KernelLinks(),
+                reflector=await reflector_target(self.enrollment),
             )
+            self.dataplane.on_reflexive = self.report_soon
             self.dataplane.start()
             await self.dataplane.start_workers()
         if self.netmap is not None:
@@ -109,6 +118,28 @@ class Agent:
 
     # -- the controller -------------------------------------------------------
 
+    def report_soon(self) -> None:
+        """Something peers must learn (our candidates changed): a heartbeat
+        now, not at the next interval (a long-poll in flight is given up)."""
+        self._heartbeat_at = -float("inf")
+        self._report_now.set()
+
+    async def _sync_or_report(self, since: int, body: SyncRequest) -> SyncAnswer | None:
+        """The sync call, or None if ``report_soon`` cut its wait short."""
+        self._report_now.clear()
+        call = asyncio.ensure_future(self._cp.sync(since, self.heartbeat_interval, body))
+        wake = asyncio.ensure_future(self._report_now.wait())
+        try:
+            await asyncio.wait({call, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+        if call.done():
+            return call.result()
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ControlPlaneError):
+            await call
+        return None
+
     async def _sync(self) -> None:
         backoff = 1.0
         while True:
@@ -118,7 +149,9 @@ class Agent:
                 heartbeat=heartbeat, stats=self.reports.unsent(), held_by=self.reports.held_by()
             )
             try:
-                answer = await self._cp.sync(since, self.heartbeat_interval, body)
+                answer = await self._sync_or_report(since, body)
+                if answer is None:
+                    continue  # (what it carried goes again with the next)
             except ControlPlaneError as exc:
                 self._trouble(exc)
                 if exc.status == 401:
@@ -202,6 +235,7 @@ class Agent:
             status = self.dataplane.status()
             peers = peer_reports(status)
             body.lane_keys = self.dataplane.lane_keys
+            body.candidates = self._candidates_sent = candidates_of(status)
             body.seen_ips = {
                 port.network_id: port.announced[:64] for port in status.interfaces.values()
             }
@@ -237,6 +271,9 @@ class Agent:
                 await self._reconcile_host()
             except Exception:
                 log.exception("host configuration failed")
+            dataplane = self.dataplane
+            if dataplane and candidates_of(dataplane.status()) != self._candidates_sent:
+                self.report_soon()  # e.g. a worker lane learnt its address
             try:
                 self.write_status()
             except Exception:  # a status glitch must never stop the agent
@@ -302,3 +339,38 @@ class Agent:
         tmp = self.state.status_path.with_suffix(".tmp")
         tmp.write_text(status.model_dump_json(indent=2))
         tmp.replace(self.state.status_path)
+
+
+def candidates_of(status: LaneStatus) -> list[Candidate]:
+    """Each lane's reflexive address, as the heartbeat reports them."""
+    found = {0: status.reflexive}
+    for lane in status.lanes or []:
+        if lane.lane > 0:
+            found[lane.lane] = lane.reflexive
+    return [
+        Candidate(kind="reflexive", address=address, lane=lane)
+        for lane, address in sorted(found.items())
+        if address is not None
+    ]
+
+
+async def reflector_target(enrollment: Enrollment) -> ReflectorTarget | None:
+    """The controller's reflexive-address service: its UDP port of the same
+    number as its HTTPS port, at its first address that resolves (to IPv4:
+    the data plane's underlay)."""
+    loop = asyncio.get_running_loop()
+    for url in enrollment.urls:
+        parsed = urlsplit(url)
+        if parsed.hostname is None:
+            continue
+        port = parsed.port or 443
+        try:
+            infos = await loop.getaddrinfo(parsed.hostname, port, family=socket.AF_INET)
+        except OSError as exc:
+            log.warning("no reflexive address from %s: %s", url, exc)
+            continue
+        if infos:
+            host = str(infos[0][4][0])
+            key = credential_key(enrollment.credential)
+            return ReflectorTarget((host, port), enrollment.node_id, key)
+    return None

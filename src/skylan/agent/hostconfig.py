@@ -92,6 +92,8 @@ class HostConfig:
                             peers.add(host)
                     if peer.observed_ip:
                         peers.add(peer.observed_ip)
+                    for candidate in peer.candidates:  # where its NAT, or a relay, sends from
+                        peers.add(candidate.address.rpartition(":")[0].strip("[]"))
                 for rule in net.cloak_rules:
                     if rule.node_id in (None, own):
                         openings.append(

@@ -41,6 +41,7 @@ def peer_reports(status: LaneStatus) -> list[PeerStatusReport]:
             handshake_age_s=peer.handshake_age_s,
             rtt_ms=peer.rtt_ms,
             dead=peer.dead,
+            path=peer.path,
         )
         for node_id, peer in sorted(status.peers.items())
     ][:MAX_PEER_REPORTS]

@@ -41,6 +41,7 @@ from skylan.controller.lockout import Lockout
 from skylan.controller.logins import LoginCache
 from skylan.controller.looplag import LoopLag
 from skylan.controller.metrics import ControllerCollector
+from skylan.controller.reflector import AddressReflector
 from skylan.controller.runtime import Controller
 from skylan.controller.service.agents import Liveliness
 from skylan.controller.service.stats import StatsBook
@@ -194,6 +195,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     app.state.agent_front = AgentFront(
         ctl, lockout=app.state.lockout, max_body=settings.max_body_bytes
     )
+    app.state.reflector = AddressReflector(memory)
     app.add_middleware(
         Gate,
         state=memory,
@@ -210,7 +212,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     console.install(app)
 
     registry = app.state.metrics_registry = CollectorRegistry()
-    registry.register(ControllerCollector(ctl, app.state.agent_front))
+    registry.register(ControllerCollector(ctl, app.state.agent_front, app.state.reflector))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

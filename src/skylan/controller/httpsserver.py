@@ -13,6 +13,7 @@ import sys
 import uvicorn
 
 from skylan.controller.agentconnection import AgentConnection, AgentFront
+from skylan.controller.reflector import AddressReflector
 from skylan.controller.tlslistener import TlsListener, bind
 
 log = logging.getLogger("uvicorn.error")
@@ -21,12 +22,18 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when it cannot start
 
 
 class HttpsServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, agents: AgentFront | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        agents: AgentFront | None = None,
+        reflector: AddressReflector | None = None,
+    ) -> None:
         """With ``agents``, every connection starts on the agents' lean protocol
         and goes to uvicorn's at its first request of another kind. Not behind
         a trusted proxy: the client's address is then uvicorn's to find."""
         super().__init__(config)
         self.agents = None if config.proxy_headers else agents
+        self.reflector = reflector  # on the UDP port of the HTTPS port's number
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await self.lifespan.startup()
@@ -60,9 +67,17 @@ class HttpsServer(uvicorn.Server):
             sys.exit(STARTUP_FAILURE)
         listener = TlsListener(listening, config.ssl, make_protocol)
         listener.start()
+        if self.reflector is not None:
+            host, port = listening[0].getsockname()[:2]
+            await self.reflector.serve(host, port)
         self.servers = [listener]  # type: ignore[list-item]  # has close() and wait_closed()
         for sock in listening:
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             log.info("serving on https://%s:%d", shown, port)
         self.started = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.reflector is not None:
+            self.reflector.close()
+        await super().shutdown(sockets)

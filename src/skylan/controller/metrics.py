@@ -11,13 +11,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from skylan.controller.agentconnection import AgentFront
+from skylan.controller.reflector import AddressReflector
 from skylan.controller.runtime import Controller
 
 
 class ControllerCollector(Collector):
-    def __init__(self, ctl: Controller, front: AgentFront) -> None:
+    def __init__(
+        self, ctl: Controller, front: AgentFront, reflector: AddressReflector | None = None
+    ) -> None:
         self._ctl = ctl
         self._front = front
+        self._reflector = reflector
 
     def collect(self) -> Iterator[Metric]:
         memory = self._ctl.memory
@@ -55,6 +59,20 @@ class ControllerCollector(Collector):
             "Times an agent connection stopped taking requests until its client read its answers",
             value=self._front.write_pauses,
         )
+        if self._reflector is not None:
+            yield CounterMetricFamily(
+                "skylan_reflector_answers",
+                "Reflexive-address questions answered (UDP)",
+                value=self._reflector.answered,
+            )
+            dropped = CounterMetricFamily(
+                "skylan_reflector_drops",
+                "Datagrams to the reflexive-address service dropped",
+                labels=["reason"],
+            )
+            for reason, n in sorted(self._reflector.drops.items()):
+                dropped.add_metric([reason], n)
+            yield dropped
         yield GaugeMetricFamily(
             "skylan_writes_waiting", "Writes queued for a slot", value=self._ctl.writer.waiting
         )

@@ -208,6 +208,7 @@ class NetmapBook:
                     ),
                     observed_ip=node.observed_ip,
                     lane_keys=list(node.lane_keys),
+                    candidates=list(node.candidates),
                 )
                 .model_dump_json()
                 .encode()

@@ -14,10 +14,11 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from skylan.dataplane.ackthinning import ends_in_tcp, thin_acks
+from skylan.dataplane.discovery import AddressDiscovery, ReflectorTarget
 from skylan.dataplane.hostlinks import HostLinkError, HostLinks, VxlanLink
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.lanesupervisor import WorkerLanes, merged_status
@@ -25,16 +26,18 @@ from skylan.dataplane.native import SLOW_DATAGRAM, SLOW_TAP_FRAME, CoreLink, Slo
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
-from skylan.model.agentstatus import LaneStatus, TapStatus, TunnelStatus, VxlanStatus
+from skylan.model.agentstatus import LaneStatus, PathName, TapStatus, TunnelStatus, VxlanStatus
 from skylan.model.counters import DropCounters
-from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PortInfo
+from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PeerInfo, PortInfo
 from skylan.model.publickey import decode_public, encode_public
+from skylan.model.reflexive import ANSWER_TYPE, ReflexiveError
 from skylan.switch import Member, Switch
 from skylan.switch.frames import ETHERTYPE_ARP, mac_bytes
 from skylan.tunnel import wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.engine import TunnelEngine
 from skylan.tunnel.events import (
+    Address,
     EndpointChanged,
     FrameRowsReceived,
     FramesReceived,
@@ -44,6 +47,9 @@ from skylan.tunnel.events import (
 )
 from skylan.tunnel.framerows import ROW_HEAD, FrameRows
 from skylan.tunnel.keys import StaticKeypair
+from skylan.tunnel.pathstate import PathKind
+
+REFLEXIVE_ANSWER = bytes([ANSWER_TYPE])
 
 log = logging.getLogger("skylan.dataplane")
 
@@ -103,9 +109,11 @@ class Dataplane:
         ack_thinning: bool = True,
         native: bool = False,
         host: HostLinks | None = None,
+        reflector: ReflectorTarget | None = None,
     ) -> None:
         """``host`` configures the TAPs, VXLANs and storm rules: lane 0
-        needs it, worker lanes configure nothing."""
+        needs it, worker lanes configure nothing. With ``reflector`` the lane
+        learns its reflexive address (and tells ``on_reflexive``)."""
         if not 0 <= lane < lanes <= MAX_LANES:
             raise ValueError(f"lane {lane} of {lanes}: at most {MAX_LANES} lanes")
         if lane == 0 and host is None:
@@ -152,6 +160,9 @@ class Dataplane:
                 reassembly_timeout=self.engine.config.reassembly_timeout,
             )
         self._tick: asyncio.TimerHandle | None = None
+        self.discovery = AddressDiscovery(reflector) if reflector is not None else None
+        self._discover: asyncio.TimerHandle | None = None
+        self.on_reflexive: Callable[[], None] | None = None  # our address changed
 
     @property
     def lane_keys(self) -> list[str]:
@@ -167,6 +178,8 @@ class Dataplane:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.discovery is not None:
+            self._discover = self._loop.call_at(self._loop.time(), self._ask_reflector)
         if self.link is None:
             self._loop.add_reader(self.udp.fileno(), self._on_udp)
             return
@@ -183,6 +196,7 @@ class Dataplane:
                 self.lanes,
                 ack_thinning=self.ack_thinning,
                 native=self.link is not None,
+                reflector=self.discovery.target if self.discovery else None,
             )
             await self.workers.start()
 
@@ -193,7 +207,7 @@ class Dataplane:
         self.close()
 
     def close(self) -> None:
-        for handle in (self._timer, self._recheck, self._tick):
+        for handle in (self._timer, self._recheck, self._tick, self._discover):
             if handle is not None:
                 handle.cancel()
         if self.link is not None:
@@ -241,7 +255,7 @@ class Dataplane:
                 self._remove_port(net_id)
         if self.lane == 0:
             await self._apply_vxlans(netmap, {i: n for i, n in joined.items() if not n.encrypted})
-        peers: dict[bytes, tuple[str, str, tuple[str, int] | None]] = {}
+        peers: dict[bytes, tuple[str, str, list[tuple[Address, PathKind]]]] = {}
         send_keys: dict[str, bytes] = {}
         for net in wanted.values():
             port = self.ports.get(net.id) or self._add_port(net, names)
@@ -261,12 +275,8 @@ class Dataplane:
                 except ValueError as exc:
                     self._bad_peer(peer.name, exc)
                     continue
-                endpoint = next((e for e in map(parse_endpoint, peer.endpoints) if e), None)
                 for p in paired_lanes(self.lane, self.lanes, len(keys)):
-                    lane_endpoint = None
-                    if endpoint is not None and endpoint[1] + p <= 65535:
-                        lane_endpoint = (endpoint[0], endpoint[1] + p)
-                    peers[keys[p]] = (peer.node_id, peer.name, lane_endpoint)
+                    peers[keys[p]] = (peer.node_id, peer.name, lane_candidates(peer, p))
                 send_keys[peer.node_id] = keys[send_lane(self.lane, len(keys))]
                 members.append(member)
             port.switch.set_members(members, now)
@@ -277,12 +287,12 @@ class Dataplane:
                 self.engine.remove_peer(public)
                 del self.node_of_key[public]
                 self.names.pop(public, None)
-        for public, (node_id, name, endpoint) in peers.items():
+        for public, (node_id, name, candidates) in peers.items():
             known = public in self.node_of_key
-            status_endpoint = self.engine.status(public, now).endpoint if known else None
             try:
-                # once a peer has been heard from, its authenticated address wins
-                self.engine.add_peer(public, None if status_endpoint else endpoint)
+                self.engine.add_peer(public)
+                # (once a peer has been heard from, its authenticated address wins)
+                self.engine.set_candidates(public, candidates, now)
             except ValueError as exc:  # e.g. a netmap naming our own key for another node
                 self._bad_peer(name, exc)
                 if send_keys.get(node_id) == public:
@@ -499,6 +509,9 @@ class Dataplane:
     def _on_udp(self) -> None:
         now = self.now
         for batch, segment, addr in self.udp.receive_batches():
+            if batch[:1] == REFLEXIVE_ANSWER and len(batch) == segment:
+                self._datagram(batch, addr, now)
+                continue
             self.engine.receive_segments(batch, segment, addr, now)
             self._deliver_events()
         self._flush()
@@ -571,6 +584,36 @@ class Dataplane:
             else:
                 self.drops.add("tap_full", datagrams)
 
+    # -- our reflexive address ------------------------------------------------
+
+    def _ask_reflector(self) -> None:
+        assert self.discovery is not None and self._loop is not None
+        question = self.discovery.question(self.now)
+        self.udp.send([question], 0, 1, self.discovery.target.address)
+        self._discover = self._loop.call_at(self.discovery.due, self._ask_reflector)
+
+    def _datagram(self, data: bytes | memoryview, addr: tuple[str, int], now: float) -> None:
+        """One datagram that is not data: the reflector's answer is ours,
+        everything else the engine's."""
+        if data[:1] != REFLEXIVE_ANSWER:
+            self.engine.receive_datagram(data, addr, now)
+            return
+        if self.discovery is None:
+            self.drops.add("reflexive_unasked")
+            return
+        try:
+            changed = self.discovery.on_answer(data, addr, now)
+        except ReflexiveError as exc:
+            self.drops.add(f"reflexive_{exc.reason}")
+            return
+        if self._discover is not None and self._loop is not None:
+            self._discover.cancel()
+            self._discover = self._loop.call_at(self.discovery.due, self._ask_reflector)
+        if changed:
+            log.info("lane %d: reflexive address %s", self.lane, self.discovery.address)
+            if self.on_reflexive is not None:
+                self.on_reflexive()
+
     def _flush(self) -> None:
         for tx in self.engine.datagrams_to_send():
             self.udp.send(tx.buffers, tx.segment_size, tx.count, tx.addr)
@@ -628,7 +671,7 @@ class Dataplane:
 
     def _push_tables(
         self,
-        peers: dict[bytes, tuple[str, str, tuple[str, int] | None]],
+        peers: dict[bytes, tuple[str, str, list[tuple[Address, PathKind]]]],
         send_keys: dict[str, bytes],
         now: float,
     ) -> None:
@@ -656,7 +699,7 @@ class Dataplane:
         for entry in entries:
             if entry.kind == SLOW_DATAGRAM:
                 assert entry.addr is not None
-                self.engine.receive_datagram(entry.data, entry.addr, now)
+                self._datagram(entry.data, entry.addr, now)
             elif entry.kind == SLOW_TAP_FRAME:
                 self._slow_tap_frame(entry, now)
             else:
@@ -763,6 +806,8 @@ class Dataplane:
                 fec=fec,
                 repaired=repaired,
                 tunnels=len(keys),
+                path=None if st.path_kind is None else PATH_NAMES[st.path_kind],
+                path_rtt_ms=round(st.path_rtt * 1000, 2) if st.path_rtt is not None else None,
             )
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)
         for port in self.ports.values():
@@ -777,6 +822,7 @@ class Dataplane:
             dataplane=self.kind,
             pid=os.getpid(),
             listen_port=self.udp.port,
+            reflexive=_shown(self.discovery.address) if self.discovery else None,
             interfaces={p.name: self._tap_status(p, now) for p in self.ports.values()},
             vxlan={
                 v.name: VxlanStatus(
@@ -802,6 +848,33 @@ def _merged(port: Port, frames: Sequence[Frame]) -> list[Write]:
     if len(frames) > 1 and port.tap.udp_gso:
         return coalesce(frames)
     return [(vnet, frame, 1) for vnet, frame in frames]
+
+
+def _shown(address: Address | None) -> str | None:
+    return None if address is None else f"{address[0]}:{address[1]}"
+
+
+_KINDS = {"reflexive": PathKind.REFLEXIVE, "relay": PathKind.RELAY}
+PATH_NAMES: dict[PathKind, PathName] = {
+    PathKind.LOCAL: "local",
+    PathKind.REFLEXIVE: "reflexive",
+    PathKind.RELAY: "relay",
+}
+
+
+def lane_candidates(peer: PeerInfo, lane: int) -> list[tuple[Address, PathKind]]:
+    """Where the peer's lane ``lane`` may be reached: its interfaces'
+    addresses at that lane's port, then what it reported for that lane."""
+    out: list[tuple[Address, PathKind]] = []
+    for text in peer.endpoints:
+        parsed = parse_endpoint(text)
+        if parsed is not None and parsed[1] + lane <= 65535:
+            out.append(((parsed[0], parsed[1] + lane), PathKind.LOCAL))
+    for candidate in peer.candidates:
+        parsed = parse_endpoint(candidate.address)
+        if candidate.lane == lane and parsed is not None:
+            out.append((parsed, _KINDS[candidate.kind]))
+    return out
 
 
 def _underlay_ipv4(endpoints: list[str], observed: str | None) -> str | None:

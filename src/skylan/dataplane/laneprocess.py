@@ -17,6 +17,7 @@ import signal
 import sys
 from typing import Any
 
+from skylan.dataplane.discovery import ReflectorTarget
 from skylan.dataplane.lane import Dataplane
 from skylan.model.netmap import NetMap
 from skylan.tunnel.keys import StaticKeypair
@@ -45,6 +46,7 @@ class Worker:
             lanes=int(setup["lanes"]),
             ack_thinning=bool(setup.get("ack_thinning", True)),
             native=bool(setup.get("native", False)),
+            reflector=_reflector(setup.get("reflector")),
         )
 
     async def run(self, lines: asyncio.StreamReader) -> None:
@@ -80,6 +82,13 @@ class Worker:
         while True:
             self._write_status()
             await asyncio.sleep(STATUS_INTERVAL)
+
+
+def _reflector(given: Any) -> ReflectorTarget | None:
+    if not isinstance(given, dict):
+        return None
+    address = (str(given["host"]), int(given["port"]))
+    return ReflectorTarget(address, str(given["node_id"]), base64.b64decode(given["key"]))
 
 
 async def serve() -> int:

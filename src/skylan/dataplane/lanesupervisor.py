@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
+from skylan.dataplane.discovery import ReflectorTarget
 from skylan.model.agentstatus import (
     INTERFACE_COUNTERS,
     PEER_COUNTERS,
@@ -71,9 +72,11 @@ class WorkerLanes:
         *,
         ack_thinning: bool = True,
         native: bool = False,
+        reflector: ReflectorTarget | None = None,
     ) -> None:
         self.key = key
         self.native = native
+        self.reflector = reflector
         self.listen_port = listen_port
         self.ack_thinning = ack_thinning
         self.workers = [Worker(lane) for lane in range(1, lanes)]
@@ -107,6 +110,13 @@ class WorkerLanes:
             "ack_thinning": self.ack_thinning,
             "native": self.native,
         }
+        if self.reflector is not None:
+            setup["reflector"] = {
+                "host": self.reflector.address[0],
+                "port": self.reflector.address[1],
+                "node_id": self.reflector.node_id,
+                "key": base64.b64encode(self.reflector.key).decode(),
+            }
         await self._write(worker, json.dumps(setup))
         if self._last is not None:
             await self._write(worker, self._last)
@@ -286,4 +296,5 @@ def _lane_summary(status: LaneStatus) -> LaneSummary:
         established=sum(1 for p in peers if p.established),
         tx_bytes=sum(p.tx_bytes for p in peers),
         rx_bytes=sum(p.rx_bytes for p in peers),
+        reflexive=status.reflexive,
     )

@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skylan.model import validators
-from skylan.model.netmap import MAX_LANES, NetMap
+from skylan.model.agentstatus import PathName
+from skylan.model.netmap import MAX_CANDIDATES, MAX_LANES, Candidate, NetMap
 from skylan.model.publickey import decode_public
 
 MAX_COUNT = 2**63 - 1  # what a BIGINT column holds
@@ -95,6 +96,9 @@ class PeerStatusReport(AgentMessage):
     handshake_age_s: float | None = Field(None, ge=0, le=MAX_UPTIME_S)
     rtt_ms: float | None = Field(None, ge=0, le=MAX_RTT_MS)
     dead: bool = False
+    path: PathName | None = Field(
+        None, description="which of the peer's candidates the tunnel uses"
+    )
 
 
 class Heartbeat(AgentMessage):
@@ -114,6 +118,12 @@ class Heartbeat(AgentMessage):
         None,
         max_length=MAX_LANES - 1,
         description="public keys of the data-plane worker lanes 1..N-1 (lane 0 is public_key)",
+    )
+    candidates: list[Candidate] | None = Field(
+        None,
+        max_length=MAX_CANDIDATES,
+        description="addresses beyond its interfaces that peers may try: each lane's "
+        "reflexive address (as the controller's UDP reflector saw it), relays' ports",
     )
 
     _endpoints = field_validator("endpoints")(validators.endpoints)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+PathName = Literal["local", "reflexive", "relay"]  # which kind of candidate a tunnel uses
 COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
 INTERFACE_COUNTERS = (*COUNTERS, "rx_coalesced", "tx_acks_thinned")
 PEER_COUNTERS = (*COUNTERS, "repaired")
@@ -37,6 +38,8 @@ class TunnelStatus(_Status):
     fec: bool = False  # parity is being sent (a lossy path)
     repaired: int = 0  # frames rebuilt from parity
     tunnels: int = 1  # one per lane of the peer this lane pairs with
+    path: PathName | None = None  # which of its candidates is in use
+    path_rtt_ms: float | None = None  # that path's, from its last answered probe
 
 
 class TapStatus(_Status):
@@ -75,6 +78,7 @@ class LaneSummary(_Status):
     established: int
     tx_bytes: int
     rx_bytes: int
+    reflexive: str | None = None
 
 
 class LaneStatus(_Status):
@@ -85,6 +89,7 @@ class LaneStatus(_Status):
     dataplane: str = "python"  # python | native
     pid: int | None = None
     listen_port: int | None = None
+    reflexive: str | None = None  # host:port: where the controller sees this lane's socket
     interfaces: dict[str, TapStatus] = Field(default_factory=dict)
     vxlan: dict[str, VxlanStatus] = Field(default_factory=dict)
     gso: bool = False

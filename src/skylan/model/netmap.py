@@ -15,7 +15,11 @@ member's answer, not 10,000.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from skylan.model import validators
 
 MAX_LANES = 64  # data-plane worker lanes per node (one per TAP queue)
 
@@ -30,6 +34,23 @@ class PortInfo(BaseModel):
     extra_ips: list[str] = Field(default_factory=list)
 
 
+class Candidate(BaseModel):
+    """An address a node may be reached at beyond its own interfaces (those
+    are ``endpoints``): where its NAT maps a lane's socket (``reflexive``, as
+    the controller saw it) or a relay's port for it (``relay``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["reflexive", "relay"]
+    address: str = Field(description="host:port")
+    lane: int = Field(0, ge=0, lt=MAX_LANES)
+
+    _address = field_validator("address")(validators.endpoint)
+
+
+MAX_CANDIDATES = 2 * MAX_LANES
+
+
 class PeerInfo(BaseModel):
     node_id: str
     name: str
@@ -40,6 +61,7 @@ class PeerInfo(BaseModel):
     # the public keys of its worker lanes 1..N-1, each listening on the
     # endpoint's port + lane; empty: one lane (public_key)
     lane_keys: list[str] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(default_factory=list)
 
 
 class RouteInfo(BaseModel):

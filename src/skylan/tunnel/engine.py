@@ -130,7 +130,7 @@ class TunnelEngine:
             dead=peer.dead,
             fec=now < peer.fec_until,
             repaired=sum(s.reassembly.repaired for s in peer.sessions()) + peer.stats.repaired,
-            path_kind=peer.path.kind_of(peer.endpoint).name.lower() if peer.endpoint else None,
+            path_kind=peer.path.kind_of(peer.endpoint) if peer.endpoint else None,
             path_rtt=peer.path.rtt,
         )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from skylan.tunnel.events import Address
 from skylan.tunnel.noise import HandshakeIK
-from skylan.tunnel.pathstate import PathState
+from skylan.tunnel.pathstate import PathKind, PathState
 from skylan.tunnel.session import Session
 
 
@@ -76,5 +76,5 @@ class PeerStatus:
     dead: bool
     fec: bool = False  # sending parity: the peer reports loss
     repaired: int = 0  # chunks from it rebuilt from parity
-    path_kind: str | None = None  # local, reflexive or relay: how the endpoint was learned
+    path_kind: PathKind | None = None  # which kind of candidate the endpoint is
     path_rtt: float | None = None  # the endpoint's, from its last answered probe

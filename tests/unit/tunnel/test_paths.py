@@ -146,7 +146,7 @@ def test_two_nodes_behind_nat_punch_through_to_each_others_reflexive_address() -
     net.advance(3)
     assert net.ping(a, b, b"x") and net.ping(b, a, b"y")
     assert endpoint(a, b) == b.outside and endpoint(b, a) == a.outside
-    assert a.engine.status(b.keys.public, net.now).path_kind == "reflexive"
+    assert a.engine.status(b.keys.public, net.now).path_kind is PathKind.REFLEXIVE
 
 
 def test_a_relay_carries_what_no_direct_path_can_then_a_direct_path_takes_over() -> None:
@@ -157,7 +157,7 @@ def test_a_relay_carries_what_no_direct_path_can_then_a_direct_path_takes_over()
     net.advance(2)
     assert net.ping(a, b, b"1")
     assert endpoint(a, b) == b.relayed
-    assert a.engine.status(b.keys.public, net.now).path_kind == "relay"
+    assert a.engine.status(b.keys.public, net.now).path_kind is PathKind.RELAY
     net.cut.clear()  # e.g. a firewall rule was opened
     moved_at = None
     for _ in range(300):

@@ -132,6 +132,8 @@ class Liveliness:
             out["endpoints"] = list(body.endpoints)
         if body.lane_keys is not None and tuple(body.lane_keys) != node.lane_keys:
             out["lane_keys"] = list(body.lane_keys)
+        if body.candidates is not None and tuple(body.candidates) != node.candidates:
+            out["candidates"] = [c.model_dump() for c in body.candidates]
         return out
 
     def write_identity(self, db: Session, node_id: str, changes: dict[str, Any]) -> None:

@@ -172,6 +172,7 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
         "peer_status": [],
         "seen_ips": {},
         "lane_keys": [],
+        "candidates": [],
         # addresses are taken from the pools at approval, not before
         "join_networks": list(row.network_ids) if pending else [],
         "stats_seq": 0,

@@ -26,6 +26,7 @@ from skylan.controller.storage.tables import (
     RouteRow,
     as_utc,
 )
+from skylan.model.netmap import Candidate
 
 
 @dataclass
@@ -69,6 +70,7 @@ def node(row: Any) -> Node:
         token_id=None if row.token_id is None else intern(row.token_id),
         enrolled_at=as_utc(row.enrolled_at),
         lane_keys=tuple(row.lane_keys),
+        candidates=tuple(Candidate.model_validate(c) for c in row.candidates),
         join_networks=tuple(row.join_networks),
     )
 

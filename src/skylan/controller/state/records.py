@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from skylan.model.netmap import Candidate
+
 
 @dataclass(frozen=True, slots=True)
 class Network:
@@ -36,6 +38,7 @@ class Node:
     token_id: str | None
     enrolled_at: datetime
     lane_keys: tuple[str, ...]
+    candidates: tuple[Candidate, ...]  # reflexive and relay addresses it reported
     join_networks: tuple[str, ...]  # pending: the networks it joins when approved
 
 

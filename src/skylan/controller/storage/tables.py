@@ -140,6 +140,7 @@ class NodeRow(Base):
     # public keys of the agent's data-plane worker lanes 1..N-1 (lane 0 uses
     # public_key): peers pair their own lanes with these
     lane_keys: Mapped[list[Any]] = mapped_column(default=list)
+    candidates: Mapped[list[Any]] = mapped_column(default=list)
     # a pending node's networks (from its join token): it gets its ports, and
     # addresses from the pools, only when approved
     join_networks: Mapped[list[Any]] = mapped_column(default=list)
