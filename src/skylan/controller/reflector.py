@@ -17,7 +17,7 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from skylan.controller.state.store import State
 from skylan.model.reflexive import (
@@ -62,8 +62,8 @@ class AddressReflector(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # (uvloop's UDP transport is one without being a subclass)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         answer = self.answer(data, (str(addr[0]), int(addr[1])))

@@ -16,6 +16,11 @@ They are the cases a mesh must get through (RFC 4787's terms):
 - ``tcp443``: a corporate firewall. Outbound TCP to port 443 only, and no
   UDP at all.
 
+Like any real router, it takes nothing unasked from the underlay for itself
+(its input hook drops what is not an answer or a ping): a packet that arrived
+unasked, say a peer's punch that came early, then leaves no connection-
+tracking entry behind to take the port its host's own mapping needs.
+
 Every router also lets the hosts on its own LAN talk to each other (two hosts
 behind one NAT): its LAN is a bridge, and with ``br_netfilter`` loaded bridged
 packets meet the forward hook too.
@@ -44,6 +49,12 @@ table ip skylab_nat {{
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         oifname "wan" {masquerade}
+    }}
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "wan" ct state established,related accept
+        iifname "wan" icmp type echo-request accept
+        iifname "wan" drop
     }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
