@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "client": {"model", "pinning"},
     "controller": {"model", "privatefile", "pinning"},
     "lab": {"model", "privatefile", "controller"},
+    "relay": {"model", "privatefile", "pinning", "tunnel", "dataplane"},
     "cli": {
         "model",
         "privatefile",
@@ -40,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
         "client",
         "controller",
         "lab",
+        "relay",
     },
     "__main__": {"cli"},
     "__init__": set(),

@@ -23,6 +23,7 @@ SOL_UDP = 17
 UDP_GRO = 104
 MSG_DONTWAIT = 0x40
 SLOT = 65536  # one GRO batch or datagram per slot: never truncated
+GATHER_MAX_SEGMENT = 2048  # only datagrams up to a tunnel chunk's size are gathered
 SOCKADDR_IN = 16
 CONTROL = socket.CMSG_SPACE(4)  # room for one UDP_GRO control message
 
@@ -95,6 +96,8 @@ class MessageBatch:
             hdr.namelen = SOCKADDR_IN
             hdr.controllen = CONTROL
         self.rows = np.frombuffer(_bytes(self._data), dtype=np.uint8).reshape(slots, SLOT)
+        # where a reader gathers single datagrams into runs (see udp.UdpSocket)
+        self.scratch = np.empty(slots * GATHER_MAX_SEGMENT, dtype=np.uint8)
         self.view = _bytes(self._data)
         # the same memory as arrays of words: a message's fields by index
         self._m32 = _bytes(self._msgs).cast("I")
@@ -107,12 +110,15 @@ class MessageBatch:
         self.segments: list[int] = []
         self.senders: list[int] = []
 
-    def receive(self) -> int:
-        """Whatever the socket holds, up to ``slots`` messages; 0 when empty."""
+    def receive(self, fd: int | None = None) -> int:
+        """Whatever the socket (``fd``, else the batch's own) holds, up to
+        ``slots`` messages; 0 when empty. One batch may serve many sockets
+        (a relay's), read one after the other."""
         assert _RECVMMSG is not None
         count = 0
+        fd = self.fd if fd is None else fd
         for _ in range(8):
-            count = _RECVMMSG(self.fd, self._msgs, self.slots, MSG_DONTWAIT, None)
+            count = _RECVMMSG(fd, self._msgs, self.slots, MSG_DONTWAIT, None)
             if count >= 0 or ctypes.get_errno() in (errno.EAGAIN, errno.EWOULDBLOCK):
                 break
             # EINTR, or an error the socket had queued (an ICMP unreachable for

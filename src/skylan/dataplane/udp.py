@@ -14,18 +14,20 @@ import socket
 import struct
 from collections.abc import Iterator, Sequence
 
-import numpy as np
-
-from skylan.dataplane.mmsg import SOL_UDP, UDP_GRO, MessageBatch
+from skylan.dataplane.mmsg import GATHER_MAX_SEGMENT, SOL_UDP, UDP_GRO, MessageBatch
 from skylan.dataplane.tunnelporterror import TunnelPortError
 
 UDP_SEGMENT = 103
-SOFT_GRO_MAX_SEGMENT = 2048  # only datagrams of a tunnel chunk's size are gathered
+SOFT_GRO_MAX_SEGMENT = GATHER_MAX_SEGMENT
 MAX_UDP_PAYLOAD = 65507  # an IPv4 packet's 65535 bytes less the IP and UDP headers
 
 
 class UdpSocket:
-    def __init__(self, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self, port: int, host: str = "0.0.0.0", *, batch: MessageBatch | None = None
+    ) -> None:
+        """``batch``: receive buffers shared with other sockets (a relay's
+        thousands of ports), instead of 4 MB of its own."""
         # No SO_REUSEADDR: on UDP it lets a second socket bind the same port
         # (even one the kernel picks for port 0) and silently take its traffic.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -43,8 +45,8 @@ class UdpSocket:
             self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         except OSError:
             self.gro = False
-        self._batch = MessageBatch(self.sock.fileno())
-        self._runs = np.empty(self._batch.slots * SOFT_GRO_MAX_SEGMENT, dtype=np.uint8)
+        self._batch = batch or MessageBatch(self.sock.fileno())
+        self._runs = self._batch.scratch
         self._runs_view = self._runs.data
         self.send_errors = 0
 
@@ -121,9 +123,9 @@ class UdpSocket:
 
         Each memoryview is valid only until the next iteration.
         """
-        batch = self._batch
+        batch, fd = self._batch, self.sock.fileno()
         while True:
-            count = batch.receive()
+            count = batch.receive(fd)
             lengths, segments, senders = batch.lengths, batch.segments, batch.senders
             i = 0
             while i < count:
