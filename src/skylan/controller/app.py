@@ -28,6 +28,7 @@ from skylan.controller.api import (
     networks,
     nodes,
     ports,
+    relays,
     stats,
     tokens,
 )
@@ -208,6 +209,8 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     )
     for module in (networks, ports, gateways, cloak_rules, tokens, nodes, stats, api_tokens, agent):
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+    for router in (relays.router, relays.own):
+        app.include_router(router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
 
     console.install(app)
 

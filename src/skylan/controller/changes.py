@@ -39,6 +39,7 @@ def record_change(
     networks: Iterable[str] = (),
     nodes: Iterable[str] = (),
     api_tokens: Iterable[str] = (),
+    relays: Iterable[str] = (),
 ) -> int:
     """Record what this transaction changes; returns the change's id."""
     locked = db.info.get(LOCKED)  # by take_change_lock, in this very transaction?
@@ -57,6 +58,7 @@ def record_change(
             network_ids=sorted(set(networks)),
             node_ids=sorted(set(nodes)),
             api_token_ids=sorted(set(api_tokens)),
+            relay_ids=sorted(set(relays)),
         )
         .returning(ChangeRow.id)
     ).scalar_one()

@@ -201,6 +201,8 @@ class NetmapFeed:
         """Apply one batch of changes (event loop only)."""
         self.state.apply(changes.loaded)
         affected = self.book.update(self.state, changes.networks, changes.nodes, changes.last)
+        if changes.relays:
+            affected.add(self.book.update_relays(self.state, changes.last))
         self.applied = changes.last
         still = []
         for change, fut in self._writers:

@@ -63,6 +63,7 @@ class Caller(StrEnum):
     TOKEN = "token"  # an API token in the Authorization header
     CONSOLE = "console"  # a browser's login cookie
     NODE = "node"  # an agent's node credential
+    RELAY = "relay"  # a relay's credential
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,14 @@ class Principal:
     name: str = ""  # the API token's name, or the node's id
     csrf: str | None = None  # CONSOLE: the token changes must echo
     node_id: str | None = None  # NODE
+    relay_id: str | None = None  # RELAY
 
 
 class Needs(StrEnum):
     NOTHING = "nothing"
     USER = "user"  # API token or console cookie
     NODE = "node"
+    RELAY = "relay"
     READER = "reader"  # API token (for scrapers); /metrics
 
 
@@ -88,6 +91,8 @@ def needs(path: str) -> Needs:
         return Needs.READER
     if path.startswith(f"{API}/agent/"):
         return Needs.NODE
+    if path.startswith(f"{API}/relay/"):
+        return Needs.RELAY
     return Needs.USER
 
 
@@ -113,6 +118,12 @@ def authenticate(
     nobody valid, or the console cookie to look up in the database."""
     if need is Needs.NODE:
         return node_principal(state, request.headers.get("authorization", ""))
+    if need is Needs.RELAY:
+        secret = _bearer(request.headers.get("authorization", ""), "relay credential")
+        relay_id = state.relay_by_credential.get(hash_secret(secret))
+        if relay_id is None:
+            raise Refused("unknown or deleted relay credential", presented=True)
+        return Principal(Caller.RELAY, name=relay_id, relay_id=relay_id)
     cookie = request.cookies.get(logins.COOKIE)
     if need is Needs.USER and "authorization" not in request.headers and cookie:
         login = logins_seen.get(cookie, now)

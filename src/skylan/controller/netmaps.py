@@ -26,6 +26,7 @@ from skylan.model.netmap import (
     NetworkMap,
     PeerInfo,
     PortInfo,
+    RelayInfo,
     RouteInfo,
     SelfInfo,
 )
@@ -125,6 +126,8 @@ class NetmapBook:
     def __init__(self) -> None:
         self.sections: dict[str, Section] = {}
         self.headers: dict[str, _Header] = {}
+        self.relays = b"[]"  # the relays every approved node is told of (JSON)
+        self.relays_version = 0
 
     # -- building -------------------------------------------------------------
 
@@ -136,6 +139,28 @@ class NetmapBook:
             self._refresh_network(state, net_id, version, floor=version)
         for node_id in state.nodes:
             self._refresh_node(state, node_id, version)
+        self.update_relays(state, version)
+
+    def update_relays(self, state: State, version: int) -> Affected:
+        """After a change to the relays: every node hears of them (rare)."""
+        listed = sorted(
+            (r for r in state.relays.values() if r.public_key is not None), key=lambda r: r.name
+        )
+        raw = (
+            b"["
+            + b",".join(
+                RelayInfo(id=r.id, name=r.name, address=r.address, public_key=r.public_key)
+                .model_dump_json()
+                .encode()
+                for r in listed
+                if r.public_key is not None
+            )
+            + b"]"
+        )
+        if raw == self.relays:
+            return Affected()
+        self.relays, self.relays_version = raw, version
+        return Affected(nodes=set(self.headers))
 
     def update(
         self, state: State, networks: Iterable[str], nodes: Iterable[str], version: int
@@ -271,6 +296,8 @@ class NetmapBook:
         if header is None:
             return 0
         best = header.version
+        if header.approved:
+            best = max(best, self.relays_version)
         for net_id, joined in header.joined:
             section = self.sections.get(net_id)
             if section is not None:
@@ -288,10 +315,11 @@ class NetmapBook:
                 section = self.sections.get(net_id)
                 if section is not None:
                     parts.append(section.render(since if joined <= since else 0))
-        return b'{"version":%d,"node":%s,"networks":[%s]}' % (
+        return b'{"version":%d,"node":%s,"networks":[%s],"relays":%s}' % (
             self.version(node_id),
             header.json,
             b",".join(parts),
+            self.relays if header.approved else b"[]",
         )
 
     def receivers(self, net_id: str) -> set[str]:

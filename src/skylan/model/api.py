@@ -199,3 +199,21 @@ class TotalStats(BaseModel):
     minutes: int
     nodes: int
     buckets: list[Bucket]
+
+
+class RelayOut(BaseModel):
+    id: str
+    name: str
+    address: str
+    public_key: str | None = Field(description="none until the relay has started")
+    created_at: Timestamp
+    last_seen: Timestamp | None
+    online: bool
+    nodes: int = Field(description="nodes registered with it at its last report")
+    forwarded_bytes: int
+    forwarded_packets: int
+    dropped: int
+
+
+class RelayCreated(RelayOut):
+    credential: str = Field(description="for `skylan relay serve`; shown only once")

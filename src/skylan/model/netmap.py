@@ -105,6 +105,15 @@ class NetworkMap(BaseModel):
     peer_removals: list[str] = Field(default_factory=list)  # node ids
 
 
+class RelayInfo(BaseModel):
+    """A relay nodes may reach each other through (see ``skylan relay``)."""
+
+    id: str
+    name: str
+    address: str  # host:port, UDP: where nodes say hello
+    public_key: str  # its X25519 key: hellos are MAC'd with it
+
+
 class SelfInfo(BaseModel):
     node_id: str
     name: str
@@ -115,6 +124,7 @@ class NetMap(BaseModel):
     version: int
     node: SelfInfo
     networks: list[NetworkMap]
+    relays: list[RelayInfo] = Field(default_factory=list)  # always whole
 
     def own_port(self, network: NetworkMap) -> PortInfo | None:
         for peer in network.peers or ():

@@ -159,3 +159,11 @@ class ApiTokenCreate(Request):
     scope: Literal["admin", "read"] = "read"
 
     _name = field_validator("name")(validators.name)
+
+
+class RelayCreate(Request):
+    name: str
+    address: str = Field(description="host:port where nodes reach the relay over UDP")
+
+    _name = field_validator("name")(validators.name)
+    _address = field_validator("address")(validators.endpoint)

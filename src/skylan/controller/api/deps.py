@@ -74,6 +74,15 @@ async def node_id(request: Request) -> str:
     return who.node_id
 
 
+async def relay_id(request: Request) -> str:
+    """The relay a relay's request comes from."""
+    who = principal(request)
+    if who.relay_id is None:
+        raise ApiError(403, "relay endpoints take a relay credential")
+    return who.relay_id
+
+
 ReadAccess = Depends(reader)
 AdminAccess = Depends(admin)
 NodeId = Annotated[str, Depends(node_id)]
+RelayId = Annotated[str, Depends(relay_id)]

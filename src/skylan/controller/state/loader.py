@@ -14,7 +14,15 @@ from sqlalchemy import ColumnElement, Text, cast, func, select, true
 from sqlalchemy.orm import Session
 
 from skylan.controller.state.liveness import Liveness, pack, pack_shared, shared
-from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
+from skylan.controller.state.records import (
+    ApiToken,
+    CloakRule,
+    Network,
+    Node,
+    Port,
+    Relay,
+    Route,
+)
 from skylan.controller.state.store import Loaded
 from skylan.controller.storage.tables import (
     ApiTokenRow,
@@ -23,6 +31,7 @@ from skylan.controller.storage.tables import (
     NetworkRow,
     NodeRow,
     PortRow,
+    RelayRow,
     RouteRow,
     as_utc,
 )
@@ -37,6 +46,7 @@ class Changes:
     ids: list[int] = field(default_factory=list)
     networks: set[str] = field(default_factory=set)
     nodes: set[str] = field(default_factory=set)
+    relays: bool = False  # some relay changed (they are few: all are read again)
     loaded: Loaded = field(default_factory=Loaded)
 
 
@@ -214,6 +224,21 @@ def load_nodes(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
             into.ports.setdefault(p.node_id, []).append(port(p))
 
 
+def relay(row: Any) -> Relay:
+    return Relay(
+        id=row.id,
+        name=row.name,
+        address=row.address,
+        public_key=row.public_key,
+        credential_hash=row.credential_hash,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def load_relays(db: Session, into: Loaded) -> None:
+    into.relays = [relay(r) for r in _rows(db, RelayRow, true())]
+
+
 def load_api_tokens(db: Session, into: Loaded) -> None:
     into.api_tokens = [api_token(r) for r in _rows(db, ApiTokenRow, true())]
 
@@ -225,6 +250,8 @@ def load_everything(db: Session) -> Changes:
     load_networks(db, None, out.loaded)
     load_nodes(db, None, out.loaded)
     load_api_tokens(db, out.loaded)
+    load_relays(db, out.loaded)
+    out.relays = True
     out.networks = set(out.loaded.networks)
     out.nodes = set(out.loaded.nodes)
     return out
@@ -234,24 +261,33 @@ def load_changes(db: Session, after: int, limit: int = 5000) -> Changes:
     """Change rows after ``after`` (at most ``limit``) and what they name."""
     snapshot(db)
     rows = db.execute(
-        select(ChangeRow.id, ChangeRow.network_ids, ChangeRow.node_ids, ChangeRow.api_token_ids)
+        select(
+            ChangeRow.id,
+            ChangeRow.network_ids,
+            ChangeRow.node_ids,
+            ChangeRow.api_token_ids,
+            ChangeRow.relay_ids,
+        )
         .where(ChangeRow.id > after)
         .order_by(ChangeRow.id)
         .limit(limit)
     ).all()
     out = Changes(rows[-1].id if rows else after)
     tokens = False
-    for change_id, nets, nodes, api_tokens in rows:
+    for change_id, nets, nodes, api_tokens, relays in rows:
         out.ids.append(change_id)
         out.networks.update(nets)
         out.nodes.update(nodes)
         tokens = tokens or bool(api_tokens)
+        out.relays = out.relays or bool(relays)
     if out.networks:
         load_networks(db, sorted(out.networks), out.loaded)
     if out.nodes:
         load_nodes(db, sorted(out.nodes), out.loaded)
     if tokens:
         load_api_tokens(db, out.loaded)
+    if out.relays:
+        load_relays(db, out.loaded)
     return out
 
 

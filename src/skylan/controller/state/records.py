@@ -85,3 +85,13 @@ class ApiToken:
     scope: str  # admin or read
     created_at: datetime
     revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    id: str
+    name: str
+    address: str  # host:port (UDP)
+    public_key: str | None  # None until it has started and said so
+    credential_hash: str
+    created_at: datetime

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from skylan.controller.ipam import AddressPool, Claims
 from skylan.controller.state.liveness import Liveness
-from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Route
+from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Relay, Route
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Loaded:
     ports: dict[str, list[Port]] = field(default_factory=dict)  # node id -> all its ports
     liveness: dict[str, Liveness] = field(default_factory=dict)
     api_tokens: list[ApiToken] | None = None  # None: unchanged; else all of them
+    relays: list[Relay] | None = None  # the same
 
 
 class State:
@@ -51,6 +52,8 @@ class State:
         self.rules: dict[str, dict[str, CloakRule]] = {}  # network -> id -> rule
         self.api_tokens: dict[str, ApiToken] = {}  # by secret hash
         self.api_token_ids: dict[str, ApiToken] = {}
+        self.relays: dict[str, Relay] = {}
+        self.relay_by_credential: dict[str, str] = {}
         self.liveness: dict[str, Liveness] = {}
         self.pools: dict[str, AddressPool] = {}
         self.claims = Claims()  # addresses in transactions not yet in the pools
@@ -108,6 +111,9 @@ class State:
         if loaded.api_tokens is not None:
             self.api_tokens = {t.secret_hash: t for t in loaded.api_tokens}
             self.api_token_ids = {t.id: t for t in loaded.api_tokens}
+        if loaded.relays is not None:
+            self.relays = {r.id: r for r in loaded.relays}
+            self.relay_by_credential = {r.credential_hash: r.id for r in loaded.relays}
 
     def _set_network(self, net_id: str, net: Network | None) -> None:
         old = self.networks.pop(net_id, None)

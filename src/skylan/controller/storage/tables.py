@@ -72,6 +72,25 @@ class ApiTokenRow(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class RelayRow(Base):
+    """A relay the nodes may use: where it listens, its key once it has
+    started, and the hash of the credential it signs in with."""
+
+    __tablename__ = "relays"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(64))  # host:port, UDP
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    forwarded_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    forwarded_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    nodes: Mapped[int] = mapped_column(Integer, default=0)  # registered at its last report
+
+
 class ConsoleSessionRow(Base):
     """A browser's login: the cookie holds a random secret, the row its hash.
 
@@ -210,6 +229,7 @@ class ChangeRow(Base):
     network_ids: Mapped[list[Any]] = mapped_column(default=list)
     node_ids: Mapped[list[Any]] = mapped_column(default=list)
     api_token_ids: Mapped[list[Any]] = mapped_column(default=list)
+    relay_ids: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
