@@ -104,3 +104,49 @@ def test_credentials_do_not_cross(api: Api) -> None:
     assert r.status_code == 422
     assert sync(api, made["credential"], key_of(api, a)).status_code == 409
     assert sync(api, made["credential"], key, nodes=-1).status_code == 422
+
+
+def test_a_relay_waiting_for_keys_hears_of_a_new_node_at_once(api: Api) -> None:
+    import threading
+    import time
+
+    network(api)
+    enrolled(api, "a", networks=["prod"])
+    made = relay(api)
+    key = StaticKeypair.generate().public_b64
+    held = api.ok(sync(api, made["credential"], key))["keys_version"]
+    result: dict[str, Any] = {}
+
+    def wait() -> None:
+        started = time.monotonic()
+        r = api.client.post(
+            "/api/v1/relay/sync",
+            json={"public_key": key, "keys_version": held},
+            params={"wait": 10},
+            headers={"Authorization": f"Bearer {made['credential']}"},
+        )
+        result["took"], result["answer"] = time.monotonic() - started, r.json()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.5)
+    b = enrolled(api, "b", networks=["prod"])
+    thread.join(15)
+    assert result["answer"]["keys"] is not None and key_of(api, b) in result["answer"]["keys"]
+    assert result["took"] < 5
+    # nothing new: it waits the time asked, then says so
+    started = time.monotonic()
+    quiet = api.client.post(
+        "/api/v1/relay/sync",
+        json={"public_key": key, "keys_version": result["answer"]["keys_version"]},
+        params={"wait": 1},
+        headers={"Authorization": f"Bearer {made['credential']}"},
+    )
+    assert quiet.json()["keys"] is None and 0.9 < time.monotonic() - started < 5
+    bad = api.client.post(
+        "/api/v1/relay/sync",
+        json={"public_key": key},
+        params={"wait": 1000},
+        headers={"Authorization": f"Bearer {made['credential']}"},
+    )
+    assert bad.status_code == 422

@@ -32,7 +32,7 @@ from skylan.hostnet.interfaces import endpoints, physical_interfaces
 from skylan.hostnet.kernellinks import KernelLinks
 from skylan.model.agentapi import Heartbeat, SyncAnswer, SyncRequest
 from skylan.model.agentstatus import AgentStatus, LaneStatus, NetworkEntry, PeerEntry
-from skylan.model.netmap import Candidate, NetMap
+from skylan.model.netmap import MAX_CANDIDATES, Candidate, NetMap
 from skylan.model.reflexive import credential_key
 
 log = logging.getLogger("skylan.agent")
@@ -96,7 +96,7 @@ class Agent:
                 host=KernelLinks(),
                 reflector=await reflector_target(self.enrollment),
             )
-            self.dataplane.on_reflexive = self.report_soon
+            self.dataplane.on_candidates = self.report_soon
             self.dataplane.start()
             await self.dataplane.start_workers()
         if self.netmap is not None:
@@ -342,16 +342,16 @@ class Agent:
 
 
 def candidates_of(status: LaneStatus) -> list[Candidate]:
-    """Each lane's reflexive address, as the heartbeat reports them."""
-    found = {0: status.reflexive}
-    for lane in status.lanes or []:
-        if lane.lane > 0:
-            found[lane.lane] = lane.reflexive
-    return [
-        Candidate(kind="reflexive", address=address, lane=lane)
-        for lane, address in sorted(found.items())
-        if address is not None
-    ]
+    """Each lane's reflexive address and ports on relays, as the heartbeat
+    reports them."""
+    lanes: list[tuple[int, str | None, list[str]]] = [(0, status.reflexive, status.relays)]
+    lanes += [(s.lane, s.reflexive, s.relays) for s in status.lanes or [] if s.lane > 0]
+    out = []
+    for lane, reflexive, relays in sorted(lanes, key=lambda item: item[0]):
+        if reflexive is not None:
+            out.append(Candidate(kind="reflexive", address=reflexive, lane=lane))
+        out += [Candidate(kind="relay", address=a, lane=lane) for a in relays]
+    return out[:MAX_CANDIDATES]
 
 
 async def reflector_target(enrollment: Enrollment) -> ReflectorTarget | None:

@@ -26,6 +26,8 @@ from skylan.model.api import (
     NodeOut,
     NodeStats,
     PortOut,
+    RelayCreated,
+    RelayOut,
     RouteOut,
     TokenCreated,
     TokenOut,
@@ -281,6 +283,17 @@ class Skylan:
 
     def revoke_api_token(self, token_id: str) -> None:
         self._request("DELETE", f"/api-tokens/{token_id}")
+
+    # -- relays ---------------------------------------------------------------
+
+    def relays(self) -> list[RelayOut]:
+        return self._many(RelayOut, "/relays")
+
+    def create_relay(self, name: str, address: str) -> RelayCreated:
+        return self._one(RelayCreated, "POST", "/relays", {"name": name, "address": address})
+
+    def delete_relay(self, relay: str) -> None:
+        self._request("DELETE", f"/relays/{relay}")
 
     def health(self) -> dict[str, Any]:
         data: dict[str, Any] = self._request("GET", "/health").json()

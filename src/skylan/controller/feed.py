@@ -60,6 +60,7 @@ class NetmapFeed:
         self.published = 0  # the last change whose long-polls have been woken
         self.parking = Parking(self._ready, self.netmap, lambda node: node in self.book.headers)
         self._writers: list[tuple[int, asyncio.Future[None]]] = []
+        self._watchers: list[asyncio.Future[None]] = []  # see next_change
         self._to_wake = Affected()
         self._waking: deque[str] = deque()
         self._pacing: asyncio.Handle | None = None
@@ -135,6 +136,13 @@ class NetmapFeed:
         # an agent with nothing gets its netmap at once; otherwise only changes
         # already announced count, so a burst wakes it once
         return version > since if since == 0 else min(version, self.published) > since
+
+    async def next_change(self, timeout: float) -> None:
+        """Return when the next batch of changes is applied, or after ``timeout``."""
+        watcher = asyncio.get_running_loop().create_future()
+        self._watchers.append(watcher)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(watcher), timeout)
 
     async def wait(self, node_id: str, since: int, timeout: float) -> bytes | None:
         """The node's netmap once it has changed after ``since``; None on timeout."""
@@ -212,6 +220,10 @@ class NetmapFeed:
             else:
                 still.append((change, fut))
         self._writers = still
+        for watcher in self._watchers:
+            if not watcher.done():
+                watcher.set_result(None)
+        self._watchers = []
         self._to_wake.add(affected)
         if self._wake is None and self._loop is not None:
             self._wake = self._loop.call_later(self.coalesce, self._publish)

@@ -23,6 +23,7 @@ from skylan.dataplane.hostlinks import HostLinkError, HostLinks, VxlanLink
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.lanesupervisor import WorkerLanes, merged_status
 from skylan.dataplane.native import SLOW_DATAGRAM, SLOW_TAP_FRAME, CoreLink, SlowEntry
+from skylan.dataplane.relaylinks import RelayLinks
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
@@ -33,7 +34,7 @@ from skylan.model.publickey import decode_public, encode_public
 from skylan.model.reflexive import ANSWER_TYPE, ReflexiveError
 from skylan.switch import Member, Switch
 from skylan.switch.frames import ETHERTYPE_ARP, mac_bytes
-from skylan.tunnel import wire
+from skylan.tunnel import relaywire, wire
 from skylan.tunnel.config import TunnelConfig
 from skylan.tunnel.engine import TunnelEngine
 from skylan.tunnel.events import (
@@ -48,8 +49,11 @@ from skylan.tunnel.events import (
 from skylan.tunnel.framerows import ROW_HEAD, FrameRows
 from skylan.tunnel.keys import StaticKeypair
 from skylan.tunnel.pathstate import PathKind
+from skylan.tunnel.relaywire import RelayWireError
 
 REFLEXIVE_ANSWER = bytes([ANSWER_TYPE])
+RELAY_ANSWER = bytes([relaywire.ANSWER])
+OUR_ANSWERS = (REFLEXIVE_ANSWER, RELAY_ANSWER)  # datagrams for the lane, not the engine
 
 log = logging.getLogger("skylan.dataplane")
 
@@ -113,7 +117,7 @@ class Dataplane:
     ) -> None:
         """``host`` configures the TAPs, VXLANs and storm rules: lane 0
         needs it, worker lanes configure nothing. With ``reflector`` the lane
-        learns its reflexive address (and tells ``on_reflexive``)."""
+        learns its reflexive address (and tells ``on_candidates``)."""
         if not 0 <= lane < lanes <= MAX_LANES:
             raise ValueError(f"lane {lane} of {lanes}: at most {MAX_LANES} lanes")
         if lane == 0 and host is None:
@@ -162,7 +166,9 @@ class Dataplane:
         self._tick: asyncio.TimerHandle | None = None
         self.discovery = AddressDiscovery(reflector) if reflector is not None else None
         self._discover: asyncio.TimerHandle | None = None
-        self.on_reflexive: Callable[[], None] | None = None  # our address changed
+        self.on_candidates: Callable[[], None] | None = None  # our candidates changed
+        self.relays = RelayLinks(self.key)
+        self._hellos: asyncio.TimerHandle | None = None
 
     @property
     def lane_keys(self) -> list[str]:
@@ -207,7 +213,7 @@ class Dataplane:
         self.close()
 
     def close(self) -> None:
-        for handle in (self._timer, self._recheck, self._tick, self._discover):
+        for handle in (self._timer, self._recheck, self._tick, self._discover, self._hellos):
             if handle is not None:
                 handle.cancel()
         if self.link is not None:
@@ -282,6 +288,12 @@ class Dataplane:
             port.switch.set_members(members, now)
             if port.switch.storm_pps != net.storm_pps:
                 port.switch.set_storm_limit(net.storm_pps, now)
+        relayed = {
+            a for _, _, cands in peers.values() for a, kind in cands if kind is PathKind.RELAY
+        }
+        if self.relays.set_relays(netmap.relays, relayed) and self.on_candidates is not None:
+            self.on_candidates()
+        self._say_hellos()  # before the handshakes through them: the relay must know us there
         for public in list(self.node_of_key):
             if public not in peers:
                 self.engine.remove_peer(public)
@@ -509,7 +521,7 @@ class Dataplane:
     def _on_udp(self) -> None:
         now = self.now
         for batch, segment, addr in self.udp.receive_batches():
-            if batch[:1] == REFLEXIVE_ANSWER and len(batch) == segment:
+            if batch[:1] in OUR_ANSWERS and len(batch) == segment:
                 self._datagram(batch, addr, now)
                 continue
             self.engine.receive_segments(batch, segment, addr, now)
@@ -592,10 +604,34 @@ class Dataplane:
         self.udp.send([question], 0, 1, self.discovery.target.address)
         self._discover = self._loop.call_at(self.discovery.due, self._ask_reflector)
 
+    def _say_hellos(self) -> None:
+        if self._loop is None:
+            return
+        for address, hello in self.relays.due_hellos(self.now):
+            self.udp.send([hello], 0, 1, address)
+        if self._hellos is not None:
+            self._hellos.cancel()
+            self._hellos = None
+        due = self.relays.next_due()
+        if due is not None:
+            self._hellos = self._loop.call_at(due, self._say_hellos)
+
     def _datagram(self, data: bytes | memoryview, addr: tuple[str, int], now: float) -> None:
-        """One datagram that is not data: the reflector's answer is ours,
-        everything else the engine's."""
-        if data[:1] != REFLEXIVE_ANSWER:
+        """One datagram that is not data: the reflector's and relays' answers
+        are ours, everything else the engine's."""
+        first = data[:1]
+        if first == RELAY_ANSWER:
+            try:
+                changed = self.relays.on_answer(data, addr, now)
+            except RelayWireError as exc:
+                self.drops.add(f"relay_{exc.reason}")
+                return
+            if changed:
+                log.info("lane %d: relay candidates %s", self.lane, self.relays.candidates())
+                if self.on_candidates is not None:
+                    self.on_candidates()
+            return
+        if first != REFLEXIVE_ANSWER:
             self.engine.receive_datagram(data, addr, now)
             return
         if self.discovery is None:
@@ -611,8 +647,8 @@ class Dataplane:
             self._discover = self._loop.call_at(self.discovery.due, self._ask_reflector)
         if changed:
             log.info("lane %d: reflexive address %s", self.lane, self.discovery.address)
-            if self.on_reflexive is not None:
-                self.on_reflexive()
+            if self.on_candidates is not None:
+                self.on_candidates()
 
     def _flush(self) -> None:
         for tx in self.engine.datagrams_to_send():
@@ -823,6 +859,7 @@ class Dataplane:
             pid=os.getpid(),
             listen_port=self.udp.port,
             reflexive=_shown(self.discovery.address) if self.discovery else None,
+            relays=self.relays.candidates(),
             interfaces={p.name: self._tap_status(p, now) for p in self.ports.values()},
             vxlan={
                 v.name: VxlanStatus(

@@ -297,4 +297,5 @@ def _lane_summary(status: LaneStatus) -> LaneSummary:
         tx_bytes=sum(p.tx_bytes for p in peers),
         rx_bytes=sum(p.rx_bytes for p in peers),
         reflexive=status.reflexive,
+        relays=status.relays,
     )

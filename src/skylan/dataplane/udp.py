@@ -51,6 +51,11 @@ class UdpSocket:
         self.send_errors = 0
 
     @property
+    def batch(self) -> MessageBatch:
+        """Its receive buffers, for other sockets to share."""
+        return self._batch
+
+    @property
     def port(self) -> int:
         port: int = self.sock.getsockname()[1]
         return port

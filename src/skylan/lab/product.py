@@ -21,6 +21,7 @@ from skylan.controller.tls import fingerprint_of_pem
 from skylan.lab.errors import LabError
 from skylan.lab.host import Host
 
+RELAY_PORT = 3478
 CONTROLLER_PORT = 8443
 
 
@@ -76,6 +77,38 @@ class Deployment:
         self.url = f"https://{host.underlay_ip}:{CONTROLLER_PORT}"
         probe = f"import httpx; httpx.get('{self.url}/api/v1/health', verify=False)"
         wait_for("the controller to answer", lambda: host.run([sys.executable, "-c", probe]).ok)
+        return proc
+
+    def start_relay(self, host: Host, name: str, port: int = RELAY_PORT) -> subprocess.Popen[bytes]:
+        """Add relay ``name`` at ``host`` to the controller and run it there
+        (`skylan relay serve`); returns once the controller has its key."""
+        made = self.admin("relay", "add", name, f"{host.underlay_ip}:{port}", "--json")
+        log = (self.workdir / f"relay-{name}.log").open("ab")
+        proc = host.spawn(
+            [
+                sys.executable,
+                "-m",
+                "skylan",
+                "relay",
+                "serve",
+                self.url,
+                made["credential"],
+                "--fingerprint",
+                self.admin_env()["SKYLAN_FINGERPRINT"],
+                "--port",
+                str(port),
+                "--state-dir",
+                str(self.workdir / "relays" / name),
+            ],
+            stdout=log,
+            stderr=log,
+        )
+
+        def started() -> bool:
+            relays = self.admin("relay", "list", "--json")
+            return any(r["name"] == name and r["public_key"] for r in relays)
+
+        wait_for(f"relay {name} to start", started)
         return proc
 
     def admin_env(self) -> dict[str, str]:

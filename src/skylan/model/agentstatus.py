@@ -79,6 +79,7 @@ class LaneSummary(_Status):
     tx_bytes: int
     rx_bytes: int
     reflexive: str | None = None
+    relays: list[str] = Field(default_factory=list)
 
 
 class LaneStatus(_Status):
@@ -90,6 +91,7 @@ class LaneStatus(_Status):
     pid: int | None = None
     listen_port: int | None = None
     reflexive: str | None = None  # host:port: where the controller sees this lane's socket
+    relays: list[str] = Field(default_factory=list)  # host:port: its own port on each relay
     interfaces: dict[str, TapStatus] = Field(default_factory=dict)
     vxlan: dict[str, VxlanStatus] = Field(default_factory=dict)
     gso: bool = False

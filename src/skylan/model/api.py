@@ -217,3 +217,4 @@ class RelayOut(BaseModel):
 
 class RelayCreated(RelayOut):
     credential: str = Field(description="for `skylan relay serve`; shown only once")
+    serve_command: str = Field(description="what to run on the relay's machine")
