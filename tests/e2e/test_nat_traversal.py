@@ -106,3 +106,65 @@ def test_symmetric_nats_on_both_sides_connect_through_a_relay(lab: Lab, tmp_path
     assert b.ping(ips["a"], count=3, timeout=2)
     print(f"connected through the relay {took:.1f} s after the agents started")
     assert took < 5, f"connected {took:.1f} s after the agents started"
+
+
+def test_a_direct_path_takes_over_from_the_relay_and_a_dead_relay_hands_over(
+    lab: Lab, tmp_path: Path
+) -> None:
+    ctl = lab.add_host("ctl")
+    r1, r2 = lab.add_host("r1"), lab.add_host("r2")
+    a = lab.add_host("a", nat=NatType.EIM)
+    b = lab.add_host("b", nat=NatType.EIM)
+    lab.block("a", b.public_ip)  # no direct path at first
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    relays = {"r1": sky.start_relay(r1, "r1"), "r2": sky.start_relay(r2, "r2")}
+    ips = pair(lab, sky, a, b)
+    wait_for("a to ping b over the overlay", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
+    wait_for("a relayed path", lambda: path_of(sky, a, "b")[0] == "relay", 10)
+    # the direct path opens: it takes over (probes of better paths, every 5..20 s)
+    lab.block("a", b.public_ip, blocked=False)
+    opened = time.monotonic()
+    pinger = a.spawn(["ping", "-i", "0.2", ips["b"]])
+    try:
+        wait_for("the direct path", lambda: path_of(sky, a, "b")[0] == "reflexive", 40)
+        took = time.monotonic() - opened
+        assert took < 30 + 2, f"direct after {took:.1f} s"  # (+ the status file's 2 s)
+        wait_for("b's side direct too", lambda: path_of(sky, b, "a")[0] == "reflexive", 10)
+        # it dies again: back to a relay within seconds, traffic keeps flowing
+        lab.block("a", b.public_ip)
+        cut = time.monotonic()
+        wait_for("back on a relay", lambda: path_of(sky, a, "b")[0] == "relay", 20)
+        assert time.monotonic() - cut < 10 + 2
+        _, through = path_of(sky, a, "b")
+        used = "r1" if through.startswith(f"{r1.underlay_ip}:") else "r2"
+        other = r2 if used == "r1" else r1
+        # the relay in use dies: its pairs move to the other within 10 s
+        relays[used].kill()
+        killed = time.monotonic()
+        wait_for(
+            "the other relay",
+            lambda: path_of(sky, a, "b")[1].startswith(f"{other.underlay_ip}:"),
+            20,
+        )
+        assert time.monotonic() - killed < 10 + 2
+        assert a.ping(ips["b"], count=3, timeout=2) and b.ping(ips["a"], count=3, timeout=2)
+    finally:
+        pinger.kill()
+
+
+def test_symmetric_nat_reaches_a_full_cone_nat_directly(lab: Lab, tmp_path: Path) -> None:
+    ctl = lab.add_host("ctl")
+    relay_host = lab.add_host("relay")
+    a = lab.add_host("a", nat=NatType.SYMMETRIC)
+    b = lab.add_host("b", nat=NatType.CONE)
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    sky.start_relay(relay_host, "r1")
+    started = time.monotonic()
+    ips = pair(lab, sky, a, b)
+    wait_for("a to ping b", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
+    wait_for("a direct path", lambda: path_of(sky, a, "b")[0] == "reflexive", 15)
+    took = time.monotonic() - started
+    assert took < 10 + 2, f"direct after {took:.1f} s"
+    assert path_of(sky, a, "b")[1].startswith(f"{b.public_ip}:")

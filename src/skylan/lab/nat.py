@@ -9,10 +9,17 @@ They are the cases a mesh must get through (RFC 4787's terms):
   sends to; inbound packets pass only as answers to what went out (address-
   and port-dependent filtering). A home router; two of them are punched
   through by both sides sending at once.
+- ``cone``: endpoint-independent mapping *and* filtering (a "full cone"):
+  once the host has sent from a port, anyone may send to that port. Some
+  home routers and some cloud NATs; the one kind a peer behind a symmetric
+  NAT reaches directly. (The lab forwards what arrives unasked on a UDP port
+  to its host, the same port: masquerade kept the port, so that is the
+  mapping. One host behind it.)
 - ``symmetric``: every new destination gets a new random public port
   (``fully-random``), so the port a third party saw is of no use to a peer:
   cloud NAT gateways and carrier-grade NAT behave so. Only a relay, or a peer
-  with an ``eim`` NAT that answers what arrives, gets through.
+  behind a ``cone`` NAT (or none), gets through; two of them, or one and an
+  ``eim`` NAT, need the relay.
 - ``tcp443``: a corporate firewall. Outbound TCP to port 443 only, and no
   UDP at all.
 
@@ -33,19 +40,32 @@ from enum import StrEnum
 
 class NatType(StrEnum):
     EIM = "eim"
+    CONE = "cone"
     SYMMETRIC = "symmetric"
     TCP443 = "tcp443"
 
 
-def ruleset(kind: NatType) -> str:
+def ruleset(kind: NatType, inside: str) -> str:
+    """``inside``: the (first) host's address on the LAN."""
     masquerade = "masquerade fully-random" if kind is NatType.SYMMETRIC else "masquerade"
     outbound = (
         'iifname "lan" oifname "wan" tcp dport 443 accept'
         if kind is NatType.TCP443
         else 'iifname "lan" oifname "wan" accept'
     )
+    cone = (
+        f'iifname "wan" udp dport 1024-65535 ct state new dnat to {inside}'
+        if kind is NatType.CONE
+        else ""
+    )
+    cone_forward = f'iifname "wan" ip daddr {inside} ct status dnat accept' if cone else ""
     return f"""
 table ip skylab_nat {{
+    set blocked {{ type ipv4_addr; }}
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        {cone}
+    }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         oifname "wan" {masquerade}
@@ -58,7 +78,10 @@ table ip skylab_nat {{
     }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
+        ip daddr @blocked drop
+        ip saddr @blocked drop
         ct state established,related accept
+        {cone_forward}
         iifname "lan" oifname "lan" accept
         {outbound}
     }}

@@ -153,7 +153,7 @@ class Lab:
             netns.ip("addr", "add", f"{private_net}.1/24", "dev", "lan", netns=router)
             netns.ip("link", "set", "lan", "up", netns=router)
             self._sysctl(router, "net.ipv4.ip_forward", "1")
-            self._nft(router, ruleset(kind))
+            self._nft(router, ruleset(kind, f"{private_net}.2"))
             self._routers[name] = _Router(router, private_net, wan, kind)
             host = self._lan_host(name, ns, self._routers[name])
         self.hosts[name] = host
@@ -163,6 +163,17 @@ class Lab:
         """The kind of NAT the host is behind (None: on the underlay)."""
         router = self._routers.get(name)
         return router.kind if router is not None else None
+
+    def block(self, name: str, address: str, *, blocked: bool = True) -> None:
+        """Cut (or, with ``blocked=False``, mend) every path between the host
+        behind a NAT and the underlay ``address``, established flows too: a
+        direct path that stops working, or starts to."""
+        router = self._routers.get(name)
+        if router is None:
+            raise LabError(f"{name!r} is not a host behind a NAT")
+        verb = "add" if blocked else "delete"
+        # (the forward hook drops before it accepts established flows)
+        self._nft(router.netns, f"{verb} element ip skylab_nat blocked {{ {address} }}\n")
 
     def _add_behind(self, name: str, other: str) -> Host:
         router = self._routers.get(other)
