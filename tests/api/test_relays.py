@@ -34,15 +34,29 @@ def test_a_relay_reaches_every_netmap_once_it_has_said_its_key(api: Api) -> None
     assert made["credential"].startswith("skyrelay_") and made["public_key"] is None
     assert netmap_until(api, a, lambda m: m["networks"])["relays"] == []
     key = StaticKeypair.generate().public_b64
-    answer = api.ok(sync(api, made["credential"], key, nodes=2, forwarded_bytes=1000))
+    answer = api.ok(sync(api, made["credential"], key, nodes=2, forwarded_bytes=1000, tls_port=443))
     assert key_of(api, a) in answer["keys"] and answer["keys_version"]
     nm = netmap_until(api, a, lambda m: m["relays"])
     assert nm["relays"] == [
-        {"id": made["id"], "name": "r1", "address": "198.18.0.9:3478", "public_key": key}
+        {
+            "id": made["id"],
+            "name": "r1",
+            "address": "198.18.0.9:3478",
+            "public_key": key,
+            "tls_port": 443,
+        }
     ]
     # holding the current list: nothing sent again
     again = api.ok(
-        sync(api, made["credential"], key, answer["keys_version"], nodes=2, forwarded_bytes=1000)
+        sync(
+            api,
+            made["credential"],
+            key,
+            answer["keys_version"],
+            nodes=2,
+            forwarded_bytes=1000,
+            tls_port=443,
+        )
     )
     assert again["keys"] is None and again["keys_version"] == answer["keys_version"]
     (listed,) = api.ok(api.get("/api/v1/relays"))

@@ -4,6 +4,7 @@ the path each tunnel takes, as `skylan status` shows it."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from skylan.lab import Lab
 from skylan.lab.host import Host
 from skylan.lab.nat import NatType
 from skylan.lab.product import Deployment, wait_for
+
+JUNK = str(Path(__file__).with_name("relayjunk.py"))
 
 
 def pair(lab: Lab, sky: Deployment, a: Host, b: Host) -> dict[str, str]:
@@ -94,9 +97,10 @@ def test_symmetric_nats_on_both_sides_connect_through_a_relay(lab: Lab, tmp_path
     relay_host = lab.add_host("relay")
     a = lab.add_host("a", nat=NatType.SYMMETRIC)
     b = lab.add_host("b", nat=NatType.SYMMETRIC)
+    stranger = lab.add_host("stranger")
     sky = Deployment(tmp_path)
     sky.start_controller(ctl)
-    sky.start_relay(relay_host, "r1")
+    relay = sky.start_relay(relay_host, "r1", tls_port=443)
     started = time.monotonic()
     ips = pair(lab, sky, a, b)
     wait_for("a to ping b over the overlay", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
@@ -106,6 +110,32 @@ def test_symmetric_nats_on_both_sides_connect_through_a_relay(lab: Lab, tmp_path
     assert b.ping(ips["a"], count=3, timeout=2)
     print(f"connected through the relay {took:.1f} s after the agents started")
     assert took < 5, f"connected {took:.1f} s after the agents started"
+
+    # what the relay sees is ciphertext: a ping's pattern never shows
+    pcap = tmp_path / "relay.pcap"
+    dump = relay_host.spawn(["tcpdump", "-i", "eth0", "-U", "-w", str(pcap), "udp"])
+    time.sleep(1)
+    pattern = "5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d"
+    assert a.run(["ping", "-c", "5", "-i", "0.2", "-p", pattern, ips["b"]]).ok
+    time.sleep(0.5)
+    dump.terminate()
+    dump.wait(5)
+    captured = pcap.read_bytes()
+    assert captured.count(bytes.fromhex("5a4b3c2d1e0f")) == 0
+    assert len(captured) > 10 * 100  # (it did capture the relayed pings)
+
+    # junk, strangers' hellos, a flood and a TLS stream of garbage: dropped
+    # and counted, and the relayed pair never notices
+    junk = [sys.executable, JUNK, relay_host.underlay_ip, "3000"]
+    assert stranger.run(junk, timeout=60).ok
+    assert relay.poll() is None
+    assert a.ping(ips["b"], count=3, timeout=2) and b.ping(ips["a"], count=3, timeout=2)
+
+    def dropped() -> int:
+        (listed,) = sky.admin("relay", "list", "--json")
+        return int(listed["dropped"])
+
+    wait_for("the relay to report what it dropped", lambda: dropped() >= 2000, 30)
 
 
 def test_a_direct_path_takes_over_from_the_relay_and_a_dead_relay_hands_over(
@@ -168,3 +198,40 @@ def test_symmetric_nat_reaches_a_full_cone_nat_directly(lab: Lab, tmp_path: Path
     took = time.monotonic() - started
     assert took < 10 + 2, f"direct after {took:.1f} s"
     assert path_of(sky, a, "b")[1].startswith(f"{b.public_ip}:")
+
+
+def test_a_node_with_only_tcp_443_out_reaches_every_member_through_the_relays_tls(
+    lab: Lab, tmp_path: Path
+) -> None:
+    ctl = lab.add_host("ctl")
+    relay_host = lab.add_host("relay")
+    corp = lab.add_host("corp", nat=NatType.TCP443)
+    home = lab.add_host("home", nat=NatType.EIM)
+    cloud = lab.add_host("cloud")
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl, port=443)  # (the only way out of corp)
+    sky.start_relay(relay_host, "r1", tls_port=443)
+    sky.admin("net", "create", "prod", "--cidr", "172.16.1.0/24", "--encrypted")
+    token = sky.admin("token", "create", "--network", "prod", "--uses", "3", "--json")["token"]
+    for host in (corp, home, cloud):
+        sky.join(host, token)
+
+    def addresses() -> dict[str, str] | None:
+        nodes = sky.admin("node", "list", "--json")
+        found = {n["name"]: n["networks"][0]["ipv4"] for n in nodes if n["networks"]}
+        return found if len(found) == 3 else None
+
+    ips = wait_for("every node to have an address", addresses, timeout=30)
+    assert isinstance(ips, dict)
+    for peer in ("home", "cloud"):
+        wait_for(f"corp to ping {peer}", lambda p=peer: corp.ping(ips[p], count=1, timeout=1), 30)
+        wait_for(
+            f"{peer}'s path to corp",
+            lambda p=peer: path_of(sky, lab.host(p), "corp")[0] == "relay",
+            10,
+        )
+        assert lab.host(peer).ping(ips["corp"], count=3, timeout=2)
+    # and corp's own view: both by the relay, over its TLS (a loopback address here)
+    for peer in ("home", "cloud"):
+        kind, endpoint = path_of(sky, corp, peer)
+        assert kind == "relay" and endpoint.startswith("127.0.0.1:"), (peer, kind, endpoint)

@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "skylan"
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
     "privatefile": set(),
+    "selfsigned": {"privatefile"},
     "pinning": {"model"},
     "tunnel": {"model"},
     "switch": {"model"},
@@ -26,12 +27,13 @@ ALLOWED: dict[str, set[str]] = {
     "hostnet": {"model", "dataplane"},
     "agent": {"model", "privatefile", "pinning", "tunnel", "switch", "dataplane", "hostnet"},
     "client": {"model", "pinning"},
-    "controller": {"model", "privatefile", "pinning"},
+    "controller": {"model", "privatefile", "pinning", "selfsigned"},
     "lab": {"model", "privatefile", "controller"},
-    "relay": {"model", "privatefile", "pinning", "tunnel", "dataplane"},
+    "relay": {"model", "privatefile", "pinning", "selfsigned", "tunnel", "dataplane"},
     "cli": {
         "model",
         "privatefile",
+        "selfsigned",
         "pinning",
         "tunnel",
         "switch",

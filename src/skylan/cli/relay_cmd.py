@@ -71,6 +71,10 @@ def relay_serve(
     fingerprint: Annotated[str, typer.Option(help="The controller's certificate SHA-256")],
     port: Annotated[int, typer.Option(help="UDP port nodes say hello to", min=1, max=65535)] = 3478,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",
+    tls_port: Annotated[
+        int | None,
+        typer.Option(help="Serve the TCP fallback (TLS) on this port, e.g. 443", min=1, max=65535),
+    ] = None,
     node_ports: Annotated[
         str, typer.Option(help="UDP ports to give nodes, FIRST-LAST (one each)")
     ] = "40000-40999",
@@ -95,6 +99,7 @@ def relay_serve(
         port=port,
         ports=ports,
         rate=rate_mbit * 1e6 / 8,
+        tls_port=tls_port,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -149,7 +149,13 @@ class NetmapBook:
         raw = (
             b"["
             + b",".join(
-                RelayInfo(id=r.id, name=r.name, address=r.address, public_key=r.public_key)
+                RelayInfo(
+                    id=r.id,
+                    name=r.name,
+                    address=r.address,
+                    public_key=r.public_key,
+                    tls_port=r.tls_port,
+                )
                 .model_dump_json()
                 .encode()
                 for r in listed

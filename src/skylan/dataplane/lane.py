@@ -23,7 +23,8 @@ from skylan.dataplane.hostlinks import HostLinkError, HostLinks, VxlanLink
 from skylan.dataplane.lanepairs import paired_lanes, send_lane
 from skylan.dataplane.lanesupervisor import WorkerLanes, merged_status
 from skylan.dataplane.native import SLOW_DATAGRAM, SLOW_TAP_FRAME, CoreLink, SlowEntry
-from skylan.dataplane.relaylinks import RelayLinks
+from skylan.dataplane.relaylinks import RelayLink, RelayLinks
+from skylan.dataplane.relaystream import RelayStream
 from skylan.dataplane.tap import MAX_READ, VNET_HDR_LEN, ZERO_VNET_HDR, TapDevice
 from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
@@ -168,6 +169,9 @@ class Dataplane:
         self._discover: asyncio.TimerHandle | None = None
         self.on_candidates: Callable[[], None] | None = None  # our candidates changed
         self.relays = RelayLinks(self.key)
+        self.relays.via = self._via_stream
+        self.relay_streams: dict[str, RelayStream] = {}  # relays reached over TLS, by id
+        self._candidates: dict[bytes, list[tuple[Address, PathKind]]] = {}  # as the netmap says
         self._hellos: asyncio.TimerHandle | None = None
 
     @property
@@ -213,6 +217,8 @@ class Dataplane:
         self.close()
 
     def close(self) -> None:
+        for stream in self.relay_streams.values():
+            stream.close()
         for handle in (self._timer, self._recheck, self._tick, self._discover, self._hellos):
             if handle is not None:
                 handle.cancel()
@@ -293,7 +299,10 @@ class Dataplane:
         }
         if self.relays.set_relays(netmap.relays, relayed) and self.on_candidates is not None:
             self.on_candidates()
+        for relay_id in [i for i in self.relay_streams if i not in self.relays.links]:
+            self.relay_streams.pop(relay_id).close()
         self._say_hellos()  # before the handshakes through them: the relay must know us there
+        self._candidates = {public: found for public, (_, _, found) in peers.items()}
         for public in list(self.node_of_key):
             if public not in peers:
                 self.engine.remove_peer(public)
@@ -304,7 +313,7 @@ class Dataplane:
             try:
                 self.engine.add_peer(public)
                 # (once a peer has been heard from, its authenticated address wins)
-                self.engine.set_candidates(public, candidates, now)
+                self.engine.set_candidates(public, self._reachable(candidates), now)
             except ValueError as exc:  # e.g. a netmap naming our own key for another node
                 self._bad_peer(name, exc)
                 if send_keys.get(node_id) == public:
@@ -604,9 +613,43 @@ class Dataplane:
         self.udp.send([question], 0, 1, self.discovery.target.address)
         self._discover = self._loop.call_at(self.discovery.due, self._ask_reflector)
 
+    def _via_stream(self, link: RelayLink, port: int) -> Address:
+        return self.relay_streams[link.info.id].local(port)
+
+    def _reachable(
+        self, candidates: list[tuple[Address, PathKind]]
+    ) -> list[tuple[Address, PathKind]]:
+        """Relay candidates as this lane reaches them (over TLS, say)."""
+        return [
+            (self.relays.translate(a) if kind is PathKind.RELAY else a, kind)
+            for a, kind in candidates
+        ]
+
+    def _to_tls(self, link: RelayLink) -> None:
+        """No hello gets through to this relay over UDP: its TCP fallback."""
+        assert link.info.tls_port is not None
+        log.info(
+            "lane %d: relay %s by TLS on port %d", self.lane, link.info.name, link.info.tls_port
+        )
+        stream = self.relay_streams[link.info.id] = RelayStream(
+            link.host, link.info.tls_port, self.udp.port
+        )
+        stream.start()
+        link.tls = True
+        for target in link.targets.values():
+            target.due, target.unanswered = float("-inf"), 0
+        now = self.now
+        for public, found in self._candidates.items():
+            if public in self.node_of_key:
+                self.engine.set_candidates(public, self._reachable(found), now)
+        self._flush()
+        self._arm_timer(force=True)
+
     def _say_hellos(self) -> None:
         if self._loop is None:
             return
+        for link in self.relays.wants_tls():
+            self._to_tls(link)
         for address, hello in self.relays.due_hellos(self.now):
             self.udp.send([hello], 0, 1, address)
         if self._hellos is not None:

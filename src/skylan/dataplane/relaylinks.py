@@ -22,6 +22,7 @@ Address = tuple[str, int]
 
 HELLO_EVERY = 20.0
 FIRST_RETRY = 0.5  # unanswered: 0.5, 1, 2, 4 … s, up to HELLO_EVERY
+TLS_AFTER = 3  # hellos over UDP unanswered before the TCP fallback is tried
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RelayLink:
     key: bytes  # the hellos' MAC key with it
     port: int | None = None  # ours on it: our relay candidate
     rtt: float | None = None
+    tls: bool = False  # reached over its TCP fallback (see dataplane.relaystream)
     targets: dict[int, _Target] = field(default_factory=dict)  # its ports we say hello to
 
 
@@ -60,6 +62,10 @@ class RelayLinks:
         self._wall_ms = wall_ms
         self._last_ms = 0
         self.errors: list[str] = []
+        # over the TCP fallback: (relay id, relay port) -> where the lane sends
+        # it, and back; set by the lane as it opens loopback sockets
+        self.via: Callable[[RelayLink, int], Address] | None = None
+        self._via_back: dict[Address, tuple[str, int]] = {}
 
     def set_relays(self, relays: Iterable[RelayInfo], peer_ports: Iterable[Address]) -> bool:
         """The relays the netmap lists, and the relay ports of our peers'
@@ -112,14 +118,48 @@ class RelayLinks:
                 millis = max(self._wall_ms(), self._last_ms + 1)  # grows, even within a ms
                 self._last_ms = millis
                 hello = encode_hello(self.keypair.public, millis, target.nonce, target.key)
-                out.append(((link.host, port), hello))
+                out.append((self.address(link, port), hello))
+        return out
+
+    def address(self, link: RelayLink, port: int) -> Address:
+        """Where the lane sends what is for ``port`` on ``link``'s relay."""
+        if not link.tls or self.via is None:
+            return (link.host, port)
+        local = self.via(link, port)
+        self._via_back[local] = (link.info.id, port)
+        return local
+
+    def translate(self, address: Address) -> Address:
+        """A peer's relay candidate as the lane must send to it: unchanged,
+        unless that relay is reached over its TCP fallback."""
+        link = next((k for k in self.links.values() if k.host == address[0]), None)
+        return address if link is None else self.address(link, address[1])
+
+    def wants_tls(self) -> list[RelayLink]:
+        """Relays that answer no hello over UDP and offer a TCP fallback."""
+        out = []
+        for link in self.links.values():
+            home = link.targets.get(int(link.info.address.rpartition(":")[2]))
+            if (
+                not link.tls
+                and link.info.tls_port is not None
+                and link.port is None
+                and home is not None
+                and home.unanswered >= TLS_AFTER
+            ):
+                out.append(link)
         return out
 
     def on_answer(self, data: bytes | memoryview, source: Address, now: float) -> bool:
         """A relay's answer; True if our own port on it changed. Raises
         RelayWireError (to be counted) for anything but an awaited answer."""
-        link = next((k for k in self.links.values() if k.host == source[0]), None)
-        target = link.targets.get(source[1]) if link is not None else None
+        back = self._via_back.get(source)
+        if back is not None:
+            link = self.links.get(back[0])
+            target = link.targets.get(back[1]) if link is not None else None
+        else:
+            link = next((k for k in self.links.values() if k.host == source[0]), None)
+            target = link.targets.get(source[1]) if link is not None else None
         if link is None or target is None:
             raise RelayWireError("answer_from_stranger")
         answer = decode_answer(data, target.key)

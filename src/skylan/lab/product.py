@@ -53,7 +53,7 @@ class Deployment:
     def controller_data(self) -> Path:
         return self.workdir / "controller"
 
-    def start_controller(self, host: Host) -> subprocess.Popen[bytes]:
+    def start_controller(self, host: Host, port: int = CONTROLLER_PORT) -> subprocess.Popen[bytes]:
         log = (self.workdir / "controller.log").open("ab")
         proc = host.spawn(
             [
@@ -65,7 +65,7 @@ class Deployment:
                 "--data-dir",
                 str(self.controller_data),
                 "--listen",
-                f"{host.underlay_ip}:{CONTROLLER_PORT}",
+                f"{host.underlay_ip}:{port}",
                 "--poll-interval",
                 "0.5",
             ],
@@ -74,14 +74,17 @@ class Deployment:
             stderr=log,
         )
         self.controller_host = host
-        self.url = f"https://{host.underlay_ip}:{CONTROLLER_PORT}"
+        self.url = f"https://{host.underlay_ip}:{port}"
         probe = f"import httpx; httpx.get('{self.url}/api/v1/health', verify=False)"
         wait_for("the controller to answer", lambda: host.run([sys.executable, "-c", probe]).ok)
         return proc
 
-    def start_relay(self, host: Host, name: str, port: int = RELAY_PORT) -> subprocess.Popen[bytes]:
+    def start_relay(
+        self, host: Host, name: str, port: int = RELAY_PORT, *, tls_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
         """Add relay ``name`` at ``host`` to the controller and run it there
-        (`skylan relay serve`); returns once the controller has its key."""
+        (`skylan relay serve`, with the TCP fallback on ``tls_port``);
+        returns once the controller has its key."""
         made = self.admin("relay", "add", name, f"{host.underlay_ip}:{port}", "--json")
         log = (self.workdir / f"relay-{name}.log").open("ab")
         proc = host.spawn(
@@ -99,6 +102,7 @@ class Deployment:
                 str(port),
                 "--state-dir",
                 str(self.workdir / "relays" / name),
+                *(["--tls-port", str(tls_port)] if tls_port else []),
             ],
             stdout=log,
             stderr=log,

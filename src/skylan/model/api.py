@@ -206,6 +206,7 @@ class RelayOut(BaseModel):
     name: str
     address: str
     public_key: str | None = Field(description="none until the relay has started")
+    tls_port: int | None = Field(None, description="its TCP fallback (TLS), if it serves one")
     created_at: Timestamp
     last_seen: Timestamp | None
     online: bool

@@ -112,6 +112,7 @@ class RelayInfo(BaseModel):
     name: str
     address: str  # host:port, UDP: where nodes say hello
     public_key: str  # its X25519 key: hellos are MAC'd with it
+    tls_port: int | None = None  # its TCP fallback (TLS), on the address's host
 
 
 class SelfInfo(BaseModel):

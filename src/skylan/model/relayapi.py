@@ -14,6 +14,7 @@ class RelaySync(BaseModel):
 
     public_key: str
     keys_version: str = Field("", max_length=64, description="the key list it holds")
+    tls_port: int | None = Field(None, ge=1, le=65535, description="its TCP fallback, if any")
     nodes: int = Field(0, ge=0, le=10_000_000)
     forwarded_bytes: int = Field(0, ge=0, le=MAX_COUNT, description="since it started")
     forwarded_packets: int = Field(0, ge=0, le=MAX_COUNT)

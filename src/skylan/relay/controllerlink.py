@@ -27,8 +27,16 @@ WAIT = 20.0
 
 
 class ControllerLink:
-    def __init__(self, url: str, fingerprint: str, credential: str, forwarder: Forwarder) -> None:
+    def __init__(
+        self,
+        url: str,
+        fingerprint: str,
+        credential: str,
+        forwarder: Forwarder,
+        tls_port: int | None = None,
+    ) -> None:
         self.forwarder = forwarder
+        self.tls_port = tls_port
         self.keys_version = ""
         self.last_error: str | None = None
         self.synced = asyncio.Event()  # set once the first key list arrived
@@ -60,6 +68,7 @@ class ControllerLink:
         body = RelaySync(
             public_key=base64.b64encode(fwd.keypair.public).decode(),
             keys_version=self.keys_version,
+            tls_port=self.tls_port,
             nodes=len(fwd.nodes),
             forwarded_bytes=fwd.forwarded_bytes,
             forwarded_packets=fwd.forwarded_packets,

@@ -204,6 +204,14 @@ class Forwarder:
         del self.owner[node.port]
         self._free.append(node.port)  # reused last: a stale candidate rarely meets a new owner
 
+    def forget_address(self, address: Address) -> None:
+        """A connection that ended (the TCP fallback): nothing goes there now."""
+        for port, addr in [k for k in self.at if k[1] == address]:
+            public = self.at.pop((port, addr))
+            node = self.nodes.get(public)
+            if node is not None and node.where.get(port) == address:
+                del node.where[port]
+
     def port_of(self, public: bytes) -> int | None:
         node = self.nodes.get(public)
         return None if node is None else node.port

@@ -15,11 +15,13 @@ from skylan.dataplane.mmsg import MessageBatch
 from skylan.dataplane.tunnelporterror import TunnelPortError
 from skylan.dataplane.udp import UdpSocket
 from skylan.relay.forwarder import Forwarder
+from skylan.relay.streams import StreamFront, is_stream
 from skylan.tunnel.relaywire import HELLO, HELLO_LEN
 
 log = logging.getLogger("skylan.relay")
 
 EXPIRE_EVERY = 10.0
+Address = tuple[str, int]
 
 
 class RelayServer:
@@ -31,6 +33,8 @@ class RelayServer:
         self._batch: MessageBatch | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._allocated = False  # a hello gave a port that has no socket yet
+        self.streams: StreamFront | None = None  # the TCP fallback, if it serves one
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -61,6 +65,7 @@ class RelayServer:
 
     def _reconcile(self) -> None:
         """A socket for every port the forwarder has given, none for the rest."""
+        self._allocated = False
         wanted = set(self.forwarder.owner) | {self.hello_port}
         for port in [p for p in self.sockets if p not in wanted]:
             self._remove(port)
@@ -82,28 +87,53 @@ class RelayServer:
         sock = self.sockets.get(port)
         if sock is None:
             return
+        for batch, segment, addr in sock.receive_batches():
+            self._arrived(port, addr, batch, segment)
+        if self._allocated:
+            self._reconcile()
+
+    def from_stream(self, port: int, address: Address, datagram: bytes) -> None:
+        """A datagram that came over a TCP-fallback connection, for ``port``."""
+        self._arrived(port, address, memoryview(datagram), len(datagram))
+        if self._allocated:
+            self._reconcile()
+
+    def _arrived(self, port: int, source: Address, batch: memoryview, segment: int) -> None:
         fwd = self.forwarder
         now = time.monotonic()
-        allocated = False
-        for batch, segment, addr in sock.receive_batches():
-            if batch[:1] == bytes([HELLO]) and segment == HELLO_LEN:
-                for hello in _segments(batch, segment):
-                    answer = fwd.hello(port, addr, hello, now)
-                    if answer is not None:
-                        sock.send([answer], 0, 1, addr)
-                        allocated = allocated or fwd.port_of(bytes(hello[4:36])) not in self.sockets
-                continue
-            count = -(-len(batch) // segment)
-            route = fwd.route(port, addr, len(batch), count, now)
-            if route is None:
-                continue
-            out = self.sockets.get(route.from_port)
-            if out is None:
-                fwd.drops["port_closed"] += count
-                continue
-            out.send([batch], segment, count, route.to)
-        if allocated:
-            self._reconcile()
+        if batch[:1] == _HELLO and segment == HELLO_LEN:
+            for hello in _segments(batch, segment):
+                answer = fwd.hello(port, source, hello, now)
+                if answer is not None:
+                    self._send(port, source, [answer], len(answer), 1)
+                    self._allocated = self._allocated or not set(fwd.owner) <= set(self.sockets)
+            return
+        count = -(-len(batch) // segment)
+        route = fwd.route(port, source, len(batch), count, now)
+        if route is not None:
+            self._send(route.from_port, route.to, [batch], segment, count)
+
+    def _send(
+        self,
+        from_port: int,
+        to: Address,
+        buffers: list[bytes | memoryview],
+        segment: int,
+        count: int,
+    ) -> None:
+        if is_stream(to):
+            if self.streams is not None:
+                whole = buffers[0] if len(buffers) == 1 else b"".join(buffers)
+                self.streams.send(to, from_port, list(_segments(memoryview(whole), segment)))
+            return
+        out = self.sockets.get(from_port)
+        if out is None:
+            self.forwarder.drops["port_closed"] += count
+            return
+        out.send(buffers, segment, count, to)
+
+
+_HELLO = bytes([HELLO])
 
 
 def _segments(batch: memoryview, size: int) -> Iterable[memoryview]:

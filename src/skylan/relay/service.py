@@ -12,6 +12,7 @@ from skylan.privatefile import private_dir, write_private
 from skylan.relay.controllerlink import ControllerLink
 from skylan.relay.forwarder import Forwarder
 from skylan.relay.server import RelayServer
+from skylan.relay.streams import StreamFront
 from skylan.tunnel.keys import StaticKeypair
 
 log = logging.getLogger("skylan.relay")
@@ -27,6 +28,7 @@ class RelayConfig:
     port: int = 3478
     ports: range = range(40000, 41000)
     rate: float = 125_000_000.0  # bytes a second per node
+    tls_port: int | None = None  # the TCP fallback (443), if served
 
 
 def relay_key(state_dir: Path) -> StaticKeypair:
@@ -42,8 +44,13 @@ async def serve(config: RelayConfig, stop: asyncio.Event) -> None:
     key = relay_key(config.state_dir)
     forwarder = Forwarder(key, config.ports, rate=config.rate, burst=max(config.rate / 10, 2e6))
     server = RelayServer(forwarder, config.host, config.port)
-    link = ControllerLink(config.controller, config.fingerprint, config.credential, forwarder)
+    link = ControllerLink(
+        config.controller, config.fingerprint, config.credential, forwarder, config.tls_port
+    )
     server.start()
+    if config.tls_port is not None:
+        server.streams = StreamFront(config.state_dir, server.from_stream, forwarder.forget_address)
+        await server.streams.start(config.host, config.tls_port)
     log.info("relay key %s", key.public_b64)
     task = asyncio.create_task(link.run(), name="controller")
     try:
@@ -52,4 +59,6 @@ async def serve(config: RelayConfig, stop: asyncio.Event) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await link.aclose()
+        if server.streams is not None:
+            server.streams.close()
         server.close()

@@ -108,3 +108,28 @@ def decode_answer(data: bytes | memoryview, key: bytes) -> Answer:
     ip = ipaddress.IPv6Address(packed)
     shown = str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else str(ip)
     return Answer(port, (shown, seen_port), nonce)
+
+
+# -- the TCP fallback -------------------------------------------------------------
+#
+# A node that cannot use UDP at all reaches the relay over TLS on TCP 443 and
+# carries each datagram in a frame: its length, the relay port it goes to (or,
+# from the relay, the port it comes from), then the datagram. The relay treats
+# the connection as one more address of the node.
+
+_FRAME = struct.Struct("!HH")  # length of the datagram, relay port
+FRAME_HEADER_LEN = _FRAME.size
+
+
+def encode_frame(port: int, datagram: bytes | memoryview) -> bytes:
+    if not 0 < len(datagram) <= 0xFFFF:
+        raise RelayWireError("frame_size")
+    return _FRAME.pack(len(datagram), port) + bytes(datagram)
+
+
+def decode_frame_header(header: bytes) -> tuple[int, int]:
+    """(datagram length, port); a zero length is junk."""
+    length, port = _FRAME.unpack(header)
+    if length == 0:
+        raise RelayWireError("empty_frame")
+    return length, port

@@ -63,6 +63,7 @@ def listed(db: Session) -> list[RelayOut]:
                 name=row.name,
                 address=row.address,
                 public_key=row.public_key,
+                tls_port=row.tls_port,
                 created_at=row.created_at.replace(tzinfo=UTC),
                 last_seen=seen,
                 online=seen is not None and (now - seen).total_seconds() < ONLINE_WINDOW_S,
@@ -87,8 +88,9 @@ def report(db: Session, state: State, relay_id: str, body: RelaySync) -> None:
     row.forwarded_bytes = body.forwarded_bytes
     row.forwarded_packets = body.forwarded_packets
     row.dropped = body.dropped
-    if row.public_key != body.public_key:
+    if row.public_key != body.public_key or row.tls_port != body.tls_port:
         row.public_key = body.public_key
+        row.tls_port = body.tls_port
         record_change(db, relays=[row.id])
 
 

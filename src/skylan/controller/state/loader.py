@@ -230,6 +230,7 @@ def relay(row: Any) -> Relay:
         name=row.name,
         address=row.address,
         public_key=row.public_key,
+        tls_port=row.tls_port,
         credential_hash=row.credential_hash,
         created_at=as_utc(row.created_at),
     )

@@ -93,5 +93,6 @@ class Relay:
     name: str
     address: str  # host:port (UDP)
     public_key: str | None  # None until it has started and said so
+    tls_port: int | None  # where it serves the TCP fallback, as it said
     credential_hash: str
     created_at: datetime

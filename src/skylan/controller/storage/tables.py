@@ -82,6 +82,7 @@ class RelayRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     address: Mapped[str] = mapped_column(String(64))  # host:port, UDP
     public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tls_port: Mapped[int | None] = mapped_column(Integer, nullable=True)  # its TCP fallback
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=False),
         sa.Column("public_key", sa.String(length=64), nullable=True),
+        sa.Column("tls_port", sa.Integer(), nullable=True),
         sa.Column("credential_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
