@@ -106,3 +106,11 @@ def test_app_benchmark(tmp_path: Path) -> None:
         }
         assert all(v > 0 for v in figures.values())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_relay_throughput_benchmark() -> None:
+    report = json.loads(run("relay_throughput.py", "--seconds", "1", "--runs", "1", "--json"))
+    assert report["tcp1_gbps"]["direct"][0] > 0 and report["tcp1_gbps"]["relayed"][0] > 0
+    assert report["rtt_b2b_ms"]["relayed"][0] > 0 and len(report["relayed_over_direct"]) == 1

@@ -78,7 +78,9 @@ def relay_serve(
     node_ports: Annotated[
         str, typer.Option(help="UDP ports to give nodes, FIRST-LAST (one each)")
     ] = "40000-40999",
-    rate_mbit: Annotated[float, typer.Option(help="Per-node rate limit, Mbit/s", min=1.0)] = 1000.0,
+    rate_mbit: Annotated[
+        float, typer.Option(help="Per-node rate limit, Mbit/s", min=1.0)
+    ] = 10000.0,
     state_dir: Annotated[Path, typer.Option(help="Where its key is kept")] = DEFAULT_STATE_DIR,
 ) -> None:
     """Run a relay: forwards nodes' encrypted datagrams, unread."""
