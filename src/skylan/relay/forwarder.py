@@ -34,7 +34,7 @@ Address = tuple[str, int]
 
 REGISTRATION_TTL = 90.0  # s without a hello (nodes say it every 20 s) before it is forgotten
 MAX_CLOCK_SKEW_MS = 10 * 60 * 1000  # a hello's clock against ours
-DEFAULT_RATE = 125_000_000.0  # bytes a second per node (1 Gbit/s)
+DEFAULT_RATE = 1_250_000_000.0  # bytes a second per node (10 Gbit/s)
 DEFAULT_BURST = 8_000_000.0
 
 

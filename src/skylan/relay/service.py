@@ -10,7 +10,7 @@ from pathlib import Path
 
 from skylan.privatefile import private_dir, write_private
 from skylan.relay.controllerlink import ControllerLink
-from skylan.relay.forwarder import Forwarder
+from skylan.relay.forwarder import DEFAULT_RATE, Forwarder
 from skylan.relay.server import RelayServer
 from skylan.relay.streams import StreamFront
 from skylan.tunnel.keys import StaticKeypair
@@ -27,7 +27,7 @@ class RelayConfig:
     host: str = "0.0.0.0"
     port: int = 3478
     ports: range = range(40000, 41000)
-    rate: float = 125_000_000.0  # bytes a second per node
+    rate: float = DEFAULT_RATE  # bytes a second per node
     tls_port: int | None = None  # the TCP fallback (443), if served
 
 
