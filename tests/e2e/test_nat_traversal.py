@@ -4,6 +4,8 @@ the path each tunnel takes, as `skylan status` shows it."""
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,8 @@ from skylan.lab import Lab
 from skylan.lab.host import Host
 from skylan.lab.nat import NatType
 from skylan.lab.product import Deployment, wait_for
+
+from .test_failover_and_isolation import KEEPALIVED, VIP
 
 JUNK = str(Path(__file__).with_name("relayjunk.py"))
 
@@ -235,3 +239,61 @@ def test_a_node_with_only_tcp_443_out_reaches_every_member_through_the_relays_tl
     for peer in ("home", "cloud"):
         kind, endpoint = path_of(sky, corp, peer)
         assert kind == "relay" and endpoint.startswith("127.0.0.1:"), (peer, kind, endpoint)
+
+
+def test_a_floating_ip_fails_over_between_relayed_nodes_and_iperf3_runs_over_the_relay(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """keepalived (VRRP multicast, gratuitous ARP) between two nodes that only
+    meet through a relay, and a client behind another NAT."""
+    ctl, relay_host = lab.add_host("ctl"), lab.add_host("relay")
+    a = lab.add_host("a", nat=NatType.SYMMETRIC)
+    b = lab.add_host("b", nat=NatType.SYMMETRIC)
+    c = lab.add_host("c", nat=NatType.EIM)
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    sky.start_relay(relay_host, "r1")
+    sky.admin("net", "create", "prod", "--cidr", "172.16.1.0/24", "--encrypted")
+    token = sky.admin("token", "create", "--network", "prod", "--uses", "3", "--json")["token"]
+    for host in (a, b, c):
+        sky.join(host, token)
+
+    def addresses() -> dict[str, str] | None:
+        nodes = sky.admin("node", "list", "--json")
+        found = {n["name"]: n["networks"][0]["ipv4"] for n in nodes if n["networks"]}
+        return found if len(found) == 3 else None
+
+    ips = wait_for("every node to have an address", addresses, timeout=30)
+    assert isinstance(ips, dict)
+    wait_for("a to reach b", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
+    wait_for("a to b by the relay", lambda: path_of(sky, a, "b")[0] == "relay", 10)
+    # iperf3 over the relay
+    b.spawn(["iperf3", "-s", "-p", "5201"])
+    time.sleep(0.5)
+    res = a.run(["iperf3", "-c", ips["b"], "-p", "5201", "-t", "2", "-J"], timeout=60)
+    assert res.ok, res.stderr
+    gbps = json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+    print(f"iperf3 over the relay: {gbps:.2f} Gbit/s")
+    assert gbps > 0.05
+    # keepalived: a is master, b backup; the VIP moves when a goes
+    daemons = {}
+    for host, priority in ((a, 150), (b, 100)):
+        conf = tmp_path / f"keepalived-{host.name}.conf"
+        conf.write_text(KEEPALIVED.format(priority=priority, vip=VIP))
+        pids = ["-p", str(tmp_path / f"ka-{host.name}.pid")]
+        pids += ["-r", str(tmp_path / f"vrrp-{host.name}.pid")]
+        daemons[host.name] = host.spawn(
+            ["keepalived", "--dont-fork", "--log-console", "--vrrp", "-f", str(conf), *pids]
+        )
+    wait_for("a to hold the floating IP", lambda: VIP in a.run(["ip", "-4", "addr"]).stdout, 20)
+    wait_for("c to reach the floating IP", lambda: c.ping(VIP, count=1, timeout=1), 20)
+    moved = time.monotonic()
+    daemons["a"].send_signal(signal.SIGTERM)
+    daemons["a"].wait(10)
+    wait_for("b to hold the floating IP", lambda: VIP in b.run(["ip", "-4", "addr"]).stdout, 20)
+    wait_for("c to reach the floating IP again", lambda: c.ping(VIP, count=1, timeout=1), 20)
+    took = time.monotonic() - moved
+    print(f"the floating IP answered again {took:.1f} s after the master went")
+    assert took < 10
+    b_mac = b.run(["cat", "/sys/class/net/sky0/address"]).stdout.strip()
+    assert b_mac in c.run(["ip", "neigh", "show", VIP, "dev", "sky0"]).stdout
