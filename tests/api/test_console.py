@@ -193,6 +193,8 @@ def test_heartbeat_reports_tunnels_and_floating_ips(api: Api) -> None:
                 "handshake_age_s": 12.5,
                 "rtt_ms": 0.4,
                 "dead": False,
+                "path": "relay",
+                "relay": "r1",
             }
         ],
         "seen_ips": {net["id"]: [a_ip, "172.16.1.200"]},
@@ -320,3 +322,21 @@ def test_tunnel_lists_live_in_the_database_and_survive_a_restart(
         node = client.get(f"/api/v1/nodes/{a['node_id']}", headers=api.read)
         assert [p["endpoint"] for p in node.json()["peers"]] == ["198.18.0.4:51820"]
     again.state.engine.dispose()
+
+
+def test_relays_page_adds_lists_and_deletes(api: Api, browser: TestClient) -> None:
+    csrf = log_in(browser, _secret(api.admin))
+    hx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    made = browser.post("/relays", data={"name": "r1", "address": "198.18.0.9:3478"}, headers=hx)
+    assert made.status_code == 200, made.text
+    assert re.search(
+        r'id="serve-command"[^>]*>skylan relay serve https://testserver skyrelay_', made.text
+    )
+    bad = browser.post("/relays", data={"name": "r2", "address": "nowhere"}, headers=hx)
+    assert bad.status_code == 422 and 'id="relay-address-error"' in bad.text
+    page = browser.get("/relays")
+    assert page.status_code == 200 and "r1" in page.text and "not started" in page.text
+    (relay,) = api.ok(api.get("/api/v1/relays"))
+    gone = browser.post(f"/relays/{relay['id']}/delete", headers=hx)
+    assert gone.status_code == 204
+    assert "No relays yet" in browser.get("/relays?part=live_relays").text

@@ -42,6 +42,7 @@ def peer_reports(status: LaneStatus) -> list[PeerStatusReport]:
             rtt_ms=peer.rtt_ms,
             dead=peer.dead,
             path=peer.path,
+            relay=peer.relay,
         )
         for node_id, peer in sorted(status.peers.items())
     ][:MAX_PEER_REPORTS]

@@ -124,6 +124,15 @@ def _run_daemon(
     asyncio.run(main())
 
 
+def _path(tun: TunnelStatus) -> str:
+    """direct or relayed (through which relay), as a user reads it."""
+    if tun.path is None:
+        return "-"
+    if tun.path == "relay":
+        return f"relayed via {tun.relay}" if tun.relay else "relayed"
+    return "direct" if tun.path == "reflexive" else "direct (local)"
+
+
 def _bytes(n: int | None) -> str:
     if n is None:
         return "-"
@@ -243,6 +252,7 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
         table = Table(
             "peer",
             "overlay ip",
+            "path",
             "endpoint",
             "handshake",
             "rtt",
@@ -259,6 +269,7 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             table.add_row(
                 peer.name,
                 peer.ipv4,
+                _path(tun),
                 tun.endpoint or ", ".join(peer.endpoints),
                 "dead" if tun.dead else (f"{age:.0f}s ago" if age is not None else "-"),
                 f"{rtt:.2f} ms" if rtt is not None else "-",

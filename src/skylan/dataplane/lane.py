@@ -886,6 +886,7 @@ class Dataplane:
                 repaired=repaired,
                 tunnels=len(keys),
                 path=None if st.path_kind is None else PATH_NAMES[st.path_kind],
+                relay=self.relays.name_of(st.endpoint) if st.path_kind is PathKind.RELAY else None,
                 path_rtt_ms=round(st.path_rtt * 1000, 2) if st.path_rtt is not None else None,
             )
         drops = dict(self.engine.drops.by_reason) | dict(self.drops.by_reason)

@@ -173,6 +173,16 @@ class RelayLinks:
         link.port = answer.port
         return changed
 
+    def name_of(self, address: Address | None) -> str | None:
+        """The relay an endpoint goes through (over TLS too), if any."""
+        if address is None:
+            return None
+        back = self._via_back.get(address)
+        if back is not None and (link := self.links.get(back[0])) is not None:
+            return link.info.name
+        link = next((k for k in self.links.values() if k.host == address[0]), None)
+        return link.info.name if link is not None else None
+
     def candidates(self) -> list[str]:
         """Our relay candidates: host:port on each relay that answered."""
         return [

@@ -99,6 +99,7 @@ class PeerStatusReport(AgentMessage):
     path: PathName | None = Field(
         None, description="which of the peer's candidates the tunnel uses"
     )
+    relay: str | None = Field(None, max_length=64, description="through which relay")
 
 
 class Heartbeat(AgentMessage):

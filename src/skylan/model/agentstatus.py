@@ -39,6 +39,7 @@ class TunnelStatus(_Status):
     repaired: int = 0  # frames rebuilt from parity
     tunnels: int = 1  # one per lane of the peer this lane pairs with
     path: PathName | None = None  # which of its candidates is in use
+    relay: str | None = None  # the relay's name, when relayed
     path_rtt_ms: float | None = None  # that path's, from its last answered probe
 
 

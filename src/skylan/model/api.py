@@ -89,6 +89,8 @@ class PeerStatus(BaseModel):
     handshake_age_s: float | None
     rtt_ms: float | None
     dead: bool
+    path: str | None = Field(None, description="local, reflexive (direct) or relay")
+    relay: str | None = Field(None, description="the relay's name, when relayed")
 
 
 class NodeOut(BaseModel):

@@ -289,3 +289,22 @@ async def create_token(request: Request, viewer: CurrentViewer) -> Response:
 @router.post("/tokens/{token_id}/revoke")
 async def revoke_token(token_id: str, viewer: CurrentViewer) -> Response:
     return await perform(lambda: viewer.api.call("DELETE", f"/tokens/{segment(token_id)}"))
+
+
+# -- relays ---------------------------------------------------------------------------
+
+
+@router.post("/relays")
+async def create_relay(request: Request, viewer: CurrentViewer) -> Response:
+    f = await form_of(request)
+    return await perform(
+        lambda: viewer.api.call("POST", "/relays", given(f, "name", "address")),
+        form_id="relay",
+        fields=("name", "address"),
+        on_success=lambda created: fragment("_relay_created.html", relay=created),
+    )
+
+
+@router.post("/relays/{ident}/delete")
+async def delete_relay(ident: str, viewer: CurrentViewer) -> Response:
+    return await perform(lambda: viewer.api.call("DELETE", f"/relays/{segment(ident)}"))

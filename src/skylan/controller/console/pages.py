@@ -18,6 +18,7 @@ from skylan.model.api import (
     NodeOut,
     NodeStats,
     PortOut,
+    RelayOut,
     RouteOut,
     TokenOut,
     TotalStats,
@@ -129,6 +130,12 @@ async def node_page(ident: str, request: Request, viewer: CurrentViewer) -> HTML
     stats = await api.one(NodeStats, f"/nodes/{node.id}/stats", {"minutes": 60})
     traffic: dict[str, Any] = stats.peers  # peer names come with node.peers
     return render(request, "node.html", {"node": node, "traffic": traffic}, login=viewer.login)
+
+
+@router.get("/relays")
+async def relays_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    relays = await viewer.api.many(RelayOut, "/relays")
+    return render(request, "relays.html", {"relays": relays}, login=viewer.login)
 
 
 @router.get("/tokens")
