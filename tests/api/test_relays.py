@@ -61,6 +61,9 @@ def test_a_relay_reaches_every_netmap_once_it_has_said_its_key(api: Api) -> None
     assert again["keys"] is None and again["keys_version"] == answer["keys_version"]
     (listed,) = api.ok(api.get("/api/v1/relays"))
     assert listed["online"] and listed["nodes"] == 2 and listed["forwarded_bytes"] == 1000
+    metrics = api.client.get("/metrics", headers=api.read).text
+    assert 'skylan_relay_forwarded_bytes_total{relay="r1"} 1000.0' in metrics
+    assert 'skylan_relay_nodes{relay="r1"} 2.0' in metrics
     # a new node changes the list
     b = enrolled(api, "b", networks=["prod"])
     fresh = api.ok(sync(api, made["credential"], key, answer["keys_version"]))

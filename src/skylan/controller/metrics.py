@@ -59,6 +59,7 @@ class ControllerCollector(Collector):
             "Times an agent connection stopped taking requests until its client read its answers",
             value=self._front.write_pauses,
         )
+        yield from self._relays()
         if self._reflector is not None:
             yield CounterMetricFamily(
                 "skylan_reflector_answers",
@@ -87,3 +88,28 @@ class ControllerCollector(Collector):
         flushes.add_metric(["heartbeats"], self._ctl.liveliness.last_flush_s)
         flushes.add_metric(["statistics"], self._ctl.stats.last_flush_s)
         yield flushes
+
+    def _relays(self) -> Iterator[Metric]:
+        """What each relay last reported to this replica (since it started)."""
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            "forwarded_bytes": CounterMetricFamily(
+                "skylan_relay_forwarded_bytes", "Bytes a relay forwarded", labels=["relay"]
+            ),
+            "forwarded_packets": CounterMetricFamily(
+                "skylan_relay_forwarded_packets", "Datagrams a relay forwarded", labels=["relay"]
+            ),
+            "dropped": CounterMetricFamily(
+                "skylan_relay_dropped", "Datagrams a relay dropped", labels=["relay"]
+            ),
+            "nodes": GaugeMetricFamily(
+                "skylan_relay_nodes", "Nodes registered with a relay", labels=["relay"]
+            ),
+        }
+        relays = self._ctl.memory.relays
+        for relay_id, report in sorted(self._ctl.relay_reports.items()):
+            relay = relays.get(relay_id)
+            if relay is None:
+                continue
+            for name, family in families.items():
+                family.add_metric([relay.name], float(getattr(report, name)))
+        yield from families.values()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +19,7 @@ from skylan.controller.settings import ControllerSettings
 from skylan.controller.state.store import State
 from skylan.controller.writes import Busy, Writer
 from skylan.model.agentapi import Heartbeat, HeartbeatAnswer, SyncRequest
+from skylan.model.relayapi import RelaySync
 
 T = TypeVar("T")
 
@@ -35,6 +36,8 @@ class Controller:
     fingerprint: str  # of the TLS certificate agents pin
     readers: asyncio.Semaphore
     lag: LoopLag
+    # what each relay said last, to this replica (for /metrics; the list reads the DB)
+    relay_reports: dict[str, RelaySync] = field(default_factory=dict)
 
     async def write(self, work: Callable[[Session], T]) -> T:
         return await self.writer(work)

@@ -62,6 +62,7 @@ async def sync(
     soon as they differ from the version it holds (within ``wait`` seconds:
     a node that enrols can use the relay a moment later)."""
     await ctl.write(lambda db: relays.report(db, ctl.memory, relay_id, body))
+    ctl.relay_reports[relay_id] = body
     deadline = time.monotonic() + wait
     answer = _allowed.answer(ctl.memory, ctl.feed.applied, body.keys_version)
     while answer.keys is None and (left := deadline - time.monotonic()) > 0:
