@@ -100,6 +100,17 @@ def test_cli_login_and_commands(served: Served, tmp_path: Path) -> None:
     assert json.loads(r.stdout) == []
     r = cli(["net", "delete", "office"], config)
     assert r.returncode == 0
+    r = cli(["relay", "add", "r1", "198.18.0.9:3478"], config)
+    assert r.returncode == 0 and "skylan relay serve" in r.stdout and "skyrelay_" in r.stdout
+    assert f"--fingerprint {served.fingerprint}" in r.stdout
+    r = cli(["relay", "list"], config)
+    assert "r1" in r.stdout and "not started" in r.stdout
+    r = cli(["relay", "add", "r1", "198.18.0.9:3478"], config)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "exists" in r.stderr
+    r = cli(["relay", "add", "r2", "nowhere"], config)
+    assert r.returncode == 1 and "endpoint" in r.stderr
+    r = cli(["relay", "delete", "r1"], config)
+    assert r.returncode == 0 and json.loads(cli(["relay", "list", "--json"], config).stdout) == []
 
 
 def test_controller_init_and_fingerprint(tmp_path: Path) -> None:

@@ -305,6 +305,7 @@ class Agent:
                     ipv4=p.port.ipv4,
                     mac=p.port.mac,
                     endpoints=p.endpoints,
+                    candidates=p.candidates,
                     tunnel=tunnel.peers.get(p.node_id) if tunnel else None,
                 )
                 for p in net.peers or []

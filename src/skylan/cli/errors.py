@@ -19,6 +19,7 @@ from skylan.controller.settings import ConfigError
 from skylan.dataplane.tunnelporterror import TunnelPortError
 from skylan.lab.errors import LabError
 from skylan.model.jointoken import JoinTokenFormatError
+from skylan.relay.errors import RelayStartError
 
 # soft_wrap: an error stays one line however narrow the terminal (or log) is
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,6 +34,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     JoinTokenFormatError,
     KeyFileError,
     TunnelPortError,
+    RelayStartError,
     PermissionError,
     FileNotFoundError,
 )

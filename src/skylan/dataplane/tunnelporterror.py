@@ -14,6 +14,7 @@ class TunnelPortError(OSError):
     second agent, another VPN) holds it."""
 
     def __init__(self, host: str, port: int, code: int, reason: str) -> None:
+        self.reason = reason
         if code == errno.EADDRINUSE:
             message = (
                 f"UDP port {port} on {host} is already in use (another skylan agent, or "

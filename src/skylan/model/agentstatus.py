@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skylan.model.netmap import Candidate
+
 PathName = Literal["local", "reflexive", "relay"]  # which kind of candidate a tunnel uses
 COUNTERS = ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")
 INTERFACE_COUNTERS = (*COUNTERS, "rx_coalesced", "tx_acks_thinned")
@@ -139,6 +141,7 @@ class PeerEntry(_Status):
     ipv4: str | None
     mac: str | None
     endpoints: list[str]
+    candidates: list[Candidate] = Field(default_factory=list)  # reflexive and relay
     tunnel: TunnelStatus | None
 
 

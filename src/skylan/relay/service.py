@@ -8,8 +8,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from skylan.dataplane.tunnelporterror import TunnelPortError
 from skylan.privatefile import private_dir, write_private
 from skylan.relay.controllerlink import ControllerLink
+from skylan.relay.errors import RelayStartError
 from skylan.relay.forwarder import DEFAULT_RATE, Forwarder
 from skylan.relay.server import RelayServer
 from skylan.relay.streams import StreamFront
@@ -47,10 +49,23 @@ async def serve(config: RelayConfig, stop: asyncio.Event) -> None:
     link = ControllerLink(
         config.controller, config.fingerprint, config.credential, forwarder, config.tls_port
     )
-    server.start()
+    try:
+        server.start()
+    except TunnelPortError as exc:
+        raise RelayStartError(
+            f"cannot listen on UDP {config.host}:{config.port}: {exc.reason}; "
+            "choose another with --port"
+        ) from None
     if config.tls_port is not None:
         server.streams = StreamFront(config.state_dir, server.from_stream, forwarder.forget_address)
-        await server.streams.start(config.host, config.tls_port)
+        try:
+            await server.streams.start(config.host, config.tls_port)
+        except OSError as exc:
+            server.close()
+            raise RelayStartError(
+                f"cannot listen on TCP {config.host}:{config.tls_port}: {exc.strerror or exc}; "
+                "choose another with --tls-port"
+            ) from None
     log.info("relay key %s", key.public_b64)
     task = asyncio.create_task(link.run(), name="controller")
     try:
