@@ -43,7 +43,10 @@ def test_demo_tour_then_console_then_clean_exit() -> None:
             token = found.group(1) if found else None
         assert token, "".join(out)
         text = "".join(out)
-        assert text.count("reachable") == 3 and "unreachable" not in text, text
+        assert text.count("reachable") == 5 and "unreachable" not in text, text
+        # d sits behind a symmetric NAT: direct to the public nodes, relayed to c
+        assert re.search(r"│ c .*relayed via r1", text), text
+        assert re.search(r"│ a .*direct", text), text
 
         with httpx.Client(base_url=f"https://127.0.0.1:{PORT}", verify=False) as web:
             page = web.get("/login")
@@ -51,7 +54,7 @@ def test_demo_tour_then_console_then_clean_exit() -> None:
             assert csrf
             web.post("/login", data={"token": token, "csrf": csrf.group(1), "next": "/"})
             home = web.get("/")
-            assert home.status_code == 200 and "demo" in home.text and ">3</span>" in home.text
+            assert home.status_code == 200 and "demo" in home.text and ">4</span>" in home.text
 
         os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=90)

@@ -130,7 +130,7 @@ def _path(tun: TunnelStatus) -> str:
         return "-"
     if tun.path == "relay":
         return f"relayed via {tun.relay}" if tun.relay else "relayed"
-    return "direct" if tun.path == "reflexive" else "direct (local)"
+    return "direct"  # (at its own address or its NAT's outside: --json says which)
 
 
 def _bytes(n: int | None) -> str:

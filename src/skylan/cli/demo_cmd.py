@@ -1,8 +1,9 @@
 """``skylan demo``: the product on this machine, in a lab of namespaces.
 
-A controller (SQLite) runs on one lab host; three agents — one behind NAT —
-join it with a token over the lab's underlay, exactly as on real machines,
-and ping each other across the encrypted layer-2 network.
+A controller (SQLite) and a relay run on lab hosts; four agents — one behind
+a home router, one behind a symmetric NAT — join with a token over the lab's
+underlay, exactly as on real machines, and ping each other across the
+encrypted layer-2 network (the two behind NATs through the relay).
 
 With ``--console`` the lab stays up (until Ctrl-C) with some traffic flowing,
 and the web console is relayed to ``https://127.0.0.1:PORT/`` on this machine.
@@ -23,6 +24,7 @@ import typer
 from rich.console import Console
 
 from skylan.lab import Host, Lab
+from skylan.lab.nat import NatType
 from skylan.lab.product import CONTROLLER_PORT, Deployment, wait_for
 
 _out = Console(highlight=False)
@@ -90,38 +92,55 @@ def demo(
     ] = False,
     console_port: Annotated[int, typer.Option(help="Loopback port for --console.")] = 8443,
 ) -> None:
-    """Controller + three agents (one behind NAT) in namespaces; then tear down."""
+    """Controller, a relay and four agents (two behind NATs) in namespaces; then tear down."""
     with tempfile.TemporaryDirectory(prefix="skylan-demo-") as tmp, Lab() as lab:
         sky = Deployment(Path(tmp))
-        _out.rule(f"lab {lab.id}: hosts ctl, a, b and c (c behind a NAT router)")
-        ctl = lab.add_host("ctl")
-        nodes = [lab.add_host("a"), lab.add_host("b"), lab.add_host("c", nat=True)]
+        _out.rule(
+            f"lab {lab.id}: hosts ctl, relay, a, b, c (behind a home router) "
+            "and d (behind a symmetric NAT, like a cloud NAT gateway)"
+        )
+        ctl, relay = lab.add_host("ctl"), lab.add_host("relay")
+        nodes = [
+            lab.add_host("a"),
+            lab.add_host("b"),
+            lab.add_host("c", nat=NatType.EIM),
+            lab.add_host("d", nat=NatType.SYMMETRIC),
+        ]
         sky.start_controller(ctl)
         _out.print(f"controller running on {sky.url} (SQLite)")
+        _out.rule(f"skylan relay add r1 {relay.underlay_ip}:3478, then skylan relay serve on it")
+        sky.start_relay(relay, "r1")
+        _out.print(sky.admin("relay", "list"), soft_wrap=True)
         _out.rule("skylan net create demo --cidr 172.16.1.0/24")
         _out.print(sky.admin("net", "create", "demo", "--cidr", "172.16.1.0/24"), soft_wrap=True)
-        token = sky.admin("token", "create", "--network", "demo", "--uses", "3", "--json")
-        _out.rule("on a, b and c: skylan agent join URL TOKEN")
+        token = sky.admin("token", "create", "--network", "demo", "--uses", "4", "--json")
+        _out.rule("on a, b, c and d: skylan agent join URL TOKEN")
         _out.print(f"skylan agent join {sky.url} {token['token']}", soft_wrap=True)
         for host in nodes:
             sky.join(host, token["token"])
 
         def all_online() -> bool:
             listed = sky.admin("node", "list", "--json")
-            return len(listed) == 3 and all(n["online"] and n["networks"] for n in listed)
+            return len(listed) == 4 and all(n["online"] and n["networks"] for n in listed)
 
-        wait_for("the three agents to come online", all_online, timeout=60)
-        wait_for("a's netmap", lambda: len(sky.status(nodes[0])["networks"][0]["peers"]) == 2)
+        wait_for("the four agents to come online", all_online, timeout=60)
+        wait_for("d's netmap", lambda: len(sky.status(nodes[3])["networks"][0]["peers"]) == 3)
         ips = {n["name"]: n["networks"][0]["ipv4"] for n in sky.admin("node", "list", "--json")}
         _out.rule("ping across the encrypted overlay")
         by_name = {h.name: h for h in nodes}
-        for src, dst in (("a", "b"), ("a", "c"), ("c", "b")):
+        for src, dst in (("a", "b"), ("a", "c"), ("c", "b"), ("d", "a"), ("d", "c")):
             _out.print(f"{src} -> {dst} ({ips[dst]}): {_ping(by_name[src], ips[dst])}")
         _out.rule("skylan node list (on the controller)")
         _out.print(sky.admin("node", "list"), soft_wrap=True)
-        _out.rule("skylan status (on a)")
-        a_status = sky.skylan(nodes[0], "status", "--state-dir", str(sky.state_dir(nodes[0])))
-        _out.print(a_status, soft_wrap=True)
+
+        def relayed_to_c() -> bool:
+            peers = sky.status(nodes[3])["networks"][0]["peers"]
+            return any(p["name"] == "c" and (p["tunnel"] or {}).get("path") for p in peers)
+
+        wait_for("d's status to show its paths", relayed_to_c, timeout=10)
+        _out.rule("skylan status (on d: direct to a and b, relayed to c)")
+        d_status = sky.skylan(nodes[3], "status", "--state-dir", str(sky.state_dir(nodes[3])))
+        _out.print(d_status, soft_wrap=True)
         if console:
             by_name["b"].spawn(["iperf3", "-s", "-p", "5201"])
             _serve_console(sky, ctl, console_port, by_name["a"], ips["b"])
