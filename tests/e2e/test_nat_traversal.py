@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from skylan.lab import Lab
 from skylan.lab.host import Host
 from skylan.lab.nat import NatType
@@ -20,12 +22,14 @@ from .test_failover_and_isolation import KEEPALIVED, VIP
 JUNK = str(Path(__file__).with_name("relayjunk.py"))
 
 
-def pair(lab: Lab, sky: Deployment, a: Host, b: Host) -> dict[str, str]:
+def pair(
+    lab: Lab, sky: Deployment, a: Host, b: Host, *, workers: int = 1, dataplane: str | None = None
+) -> dict[str, str]:
     """Both join one network; their overlay addresses."""
     sky.admin("net", "create", "prod", "--cidr", "172.16.1.0/24", "--encrypted")
     token = sky.admin("token", "create", "--network", "prod", "--uses", "2", "--json")["token"]
-    sky.join(a, token)
-    sky.join(b, token)
+    sky.join(a, token, workers=workers, dataplane=dataplane)
+    sky.join(b, token, workers=workers, dataplane=dataplane)
 
     def addresses() -> dict[str, str] | None:
         nodes = sky.admin("node", "list", "--json")
@@ -297,3 +301,42 @@ def test_a_floating_ip_fails_over_between_relayed_nodes_and_iperf3_runs_over_the
     assert took < 10
     b_mac = b.run(["cat", "/sys/class/net/sky0/address"]).stdout.strip()
     assert b_mac in c.run(["ip", "neigh", "show", VIP, "dev", "sky0"]).stdout
+
+
+@pytest.mark.parametrize("dataplane", ["python", "native"])
+def test_two_nodes_behind_one_nat_talk_over_their_lan(
+    lab: Lab, tmp_path: Path, dataplane: str
+) -> None:
+    ctl = lab.add_host("ctl")
+    a = lab.add_host("a", nat=NatType.EIM)
+    b = lab.add_host("b", behind="a")
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    ips = pair(lab, sky, a, b, dataplane=dataplane)
+    wait_for("a to ping b", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
+    # their LAN addresses, not a hairpin through the router's outside
+    wait_for("a local path", lambda: path_of(sky, a, "b")[0] == "local", 15)
+    assert path_of(sky, a, "b")[1].startswith(f"{b.underlay_ip}:")
+
+
+def test_worker_lanes_each_find_their_way_through_a_relay(lab: Lab, tmp_path: Path) -> None:
+    ctl, relay_host = lab.add_host("ctl"), lab.add_host("relay")
+    a = lab.add_host("a", nat=NatType.SYMMETRIC)
+    b = lab.add_host("b", nat=NatType.SYMMETRIC)
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    sky.start_relay(relay_host, "r1")
+    ips = pair(lab, sky, a, b, workers=2)
+    wait_for("a to ping b", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
+    b.spawn(["iperf3", "-s", "-p", "5201"])
+    time.sleep(0.5)
+    res = a.run(["iperf3", "-c", ips["b"], "-p", "5201", "-t", "2", "-P", "4", "-J"], timeout=60)
+    assert res.ok, res.stderr
+    assert json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] > 1e7
+
+    def both_lanes_relayed() -> bool:
+        status = sky.status(a)["dataplane"]
+        lanes = status["lanes"] or []
+        return len(lanes) == 2 and all(lane["relays"] for lane in lanes)
+
+    wait_for("each lane's port on the relay", both_lanes_relayed, 15)
