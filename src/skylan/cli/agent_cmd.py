@@ -284,6 +284,9 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             f"data plane ({dp.dataplane}): udp/{dp.listen_port}, GSO {'on' if dp.gso else 'off'}, "
             f"GRO {'on' if dp.gro else 'off'}; offloads {offload or '-'}"
         )
+        if dp.relay_rtt_ms:
+            rtts = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(dp.relay_rtt_ms.items()))
+            console.print(f"relays: {rtts}")
         for lane in (dp.lanes or [])[1:]:
             state = "running" if lane.running else "[red]not running[/]"
             console.print(

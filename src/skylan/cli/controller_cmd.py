@@ -182,7 +182,12 @@ def serve(
         proxy_headers=bool(trusted_proxy),
         forwarded_allow_ips=",".join(trusted_proxy) if trusted_proxy else "",
     )
-    server = HttpsServer(config, app.state.agent_front, app.state.reflector)
+    server = HttpsServer(
+        config,
+        app.state.agent_front,
+        app.state.reflector,
+        stopping=app.state.controller.feed.stop_waits,
+    )
     server.run()
     if not server.started:
         raise SystemExit(3)

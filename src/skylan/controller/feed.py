@@ -61,6 +61,7 @@ class NetmapFeed:
         self.parking = Parking(self._ready, self.netmap, lambda node: node in self.book.headers)
         self._writers: list[tuple[int, asyncio.Future[None]]] = []
         self._watchers: list[asyncio.Future[None]] = []  # see next_change
+        self.closing = False  # the server is stopping: nobody waits for changes now
         self._to_wake = Affected()
         self._waking: deque[str] = deque()
         self._pacing: asyncio.Handle | None = None
@@ -137,8 +138,22 @@ class NetmapFeed:
         # already announced count, so a burst wakes it once
         return version > since if since == 0 else min(version, self.published) > since
 
+    def stop_waits(self) -> None:
+        """The server is stopping: release whoever waits in :meth:`next_change`
+        (a graceful shutdown waits for requests in flight)."""
+        self.closing = True
+        self._release_watchers()
+
+    def _release_watchers(self) -> None:
+        for watcher in self._watchers:
+            if not watcher.done():
+                watcher.set_result(None)
+        self._watchers = []
+
     async def next_change(self, timeout: float) -> None:
         """Return when the next batch of changes is applied, or after ``timeout``."""
+        if self.closing:
+            return
         watcher = asyncio.get_running_loop().create_future()
         self._watchers.append(watcher)
         with contextlib.suppress(TimeoutError):
@@ -220,10 +235,7 @@ class NetmapFeed:
             else:
                 still.append((change, fut))
         self._writers = still
-        for watcher in self._watchers:
-            if not watcher.done():
-                watcher.set_result(None)
-        self._watchers = []
+        self._release_watchers()
         self._to_wake.add(affected)
         if self._wake is None and self._loop is not None:
             self._wake = self._loop.call_later(self.coalesce, self._publish)

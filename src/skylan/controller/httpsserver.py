@@ -9,6 +9,7 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -27,6 +28,7 @@ class HttpsServer(uvicorn.Server):
         config: uvicorn.Config,
         agents: AgentFront | None = None,
         reflector: AddressReflector | None = None,
+        stopping: Callable[[], None] | None = None,
     ) -> None:
         """With ``agents``, every connection starts on the agents' lean protocol
         and goes to uvicorn's at its first request of another kind. Not behind
@@ -34,6 +36,7 @@ class HttpsServer(uvicorn.Server):
         super().__init__(config)
         self.agents = None if config.proxy_headers else agents
         self.reflector = reflector  # on the UDP port of the HTTPS port's number
+        self.stopping = stopping  # called first thing at shutdown (ends held requests)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await self.lifespan.startup()
@@ -78,6 +81,8 @@ class HttpsServer(uvicorn.Server):
         self.started = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.stopping is not None:
+            self.stopping()
         if self.reflector is not None:
             self.reflector.close()
         await super().shutdown(sockets)

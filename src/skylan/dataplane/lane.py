@@ -619,11 +619,15 @@ class Dataplane:
     def _reachable(
         self, candidates: list[tuple[Address, PathKind]]
     ) -> list[tuple[Address, PathKind]]:
-        """Relay candidates as this lane reaches them (over TLS, say)."""
-        return [
-            (self.relays.translate(a) if kind is PathKind.RELAY else a, kind)
-            for a, kind in candidates
-        ]
+        """Relay candidates as this lane reaches them (over TLS, say), the
+        nearest relay first: initiations go out in this order, so it is the
+        likeliest to carry the first answer."""
+        direct = [(a, kind) for a, kind in candidates if kind is not PathKind.RELAY]
+        relayed = sorted(
+            (a for a, kind in candidates if kind is PathKind.RELAY),
+            key=lambda a: rtt if (rtt := self.relays.rtt_of(a[0])) is not None else 1e9,
+        )
+        return direct + [(self.relays.translate(a), PathKind.RELAY) for a in relayed]
 
     def _to_tls(self, link: RelayLink) -> None:
         """No hello gets through to this relay over UDP: its TCP fallback."""
@@ -904,6 +908,7 @@ class Dataplane:
             listen_port=self.udp.port,
             reflexive=_shown(self.discovery.address) if self.discovery else None,
             relays=self.relays.candidates(),
+            relay_rtt_ms=self.relays.rtts(),
             interfaces={p.name: self._tap_status(p, now) for p in self.ports.values()},
             vxlan={
                 v.name: VxlanStatus(

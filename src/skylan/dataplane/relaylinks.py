@@ -183,6 +183,17 @@ class RelayLinks:
         link = next((k for k in self.links.values() if k.host == address[0]), None)
         return link.info.name if link is not None else None
 
+    def rtt_of(self, host: str) -> float | None:
+        """The last hello's round trip to the relay at ``host``."""
+        link = next((k for k in self.links.values() if k.host == host), None)
+        return None if link is None else link.rtt
+
+    def rtts(self) -> dict[str, float]:
+        """Each relay's last hello round trip, in ms, by name."""
+        return {
+            k.info.name: round(k.rtt * 1000, 2) for k in self.links.values() if k.rtt is not None
+        }
+
     def candidates(self) -> list[str]:
         """Our relay candidates: host:port on each relay that answered."""
         return [

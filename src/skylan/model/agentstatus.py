@@ -95,6 +95,7 @@ class LaneStatus(_Status):
     listen_port: int | None = None
     reflexive: str | None = None  # host:port: where the controller sees this lane's socket
     relays: list[str] = Field(default_factory=list)  # host:port: its own port on each relay
+    relay_rtt_ms: dict[str, float] = Field(default_factory=dict)  # by relay name
     interfaces: dict[str, TapStatus] = Field(default_factory=dict)
     vxlan: dict[str, VxlanStatus] = Field(default_factory=dict)
     gso: bool = False

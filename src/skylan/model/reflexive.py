@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import struct
 import uuid
 from dataclasses import dataclass
+
+from skylan.model.wireaddress import pack_ip, unpack_ip
 
 REQUEST_TYPE = 7
 ANSWER_TYPE = 8
@@ -79,9 +80,7 @@ def decode_request(data: bytes | memoryview) -> Request:
 
 
 def encode_answer(nonce: bytes, address: tuple[str, int], key: bytes) -> bytes:
-    ip = ipaddress.ip_address(address[0])
-    packed = ip.packed if ip.version == 6 else ipaddress.IPv6Address(f"::ffff:{ip}").packed
-    body = _ANSWER.pack(ANSWER_TYPE, nonce, packed, address[1])
+    body = _ANSWER.pack(ANSWER_TYPE, nonce, pack_ip(address[0]), address[1])
     return body + _mac(key, body)
 
 
@@ -93,6 +92,4 @@ def decode_answer(data: bytes | memoryview, key: bytes) -> tuple[bytes, tuple[st
     if not hmac.compare_digest(_mac(key, body), bytes(data[_ANSWER.size :])):
         raise ReflexiveError("bad_mac")
     _, nonce, packed, port = _ANSWER.unpack(body)
-    ip = ipaddress.IPv6Address(packed)
-    shown = str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else str(ip)
-    return nonce, (shown, port)
+    return nonce, (unpack_ip(packed), port)

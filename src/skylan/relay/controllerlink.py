@@ -22,8 +22,8 @@ from skylan.relay.forwarder import Forwarder
 
 log = logging.getLogger("skylan.relay")
 
-SYNC_EVERY = 5.0  # at least this often (the controller holds a sync until keys change)
-WAIT = 20.0
+SYNC_EVERY = 5.0  # after a failure, again this soon
+WAIT = 5.0  # a sync waits this long for new keys: its counters are at most this old
 
 
 class ControllerLink:

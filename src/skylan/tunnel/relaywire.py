@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import struct
 from dataclasses import dataclass
 
+from skylan.model.wireaddress import pack_ip, unpack_ip
 from skylan.tunnel.keys import StaticKeypair
 
 HELLO = 9
@@ -92,9 +92,7 @@ class Answer:
 
 
 def encode_answer(port: int, seen: Address, nonce: bytes, key: bytes) -> bytes:
-    ip = ipaddress.ip_address(seen[0])
-    packed = ip.packed if ip.version == 6 else ipaddress.IPv6Address(f"::ffff:{ip}").packed
-    body = _ANSWER.pack(ANSWER, port, packed, seen[1], nonce)
+    body = _ANSWER.pack(ANSWER, port, pack_ip(seen[0]), seen[1], nonce)
     return body + _mac(key, body)
 
 
@@ -105,9 +103,7 @@ def decode_answer(data: bytes | memoryview, key: bytes) -> Answer:
     if not hmac.compare_digest(_mac(key, body), bytes(data[_ANSWER.size :])):
         raise RelayWireError("bad_mac")
     _, port, packed, seen_port, nonce = _ANSWER.unpack(body)
-    ip = ipaddress.IPv6Address(packed)
-    shown = str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else str(ip)
-    return Answer(port, (shown, seen_port), nonce)
+    return Answer(port, (unpack_ip(packed), seen_port), nonce)
 
 
 # -- the TCP fallback -------------------------------------------------------------

@@ -65,7 +65,9 @@ async def sync(
     ctl.relay_reports[relay_id] = body
     deadline = time.monotonic() + wait
     answer = _allowed.answer(ctl.memory, ctl.feed.applied, body.keys_version)
-    while answer.keys is None and (left := deadline - time.monotonic()) > 0:
+    while (
+        answer.keys is None and (left := deadline - time.monotonic()) > 0 and not ctl.feed.closing
+    ):
         await ctl.feed.next_change(left)
         if relay_id not in ctl.memory.relays:
             raise ApiError(401, "this relay was deleted")
