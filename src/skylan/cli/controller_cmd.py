@@ -38,6 +38,7 @@ def _settings(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     auth_failure_burst: int = LockoutPolicy.burst,
     max_busy: int = ControllerSettings.max_busy,
+    audit_days: float = ControllerSettings.audit_days,
 ) -> ControllerSettings:
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
@@ -51,6 +52,7 @@ def _settings(
         max_body_bytes=max_body_bytes,
         lockout=LockoutPolicy(burst=auth_failure_burst),
         max_busy=max_busy,
+        audit_days=audit_days,
     )
 
 
@@ -139,6 +141,10 @@ def serve(
             "answered 503 with Retry-After at once, rather than queued.",
         ),
     ] = ControllerSettings.max_busy,
+    audit_days: Annotated[
+        float,
+        typer.Option(min=1, help="Keep audit-log events this many days."),
+    ] = ControllerSettings.audit_days,
 ) -> None:
     """Serve the API over HTTPS (self-signed certificate unless one is given)."""
     import uvicorn
@@ -159,6 +165,7 @@ def serve(
         max_body_bytes,
         auth_failure_burst,
         max_busy,
+        audit_days,
     )
     app = create_app(settings)
     secret = bootstrap_admin(app)

@@ -21,6 +21,7 @@ from skylan.controller.agentconnection import AgentFront
 from skylan.controller.api import (
     agent,
     api_tokens,
+    auditlog,
     cloak_rules,
     errors,
     gateways,
@@ -44,6 +45,7 @@ from skylan.controller.looplag import LoopLag
 from skylan.controller.metrics import ControllerCollector
 from skylan.controller.reflector import AddressReflector
 from skylan.controller.runtime import Controller
+from skylan.controller.service import auditlog as auditlog_service
 from skylan.controller.service.agents import Liveliness
 from skylan.controller.service.stats import StatsBook
 from skylan.controller.settings import ControllerSettings, check_admin_token
@@ -59,6 +61,7 @@ from skylan.controller.writes import Writer
 from skylan.privatefile import private_dir
 
 log = logging.getLogger("skylan.controller")
+AUDIT_PRUNE_EVERY = 3600.0  # s
 
 API_PREFIX = "/api/v1"
 BOOTSTRAP_ENV = "SKYLAN_ADMIN_TOKEN"
@@ -153,9 +156,24 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     collector = GcPolicy()
     heap = HeapTrim()
 
+    async def prune_audit_log() -> None:
+        while True:
+            try:
+                gone = await ctl.writer(
+                    lambda db: auditlog_service.prune(db, settings.audit_days), patient=True
+                )
+                if gone:
+                    log.info(
+                        "audit log: %d events older than %g days pruned", gone, settings.audit_days
+                    )
+            except Exception:  # the database may be away for a moment: next hour
+                log.exception("pruning the audit log failed")
+            await asyncio.sleep(AUDIT_PRUNE_EVERY)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await feed.start()
+        pruner = asyncio.create_task(prune_audit_log(), name="audit-prune")
         ctl.liveliness.start()
         await ctl.stats.start()
         collector.start()
@@ -164,6 +182,8 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         try:
             yield
         finally:
+            pruner.cancel()
+            await asyncio.gather(pruner, return_exceptions=True)
             await ctl.lag.stop()
             await heap.stop()
             await collector.stop()
@@ -209,7 +229,7 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     )
     for module in (networks, ports, gateways, cloak_rules, tokens, nodes, stats, api_tokens, agent):
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    for router in (relays.router, relays.own):
+    for router in (relays.router, relays.own, auditlog.router):
         app.include_router(router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
 
     console.install(app)

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from skylan.controller import logins
+from skylan.controller import audit, logins
 from skylan.controller.auth import Scope as AccessScope
 from skylan.controller.auth import hash_secret
 from skylan.controller.lockout import Lockout
@@ -212,6 +212,15 @@ class Gate:
                 await error(401, str(exc))(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = principal
+            # (a context variable: it follows the request into the writer)
+            audit.current.set(
+                audit.Actor(
+                    principal.caller.value,
+                    principal.name,
+                    source,
+                    f"{scope['method']} {path}"[:200],
+                )
+            )
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
             await self._too_large()(scope, receive, send)

@@ -28,6 +28,7 @@ class ControllerSettings:
     flush_s: float = 10.0  # heartbeats are written this often
     stats_flush_s: float = 60.0  # and statistics this often (one row per minute's bucket)
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)  # failed logins per source
+    audit_days: float = 365.0  # audit-log events older than this are pruned
 
     @property
     def db_url(self) -> str:

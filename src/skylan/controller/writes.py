@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from skylan.controller import audit
 from skylan.controller.changes import CHANGE_ID, take_change_lock
 from skylan.controller.feed import NetmapFeed
 from skylan.controller.ipam import HANDED_OUT
@@ -60,6 +61,7 @@ class _Job:
     work: Callable[[Session], Any]
     done: asyncio.Future[tuple[Any, int]]
     patient: bool = False  # a background flush: records no change
+    actor: audit.Actor | None = None  # whose write it is (the audit log's "who")
     result: Any = None
     error: BaseException | None = None
     change: int = 0
@@ -97,7 +99,7 @@ class Writer:
         state shows what it changed. ``patient``: the controller's own
         background writes (heartbeats, statistics) wait for a slot however
         long it takes rather than give up."""
-        job = _Job(work, asyncio.get_running_loop().create_future(), patient)
+        job = _Job(work, asyncio.get_running_loop().create_future(), patient, audit.current.get())
         queue = self._queues[patient]
         queue.append(job)
         self.waiting += 1
@@ -172,7 +174,7 @@ class Writer:
                 take_change_lock(db)
             for job in jobs:
                 try:
-                    done.append((job.work(db), int(db.info.get(CHANGE_ID, 0))))
+                    done.append((_as(job, db), int(db.info.get(CHANGE_ID, 0))))
                 except Exception as exc:
                     db.rollback()
                     return exc
@@ -192,9 +194,21 @@ class Writer:
                 before = db.info.get(CHANGE_ID, 0)
                 try:
                     with db.begin_nested():
-                        job.result = job.work(db)
+                        job.result = _as(job, db)
                     job.change = int(db.info.get(CHANGE_ID, 0))
                 except Exception as exc:  # this job alone is rolled back
                     job.error = exc
                     db.info[CHANGE_ID] = before
             db.commit()
+
+
+def _as(job: _Job, db: Session) -> Any:
+    """Run the job's work as its actor: what it changes is flushed before the
+    next job of the batch starts, so the audit log names the right one."""
+    db.info[audit.ACTOR] = job.actor
+    try:
+        result = job.work(db)
+        db.flush()
+    finally:
+        db.info.pop(audit.ACTOR, None)
+    return result

@@ -221,3 +221,22 @@ class RelayOut(BaseModel):
 class RelayCreated(RelayOut):
     credential: str = Field(description="for `skylan relay serve`; shown only once")
     serve_command: str = Field(description="what to run on the relay's machine")
+
+
+class AuditEvent(BaseModel):
+    id: int
+    at: Timestamp
+    actor_kind: str = Field(description="token, console, join-token")
+    actor: str = Field(description="the API token's name (console: the token logged in with)")
+    source: str = Field(description="the client's address")
+    action: str = Field(description="e.g. network.create, node.update, node.enroll")
+    target_id: str
+    target: str = Field(description="the target's name, when it has one")
+    before: dict[str, Any] | None = Field(description="the changed fields before (secrets never)")
+    after: dict[str, Any] | None
+    request: str = Field(description="the API request that made it")
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEvent] = Field(description="newest first")
+    next_before: int | None = Field(description="pass as `before` for the next (older) page")

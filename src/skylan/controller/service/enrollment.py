@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from skylan.controller import audit
 from skylan.controller.auth import hash_secret, new_node_credential
 from skylan.controller.changes import record_change
 from skylan.controller.service.errors import Conflict, Refused
@@ -198,6 +199,16 @@ def enroll(db: Session, state: State, body: EnrollRequest, caller: Caller) -> En
     else:
         join_networks(db, state, node_id, list(row.network_ids), fresh=True)
         record_change(db, nodes=[node_id], networks=row.network_ids)
+    who = audit.Actor("join-token", row.description or row.id, caller.address or "")
+    shown = {k: node[k] for k in ("name", "status", "public_key", "os", "endpoints")}
+    audit.record(
+        db,
+        who,
+        "node.enroll",
+        target_id=node_id,
+        target=node["name"],
+        after=shown | {"join_token": row.id, "networks": list(row.network_ids)},
+    )
     return EnrollResponse(
         node_id=node_id, name=node["name"], status=node["status"], credential=credential
     )

@@ -250,3 +250,24 @@ class StatsRow(Base):
     tx_packets: Mapped[int] = mapped_column(BigInteger, default=0)
     drops: Mapped[int] = mapped_column(BigInteger, default=0)
     rtt_ms: Mapped[float | None] = mapped_column(nullable=True)
+
+
+class AuditRow(Base):
+    """One change someone made, kept for the audit log: append-only through
+    the API, pruned after the retention the controller is given."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))  # token, console, node, join-token
+    actor: Mapped[str] = mapped_column(String(128))  # the API token's name, a node's id, …
+    source: Mapped[str] = mapped_column(String(64), default="")  # the client's address
+    action: Mapped[str] = mapped_column(String(64), index=True)  # e.g. network.update
+    target_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    target: Mapped[str] = mapped_column(String(128), default="")  # its name, when it has one
+    before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    request: Mapped[str] = mapped_column(String(200), default="")  # method and path
