@@ -60,6 +60,8 @@ def test_sdk_pins_the_certificate(served: Served) -> None:
 def test_sdk_round_trip(served: Served) -> None:
     with Skylan(served.url, ADMIN, fingerprint=served.fingerprint) as sky:
         net = sky.create_network("sdk", "10.77.0.0/24", cloaked=True)
+        (made,) = sky.audit(action="network.create", target="sdk").events
+        assert made.after is not None and made.after["cloaked"] is True
         assert net.cloaked and sky.network("sdk").id == net.id
         tok = sky.create_token(networks=["sdk"], max_uses=2)
         assert tok.join_command.startswith(f"skylan agent join {served.url} sky1.")
@@ -109,6 +111,13 @@ def test_cli_login_and_commands(served: Served, tmp_path: Path) -> None:
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "exists" in r.stderr
     r = cli(["relay", "add", "r2", "nowhere"], config)
     assert r.returncode == 1 and "endpoint" in r.stderr
+    r = cli(["audit", "--action", "relay.", "--json"], config)
+    (made,) = json.loads(r.stdout)["events"]
+    assert made["action"] == "relay.create" and made["target"] == "r1"
+    r = cli(["audit", "--since", "1h"], config)
+    assert r.returncode == 0 and "network.create" in r.stdout and "office" in r.stdout
+    r = cli(["audit", "--since", "yesterday"], config)
+    assert r.returncode != 0 and "--since" in r.stderr and "Traceback" not in r.stderr
     r = cli(["relay", "delete", "r1"], config)
     assert r.returncode == 0 and json.loads(cli(["relay", "list", "--json"], config).stdout) == []
 

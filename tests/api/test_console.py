@@ -340,3 +340,16 @@ def test_relays_page_adds_lists_and_deletes(api: Api, browser: TestClient) -> No
     gone = browser.post(f"/relays/{relay['id']}/delete", headers=hx)
     assert gone.status_code == 204
     assert "No relays yet" in browser.get("/relays?part=live_relays").text
+
+
+def test_audit_page_shows_who_changed_what(api: Api, browser: TestClient) -> None:
+    network(api, name="prod")
+    api.ok(api.patch("/api/v1/networks/prod", {"mtu": 1300}))
+    log_in(browser, _secret(api.admin))
+    page = browser.get("/audit")
+    assert page.status_code == 200
+    assert "network.update" in page.text and "mtu=1300" in page.text and "test-admin" in page.text
+    only = browser.get("/audit", params={"action": "network.create"})
+    assert "network.create" in only.text and "network.update" not in only.text
+    assert "for these filters" in browser.get("/audit", params={"actor": "nobody"}).text
+    assert browser.get("/audit", params={"before": "x"}).status_code == 422

@@ -9,6 +9,7 @@ import typer
 from skylan import __version__
 from skylan.cli import (
     agent_cmd,
+    audit_cmd,
     cloak_cmd,
     controller_cmd,
     demo_cmd,
@@ -40,6 +41,7 @@ app.add_typer(port_cmd.port_app, name="port")
 app.add_typer(gateway_cmd.gateway_app, name="gateway")
 app.add_typer(cloak_cmd.cloak_app, name="cloak")
 app.add_typer(relay_cmd.relay_app, name="relay")
+app.command("audit")(audit_cmd.audit)
 app.add_typer(lab_cmd.app, name="lab")
 app.command("demo")(demo_cmd.demo)
 

@@ -9,6 +9,7 @@ print(tok.join_command)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +20,7 @@ from skylan.client.transport import pinned_client
 from skylan.model.api import (
     ApiTokenCreated,
     ApiTokenOut,
+    AuditPage,
     CloakRuleOut,
     GatewayCandidate,
     NetworkOut,
@@ -283,6 +285,29 @@ class Skylan:
 
     def revoke_api_token(self, token_id: str) -> None:
         self._request("DELETE", f"/api-tokens/{token_id}")
+
+    # -- the audit log --------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+    ) -> AuditPage:
+        """Newest first; ``before`` from the last page's ``next_before``."""
+        params = self._clean(
+            limit=limit,
+            before=before,
+            action=action,
+            actor=actor,
+            target=target,
+            since=since.isoformat() if since else None,
+        )
+        return self._one(AuditPage, "GET", "/audit", params=params)
 
     # -- relays ---------------------------------------------------------------
 

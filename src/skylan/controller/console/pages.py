@@ -12,6 +12,7 @@ from skylan.controller.console.access import CurrentViewer
 from skylan.controller.console.apiclient import segment
 from skylan.controller.console.render import render
 from skylan.model.api import (
+    AuditPage,
     CloakRuleOut,
     GatewayCandidate,
     NetworkOut,
@@ -130,6 +131,24 @@ async def node_page(ident: str, request: Request, viewer: CurrentViewer) -> HTML
     stats = await api.one(NodeStats, f"/nodes/{node.id}/stats", {"minutes": 60})
     traffic: dict[str, Any] = stats.peers  # peer names come with node.peers
     return render(request, "node.html", {"node": node, "traffic": traffic}, login=viewer.login)
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    viewer: CurrentViewer,
+    *,
+    action: str = "",
+    actor: str = "",
+    target: str = "",
+    before: int | None = None,
+) -> HTMLResponse:
+    filters = {"action": action, "actor": actor, "target": target}
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v} | {"limit": 100}
+    if before is not None:
+        params["before"] = before
+    page = await viewer.api.one(AuditPage, "/audit", params)
+    return render(request, "audit.html", {"page": page, "filters": filters}, login=viewer.login)
 
 
 @router.get("/relays")
