@@ -49,6 +49,18 @@ def test_enrolment_and_approval_are_recorded_and_secrets_never_are(api: Api) -> 
     assert "hash" not in text  # no hash of one either
 
 
+def test_a_nodes_first_contact_is_recorded_once(api: Api) -> None:
+    network(api)
+    tok = join_token(api, networks=["prod"])
+    node = api.ok(enroll(api, tok["token"], "db-1"), 201)
+    auth = {"Authorization": f"Bearer {node['credential']}"}
+    for _ in range(3):
+        api.ok(api.client.post("/api/v1/agent/heartbeat", json={"uptime_s": 5}, headers=auth))
+    firsts = events(api, action="node.first_contact")
+    assert len(firsts) == 1 and firsts[0]["target"] == "db-1"
+    assert firsts[0]["actor_kind"] == "node" and firsts[0]["source"]
+
+
 def test_paging_filtering_and_read_only(api: Api) -> None:
     for i in range(7):
         network(api, name=f"n{i}", cidr4=f"10.{i}.0.0/24")

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
+from skylan.controller import audit
 from skylan.controller.changes import record_change
 from skylan.controller.service.batches import BatchLoop
 from skylan.controller.service.errors import Conflict, NotFound
@@ -134,6 +135,8 @@ class Liveliness:
             out["lane_keys"] = list(body.lane_keys)
         if body.candidates is not None and tuple(body.candidates) != node.candidates:
             out["candidates"] = [c.model_dump() for c in body.candidates]
+        if not node.contacted:
+            out["first_contact_at"] = datetime.now(UTC)
         return out
 
     def write_identity(self, db: Session, node_id: str, changes: dict[str, Any]) -> None:
@@ -144,6 +147,16 @@ class Liveliness:
             self._check_lane_keys(node_id, row.public_key, changes["lane_keys"])
         for key, value in changes.items():
             setattr(row, key, value)
+        if "first_contact_at" in changes:
+            who = audit.Actor("node", node_id, changes.get("observed_ip") or row.observed_ip or "")
+            audit.record(
+                db,
+                who,
+                "node.first_contact",
+                target_id=node_id,
+                target=row.name,
+                after={"endpoints": row.endpoints, "observed_ip": row.observed_ip},
+            )
         record_change(db, nodes=[node_id])
 
     def _check_lane_keys(self, node_id: str, own: str, keys: list[str]) -> None:

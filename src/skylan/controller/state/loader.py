@@ -81,6 +81,7 @@ def node(row: Any) -> Node:
         enrolled_at=as_utc(row.enrolled_at),
         lane_keys=tuple(row.lane_keys),
         candidates=tuple(Candidate.model_validate(c) for c in row.candidates),
+        contacted=row.first_contact_at is not None,
         join_networks=tuple(row.join_networks),
     )
 

@@ -39,6 +39,7 @@ class Node:
     enrolled_at: datetime
     lane_keys: tuple[str, ...]
     candidates: tuple[Candidate, ...]  # reflexive and relay addresses it reported
+    contacted: bool  # its agent has used its credential (first contact recorded)
     join_networks: tuple[str, ...]  # pending: the networks it joins when approved
 
 

@@ -161,6 +161,10 @@ class NodeRow(Base):
     # public_key): peers pair their own lanes with these
     lane_keys: Mapped[list[Any]] = mapped_column(default=list)
     candidates: Mapped[list[Any]] = mapped_column(default=list)
+    # its agent's first request with its credential (the audit log's first contact)
+    first_contact_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     # a pending node's networks (from its join token): it gets its ports, and
     # addresses from the pools, only when approved
     join_networks: Mapped[list[Any]] = mapped_column(default=list)

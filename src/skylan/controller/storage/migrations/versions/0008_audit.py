@@ -32,7 +32,13 @@ def upgrade() -> None:
     op.create_index("ix_audit_events_at", "audit_events", ["at"])
     op.create_index("ix_audit_events_action", "audit_events", ["action"])
     op.create_index("ix_audit_events_target_id", "audit_events", ["target_id"])
+    with op.batch_alter_table("nodes") as batch:
+        batch.add_column(sa.Column("first_contact_at", sa.DateTime(timezone=True), nullable=True))
+    # nodes enrolled before the log existed made their first contact long ago
+    op.execute("UPDATE nodes SET first_contact_at = enrolled_at")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("nodes") as batch:
+        batch.drop_column("first_contact_at")
     op.drop_table("audit_events")
