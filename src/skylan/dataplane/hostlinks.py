@@ -33,7 +33,9 @@ class VxlanLink(Protocol):
 
 class HostLinks(Protocol):
     def configure(self, name: str, *, mac: str, mtu: int, addresses: list[str]) -> None:
-        """Give interface ``name`` exactly this MAC, MTU and addresses, and bring it up."""
+        """Give interface ``name`` this MAC, MTU and addresses, and bring it up.
+        Addresses it gave before and no longer gives go; others (a floating IP
+        that keepalived holds, one an administrator added) stay."""
 
     def vxlan(self, network_id: str, name: str, vni: int) -> VxlanLink:
         """The VXLAN interface ``name`` for a network (not created yet)."""

@@ -9,8 +9,16 @@ from skylan.hostnet.vxlan import VxlanPort
 
 
 class KernelLinks:
+    def __init__(self) -> None:
+        # what each interface was given last: only those may be taken away
+        # (an interface is new when the agent starts: the TAP dies with it)
+        self._given: dict[str, list[str]] = {}
+
     def configure(self, name: str, *, mac: str, mtu: int, addresses: list[str]) -> None:
-        links.configure(name, mac=mac, mtu=mtu, addresses=addresses)
+        links.configure(
+            name, mac=mac, mtu=mtu, addresses=addresses, dropped=self._given.get(name, [])
+        )
+        self._given[name] = list(addresses)
 
     def vxlan(self, network_id: str, name: str, vni: int) -> VxlanPort:
         return VxlanPort(network_id, name, vni)
