@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import Api
+from .helpers import enrolled, netmap_until, network
 
 NET = {"name": "prod", "cidr4": "172.16.1.0/24"}
 
@@ -138,3 +139,26 @@ def test_a_method_the_path_lacks_is_405_with_allow(api: Api) -> None:
     r = api.client.put("/api/v1/networks/prod", headers=api.admin, json={})
     assert r.status_code == 405
     assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "PATCH", "DELETE"}
+
+
+def test_an_ipv6_prefix_gives_every_member_an_address(api: Api) -> None:
+    bad = api.post(
+        "/api/v1/networks", {"name": "big", "cidr4": "10.0.0.0/16", "cidr6": "fd00:9::/120"}
+    )
+    assert bad.status_code == 422 and "room for every one" in bad.json()["error"]
+    network(api, cidr6="fd00:1::/64")
+    a = enrolled(api, "a", networks=["prod"])
+    nm = netmap_until(api, a, lambda m: m["networks"] and m["networks"][0]["peers"])
+    port = nm["networks"][0]["peers"][0]["port"]
+    assert port["ipv6"] == "fd00:1::" + port["ipv4"].rsplit(".", 1)[1]
+    assert port["prefixlen6"] == 64
+    (member,) = api.ok(api.get("/api/v1/networks/prod/ports"))
+    assert member["ipv6"] == port["ipv6"]
+    small = api.patch("/api/v1/networks/prod", {"cidr6": "fd00:9::/125"})
+    assert small.status_code == 422
+    api.ok(api.patch("/api/v1/networks/prod", {"cidr6": "fd00:2::/64"}))
+    nm = netmap_until(
+        api, a, lambda m: m["networks"][0]["peers"][0]["port"]["ipv6"].startswith("fd00:2::")
+    )
+    api.ok(api.patch("/api/v1/networks/prod", {"cidr6": None}))
+    netmap_until(api, a, lambda m: m["networks"][0]["peers"][0]["port"]["ipv6"] is None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -76,10 +76,14 @@ def net_update(
     cloaked: Annotated[bool | None, typer.Option("--cloaked/--visible")] = None,
     encrypted: Annotated[bool | None, typer.Option("--encrypted/--unencrypted")] = None,
     storm_pps: Annotated[int | None, typer.Option()] = None,
+    cidr6: Annotated[
+        str | None, typer.Option("--cidr6", help="IPv6 prefix: every member gets an address")
+    ] = None,
+    no_ipv6: Annotated[bool, typer.Option("--no-ipv6", help="Drop the IPv6 prefix")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Change a network's settings."""
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in {
             "name": name,
@@ -91,6 +95,10 @@ def net_update(
         }.items()
         if v is not None
     }
+    if cidr6 is not None and no_ipv6:
+        raise typer.BadParameter("give --cidr6 or --no-ipv6, not both")
+    if cidr6 is not None or no_ipv6:
+        changes["cidr6"] = cidr6
     if not changes:
         raise typer.BadParameter("nothing to change; see --help")
     with client() as sky:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from skylan.controller.state.store import State
+from skylan.model import dualstack
 from skylan.model.netmap import (
     CloakRuleInfo,
     NetworkMap,
@@ -205,16 +206,21 @@ class NetmapBook:
             del self.sections[net_id]
             return Affected(nodes=section.receivers)
         settings = _settings(state, net_id)
+        resettled = False
         if section is None:
             section = self.sections[net_id] = Section(settings, version, floor or version)
             section.changed(version)
         elif section.settings != settings:
             section.settings = settings
             section.changed(version)
+            resettled = True
         ports = state.members.get(net_id, {})
         prefixlen = ipaddress.IPv4Network(net.cidr4).prefixlen
+        prefixlen6 = ipaddress.IPv6Network(net.cidr6).prefixlen if net.cidr6 else None
         members_changed = False
-        candidates = set(ports) | set(section.members) if only is None else only
+        # new settings may change every entry (an IPv6 prefix gives each an address)
+        every = only is None or resettled
+        candidates = set(ports) | set(section.members) if every or only is None else only
         for node_id in candidates:
             node = state.nodes.get(node_id)
             port = ports.get(node_id)
@@ -236,6 +242,10 @@ class NetmapBook:
                         ipv4=port.ipv4,
                         prefixlen=prefixlen,
                         extra_ips=list(port.extra_ips),
+                        ipv6=dualstack.port_ipv6(net.cidr4, port.ipv4, net.cidr6)
+                        if net.cidr6
+                        else None,
+                        prefixlen6=prefixlen6,
                     ),
                     observed_ip=node.observed_ip,
                     lane_keys=list(node.lane_keys),

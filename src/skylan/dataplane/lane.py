@@ -411,13 +411,12 @@ class Dataplane:
         assert self.host is not None  # (lane 0's)
         own = netmap.own_port(net)
         assert own is not None
+        addresses = [f"{own.ipv4}/{own.prefixlen}"]
+        if own.ipv6 is not None and own.prefixlen6 is not None:
+            addresses.append(f"{own.ipv6}/{own.prefixlen6}")
         # pyroute2's synchronous API runs its own event loop: keep it off ours
         await asyncio.to_thread(
-            self.host.configure,
-            name,
-            mac=own.mac,
-            mtu=net.mtu,
-            addresses=[f"{own.ipv4}/{own.prefixlen}"],
+            self.host.configure, name, mac=own.mac, mtu=net.mtu, addresses=addresses
         )
         return own
 

@@ -72,6 +72,7 @@ class Membership(BaseModel):
     mac: str
     ipv4: str
     extra_ips: list[str]
+    ipv6: str | None = None
     floating_ips: list[str] = Field(
         default_factory=list,
         description="addresses the node announced by ARP that the controller did not assign "
@@ -120,6 +121,7 @@ class PortOut(BaseModel):
     ipv4: str
     extra_ips: list[str]
     created_at: Timestamp
+    ipv6: str | None = Field(None, description="when the network has an IPv6 prefix")
 
 
 class RouteOut(BaseModel):

@@ -32,6 +32,8 @@ class PortInfo(BaseModel):
     ipv4: str
     prefixlen: int
     extra_ips: list[str] = Field(default_factory=list)
+    ipv6: str | None = None  # when the network has an IPv6 prefix (see model.dualstack)
+    prefixlen6: int | None = None
 
 
 class Candidate(BaseModel):

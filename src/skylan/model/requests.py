@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from skylan.model import validators
+from skylan.model import dualstack, validators
 from skylan.model.names import Kind, identifier
 
 
@@ -45,6 +45,12 @@ class Request(BaseModel):
         return value
 
 
+CIDR6_TOO_SMALL = (
+    "cidr6 {cidr6} is smaller than cidr4 {cidr4}: each member's IPv6 address is the IPv6 "
+    "prefix with its IPv4 host part, so the IPv6 network must have room for every one"
+)
+
+
 class NetworkCreate(Request):
     name: str
     description: str = Field("", max_length=1000)
@@ -63,6 +69,8 @@ class NetworkCreate(Request):
     def _ipv6_mtu(self) -> NetworkCreate:
         if self.cidr6 is not None and self.mtu < 1280:
             raise ValueError("IPv6 needs an MTU of at least 1280")
+        if self.cidr6 is not None and not dualstack.fits(self.cidr4, self.cidr6):
+            raise ValueError(CIDR6_TOO_SMALL.format(cidr6=self.cidr6, cidr4=self.cidr4))
         return self
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from skylan.controller.state.records import CloakRule, Network, Node, Port, Route
 from skylan.controller.state.store import State
+from skylan.model import dualstack
 from skylan.model.api import (
     ApiTokenOut,
     CloakRuleOut,
@@ -28,9 +29,16 @@ def network_out(state: State, net: Network) -> NetworkOut:
 
 def port_out(state: State, port: Port) -> PortOut:
     node = state.nodes.get(port.node_id)
+    net = state.networks.get(port.network_id)
     return PortOut.model_validate(
-        {**_fields(port), "node": node.name if node else ""},
+        {**_fields(port), "node": node.name if node else "", "ipv6": _ipv6(net, port)},
     )
+
+
+def _ipv6(net: Network | None, port: Port) -> str | None:
+    if net is None or net.cidr6 is None:
+        return None
+    return dualstack.port_ipv6(net.cidr4, port.ipv4, net.cidr6)
 
 
 def route_out(state: State, route: Route) -> RouteOut:
@@ -65,6 +73,7 @@ def node_out(
                 mac=port.mac,
                 ipv4=port.ipv4,
                 extra_ips=list(port.extra_ips),
+                ipv6=_ipv6(net, port),
                 floating_ips=[
                     ip
                     for ip in seen.get(net.id, [])

@@ -13,7 +13,8 @@ from skylan.controller.service import lookup
 from skylan.controller.service.errors import Conflict, Invalid, NotFound
 from skylan.controller.state.store import State
 from skylan.controller.storage.tables import NetworkRow
-from skylan.model.requests import NetworkCreate, NetworkUpdate
+from skylan.model import dualstack
+from skylan.model.requests import CIDR6_TOO_SMALL, NetworkCreate, NetworkUpdate
 
 
 def _check_overlap(state: State, own_id: str | None, cidr4: str, cidr6: str | None) -> None:
@@ -65,6 +66,8 @@ def update(db: Session, state: State, ident: str, body: NetworkUpdate) -> str:
         raise Invalid("IPv6 needs an MTU of at least 1280")
     if "cidr6" in changes:
         _check_overlap(state, net.id, net.cidr4, cidr6)
+        if cidr6 is not None and not dualstack.fits(net.cidr4, cidr6):
+            raise Invalid(CIDR6_TOO_SMALL.format(cidr6=cidr6, cidr4=net.cidr4))
     row = db.get(NetworkRow, net.id)
     if row is None:
         raise NotFound(f"network {ident!r} not found")

@@ -1,0 +1,78 @@
+"""IPv6 on the overlay without manual steps: a network with an IPv6 prefix
+gives every member an address (its IPv4 host part under the prefix), which
+the agents configure; ping6 and TCP over it; a prefix given later reaches
+every member."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from skylan.lab import Host, Lab
+from skylan.lab.product import Deployment, wait_for
+
+SERVE = (
+    "import socket; s = socket.socket(socket.AF_INET6); "
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::', 7777)); s.listen(); "
+    "c, _ = s.accept(); c.sendall(c.recv(100).upper()); c.close()"
+)
+ASK = (
+    "import socket, sys; c = socket.create_connection((sys.argv[1], 7777), timeout=10); "
+    "c.sendall(b'over ipv6'); print(c.recv(100).decode())"
+)
+
+
+def test_members_get_ipv6_addresses_and_talk_over_them(lab: Lab, tmp_path: Path) -> None:
+    ctl, a, b = lab.add_host("ctl"), lab.add_host("a"), lab.add_host("b", nat=True)
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    sky.admin("net", "create", "prod", "--cidr", "172.16.1.0/24", "--cidr6", "fd00:1::/64")
+    token = sky.admin("token", "create", "--network", "prod", "--uses", "2", "--json")["token"]
+    sky.join(a, token)
+    sky.join(b, token)
+
+    def addresses() -> dict[str, tuple[str, str]] | None:
+        nodes = sky.admin("node", "list", "--json")
+        found = {
+            n["name"]: (n["networks"][0]["ipv4"], n["networks"][0]["ipv6"])
+            for n in nodes
+            if n["networks"]
+        }
+        return found if len(found) == 2 else None
+
+    ips = wait_for("both nodes to have addresses", addresses, timeout=30)
+    assert isinstance(ips, dict)
+    for name, (v4, v6) in ips.items():
+        assert v6 == "fd00:1::" + v4.rsplit(".", 1)[1], (name, v4, v6)  # the host part
+    v6_of = {name: v6 for name, (_, v6) in ips.items()}
+
+    def configured(host: Host, address: str) -> bool:
+        return address in host.run(["ip", "-6", "addr", "show", "dev", "sky0"]).stdout
+
+    for host in (a, b):
+        wait_for(f"{host.name}'s IPv6 address", lambda h=host: configured(h, v6_of[h.name]), 20)
+    wait_for(
+        "ping6 a -> b",
+        lambda: a.run(["ping", "-6", "-c", "1", "-W", "2", v6_of["b"]]).ok,
+        20,
+    )
+    server = b.spawn([sys.executable, "-c", SERVE])
+    try:
+
+        def ask() -> str:
+            return a.run([sys.executable, "-c", ASK, v6_of["b"]], timeout=20).stdout.strip()
+
+        answer = wait_for("TCP over IPv6", ask, 20)
+        assert answer == "OVER IPV6"
+    finally:
+        server.kill()
+    # a prefix changed later reaches every member, and the old address goes
+    sky.admin("net", "update", "prod", "--cidr6", "fd00:2::/64")
+    new_b = v6_of["b"].replace("fd00:1::", "fd00:2::")
+    wait_for("b's new IPv6 address", lambda: configured(b, new_b), 20)
+    assert not configured(b, v6_of["b"])
+    wait_for(
+        "ping6 to the new address",
+        lambda: a.run(["ping", "-6", "-c", "1", "-W", "2", new_b]).ok,
+        20,
+    )
