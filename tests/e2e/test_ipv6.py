@@ -76,3 +76,60 @@ def test_members_get_ipv6_addresses_and_talk_over_them(lab: Lab, tmp_path: Path)
         lambda: a.run(["ping", "-6", "-c", "1", "-W", "2", new_b]).ok,
         20,
     )
+
+
+KEEPALIVED6 = """
+global_defs {{
+    vrrp_version 3
+}}
+vrrp_instance v6 {{
+    state BACKUP
+    interface sky0
+    virtual_router_id 61
+    priority {priority}
+    advert_int 0.5
+    virtual_ipaddress {{
+        fd00:1::100/64 dev sky0
+    }}
+}}
+"""
+
+
+def test_an_ipv6_floating_ip_fails_over(lab: Lab, tmp_path: Path) -> None:
+    ctl = lab.add_host("ctl")
+    a, b, c = lab.add_host("a"), lab.add_host("b"), lab.add_host("c", nat=True)
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    sky.admin("net", "create", "prod", "--cidr", "172.16.1.0/24", "--cidr6", "fd00:1::/64")
+    token = sky.admin("token", "create", "--network", "prod", "--uses", "3", "--json")["token"]
+    for host in (a, b, c):
+        sky.join(host, token)
+    wait_for(
+        "three members with addresses",
+        lambda: sum(1 for n in sky.admin("node", "list", "--json") if n["networks"]) == 3,
+        30,
+    )
+    vip = "fd00:1::100"
+    daemons = {}
+    for host, priority in ((a, 150), (b, 100)):
+        conf = tmp_path / f"ka6-{host.name}.conf"
+        conf.write_text(KEEPALIVED6.format(priority=priority))
+        pids = ["-p", str(tmp_path / f"ka6-{host.name}.pid")]
+        pids += ["-r", str(tmp_path / f"vrrp6-{host.name}.pid")]
+        daemons[host.name] = host.spawn(
+            ["keepalived", "--dont-fork", "--log-console", "--vrrp", "-f", str(conf), *pids]
+        )
+
+    def holds(host: Host) -> bool:
+        return vip in host.run(["ip", "-6", "addr", "show", "dev", "sky0"]).stdout
+
+    def reached() -> bool:
+        return c.run(["ping", "-6", "-c", "1", "-W", "1", vip]).ok
+
+    wait_for("a to hold the IPv6 floating IP", lambda: holds(a), 30)
+    wait_for("c to reach it", reached, 20)
+    daemons["a"].send_signal(15)
+    daemons["a"].wait(10)
+    wait_for("b to take it over", lambda: holds(b), 20)
+    wait_for("c to reach it on b", reached, 20)
+    assert not holds(a)
