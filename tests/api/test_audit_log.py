@@ -81,7 +81,11 @@ def test_paging_filtering_and_read_only(api: Api) -> None:
     assert api.get("/api/v1/audit", headers=api.read).status_code == 200
     assert api.post("/api/v1/audit", {}).status_code == 405
     assert api.delete("/api/v1/audit").status_code == 405
-    for bad in ({"limit": 0}, {"limit": 10_000}, {"before": -1}, {"since": "yesterday"}):
+    assert len(events(api, since="2000-01-01T00:00:00Z", action="network.")) == 7
+    assert events(api, until="2000-01-01") == []
+    bads = [{"limit": 0}, {"limit": 10_000}, {"before": -1}, {"since": "yesterday"}]
+    bads += [{"until": "5"}, {"since": "2026-13-45"}]
+    for bad in bads:
         r = api.get("/api/v1/audit", params=bad)
         assert r.status_code == 422, (bad, r.text)
     assert api.client.get("/api/v1/audit").status_code == 401

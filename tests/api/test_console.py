@@ -353,3 +353,15 @@ def test_audit_page_shows_who_changed_what(api: Api, browser: TestClient) -> Non
     assert "network.create" in only.text and "network.update" not in only.text
     assert "for these filters" in browser.get("/audit", params={"actor": "nobody"}).text
     assert browser.get("/audit", params={"before": "x"}).status_code == 422
+
+
+def test_a_change_made_in_the_console_is_audited_as_the_console_login(
+    api: Api, browser: TestClient
+) -> None:
+    csrf = log_in(browser, _secret(api.admin))
+    hx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    made = browser.post("/networks", data={"name": "web", "cidr4": "172.16.7.0/24"}, headers=hx)
+    assert made.status_code == 204
+    (event,) = api.ok(api.get("/api/v1/audit", params={"action": "network.create"}))["events"]
+    assert event["actor_kind"] == "console" and event["actor"] == "test-admin"
+    assert event["target"] == "web" and event["request"] == "POST /api/v1/networks"

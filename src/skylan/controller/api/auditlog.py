@@ -4,15 +4,17 @@ pruned after the controller's ``--audit-days``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from skylan.controller.api.deps import Ctl, ReadAccess
+from skylan.controller.api.errors import ApiError
 from skylan.controller.service import auditlog
 from skylan.model.api import AuditPage
 
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?$"
 router = APIRouter(prefix="/audit", tags=["audit log"], dependencies=[ReadAccess])
 
 
@@ -26,10 +28,11 @@ async def read_audit(
     ] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     target: Annotated[str | None, Query(max_length=128, description="its id or name")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[str | None, Query(pattern=ISO_TIME, description="ISO 8601 time")] = None,
+    until: Annotated[str | None, Query(pattern=ISO_TIME, description="ISO 8601 time")] = None,
 ) -> AuditPage:
     """Who changed what, when, from where, before and after; newest first."""
+    since_at, until_at = _time("since", since), _time("until", until)
     return await ctl.read(
         lambda db: auditlog.page(
             db,
@@ -38,7 +41,18 @@ async def read_audit(
             action=action,
             actor=actor,
             target=target,
-            since=since,
-            until=until,
+            since=since_at,
+            until=until_at,
         )
     )
+
+
+def _time(name: str, text: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC unless it says otherwise); 422 if it is none."""
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, f"{name}: {text!r} is not an ISO 8601 time") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
