@@ -22,6 +22,19 @@ from .test_failover_and_isolation import KEEPALIVED, VIP
 JUNK = str(Path(__file__).with_name("relayjunk.py"))
 
 
+def addresses(sky: Deployment, count: int) -> dict[str, str]:
+    """Each node's overlay address, once all ``count`` have one."""
+
+    def found() -> dict[str, str] | None:
+        nodes = sky.admin("node", "list", "--json")
+        have = {n["name"]: n["networks"][0]["ipv4"] for n in nodes if n["networks"]}
+        return have if len(have) == count else None
+
+    ips = wait_for(f"{count} nodes to have addresses", found, timeout=30)
+    assert isinstance(ips, dict)
+    return ips
+
+
 def pair(
     lab: Lab, sky: Deployment, a: Host, b: Host, *, workers: int = 1, dataplane: str | None = None
 ) -> dict[str, str]:
@@ -30,15 +43,7 @@ def pair(
     token = sky.admin("token", "create", "--network", "prod", "--uses", "2", "--json")["token"]
     sky.join(a, token, workers=workers, dataplane=dataplane)
     sky.join(b, token, workers=workers, dataplane=dataplane)
-
-    def addresses() -> dict[str, str] | None:
-        nodes = sky.admin("node", "list", "--json")
-        found = {n["name"]: n["networks"][0]["ipv4"] for n in nodes if n["networks"]}
-        return found if len(found) == 2 else None
-
-    found = wait_for("both nodes to have addresses", addresses, timeout=30)
-    assert isinstance(found, dict)
-    return found
+    return addresses(sky, 2)
 
 
 def path_of(sky: Deployment, host: Host, peer: str) -> tuple[str | None, str]:
@@ -224,14 +229,7 @@ def test_a_node_with_only_tcp_443_out_reaches_every_member_through_the_relays_tl
     token = sky.admin("token", "create", "--network", "prod", "--uses", "3", "--json")["token"]
     for host in (corp, home, cloud):
         sky.join(host, token)
-
-    def addresses() -> dict[str, str] | None:
-        nodes = sky.admin("node", "list", "--json")
-        found = {n["name"]: n["networks"][0]["ipv4"] for n in nodes if n["networks"]}
-        return found if len(found) == 3 else None
-
-    ips = wait_for("every node to have an address", addresses, timeout=30)
-    assert isinstance(ips, dict)
+    ips = addresses(sky, 3)
     for peer in ("home", "cloud"):
         wait_for(f"corp to ping {peer}", lambda p=peer: corp.ping(ips[p], count=1, timeout=1), 30)
         wait_for(
@@ -263,14 +261,7 @@ def test_a_floating_ip_fails_over_between_relayed_nodes_and_iperf3_runs_over_the
     token = sky.admin("token", "create", "--network", "prod", "--uses", "3", "--json")["token"]
     for host, workers in ((a, 2), (b, 2), (c, 1)):
         sky.join(host, token, workers=workers)
-
-    def addresses() -> dict[str, str] | None:
-        nodes = sky.admin("node", "list", "--json")
-        found = {n["name"]: n["networks"][0]["ipv4"] for n in nodes if n["networks"]}
-        return found if len(found) == 3 else None
-
-    ips = wait_for("every node to have an address", addresses, timeout=30)
-    assert isinstance(ips, dict)
+    ips = addresses(sky, 3)
     wait_for("a to reach b", lambda: a.ping(ips["b"], count=1, timeout=1), 30)
     wait_for("a to b by the relay", lambda: path_of(sky, a, "b")[0] == "relay", 10)
 

@@ -126,13 +126,19 @@ def _label(row: Base) -> tuple[str, str]:
 
 def _entry(actor: Actor, action: str, row: Base, before: Any, after: Any) -> AuditRow:
     ident, name = _label(row)
+    return _row(actor, action, ident, name, before=before, after=after)
+
+
+def _row(
+    actor: Actor, action: str, target_id: str, target: str, *, before: Any, after: Any
+) -> AuditRow:
     return AuditRow(
         actor_kind=actor.kind,
         actor=actor.name[:128],
         source=actor.source[:64],
         action=action,
-        target_id=ident[:64],
-        target=name[:128],
+        target_id=target_id[:64],
+        target=target[:128],
         before=before,
         after=after,
         request=actor.request[:200],
@@ -172,16 +178,5 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> None:
     """An event no row change tells by itself (a node's enrolment)."""
-    db.add(
-        AuditRow(
-            actor_kind=actor.kind,
-            actor=actor.name[:128],
-            source=actor.source[:64],
-            action=action,
-            target_id=target_id[:64],
-            target=target[:128],
-            before=None,
-            after=None if after is None else _plain(after),
-            request=actor.request[:200],
-        )
-    )
+    shown = None if after is None else _plain(after)
+    db.add(_row(actor, action, target_id, target, before=None, after=shown))
