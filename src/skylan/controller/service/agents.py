@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from skylan.controller import audit
@@ -76,6 +77,10 @@ class Liveliness:
         self.last_flush_s = 0.0  # how long the last batch took, end to end
         self.last_flush_rows = 0
         self._watermark = 0.0
+        # first contacts: seen here since start (so each is noted once), and
+        # not yet written; the database says which are really first
+        self._contacted: set[str] = set()
+        self._first_contacts: set[str] = set()
 
     # -- heartbeats (event loop) ------------------------------------------------
 
@@ -87,6 +92,9 @@ class Liveliness:
         now = self.clock()
         live.last_seen = now
         self.seen.add(node_id)
+        if not node.contacted and node_id not in self._contacted:
+            self._contacted.add(node_id)  # (written with the next batch, once)
+            self._first_contacts.add(node_id)
         if body.uptime_s is not None:
             live.started_at = now - body.uptime_s
         changed = False
@@ -135,8 +143,6 @@ class Liveliness:
             out["lane_keys"] = list(body.lane_keys)
         if body.candidates is not None and tuple(body.candidates) != node.candidates:
             out["candidates"] = [c.model_dump() for c in body.candidates]
-        if not node.contacted:
-            out["first_contact_at"] = datetime.now(UTC)
         return out
 
     def write_identity(self, db: Session, node_id: str, changes: dict[str, Any]) -> None:
@@ -147,16 +153,6 @@ class Liveliness:
             self._check_lane_keys(node_id, row.public_key, changes["lane_keys"])
         for key, value in changes.items():
             setattr(row, key, value)
-        if "first_contact_at" in changes:
-            who = audit.Actor("node", node_id, changes.get("observed_ip") or row.observed_ip or "")
-            audit.record(
-                db,
-                who,
-                "node.first_contact",
-                target_id=node_id,
-                target=row.name,
-                after={"endpoints": row.endpoints, "observed_ip": row.observed_ip},
-            )
         record_change(db, nodes=[node_id])
 
     def _check_lane_keys(self, node_id: str, own: str, keys: list[str]) -> None:
@@ -186,6 +182,7 @@ class Liveliness:
         started = time.perf_counter()
         seen, self.seen = self.seen, set()
         detailed, self.detailed = self.detailed, set()
+        firsts, self._first_contacts = self._first_contacts, set()
         tunnels, self._tunnels = self._tunnels, {}
         rows, details = [], []
         now = datetime.now(UTC)
@@ -219,10 +216,12 @@ class Liveliness:
                 json=("interfaces", "seen_ips"),
             )
             bulk.update_by_id(db, "nodes", ["peer_status"], lists, json=("peer_status",))
+            _first_contacts(db, sorted(firsts))
 
         try:
             await self.writer(write, patient=True)
         except Exception:
+            self._first_contacts |= firsts
             self.seen |= seen  # try again with the next batch
             self.detailed |= detailed
             for node_id, raw in tunnels.items():
@@ -284,3 +283,29 @@ class Liveliness:
 
     def _mine(self, node_id: str) -> Liveness:
         return self.state.liveness.get(node_id) or _NEVER
+
+
+def _first_contacts(db: Session, node_ids: list[str]) -> None:
+    """Nodes heard from for the first time (as far as this replica knows):
+    those the database has no first contact for get one, and an audit event.
+    Guarded in SQL, so a node that another replica, or this one before a
+    restart, already recorded is not recorded again."""
+    now = datetime.now(UTC)
+    for at in range(0, len(node_ids), 500):
+        chunk = node_ids[at : at + 500]
+        found = db.execute(
+            update(NodeRow)
+            .where(NodeRow.id.in_(chunk), NodeRow.first_contact_at.is_(None))
+            .values(first_contact_at=now)
+            .returning(NodeRow.id, NodeRow.name, NodeRow.observed_ip, NodeRow.endpoints)
+            .execution_options(synchronize_session=False)
+        ).all()
+        for node_id, name, seen_from, endpoints in found:
+            audit.record(
+                db,
+                audit.Actor("node", node_id, seen_from or ""),
+                "node.first_contact",
+                target_id=node_id,
+                target=name,
+                after={"observed_ip": seen_from, "endpoints": endpoints},
+            )
