@@ -38,8 +38,6 @@ class RelayStream:
         self.tls_port = tls_port
         self.lane = (LOOPBACK, lane_port)  # where the lane's socket listens
         self.sockets: dict[int, socket.socket] = {}  # relay port -> its loopback socket
-        self.locals: dict[Address, int] = {}  # loopback address -> relay port
-        self.connected = asyncio.Event()
         self.dropped = 0
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +66,6 @@ class RelayStream:
             sock.bind((LOOPBACK, 0))
             sock.setblocking(False)
             self.sockets[port] = sock
-            self.locals[sock.getsockname()] = port
             assert self._loop is not None
             self._loop.add_reader(sock.fileno(), self._from_lane, port, sock)
         address: Address = sock.getsockname()
@@ -113,7 +110,6 @@ class RelayStream:
             log.info("relay %s reached over TLS on port %d", self.host, self.tls_port)
             backoff = 1.0
             self._writer = writer
-            self.connected.set()
             try:
                 while True:
                     length, port = decode_frame_header(await reader.readexactly(FRAME_HEADER_LEN))
@@ -127,7 +123,6 @@ class RelayStream:
             except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, RelayWireError):
                 log.warning("relay %s: the TLS connection ended; again", self.host)
             finally:
-                self.connected.clear()
                 self._writer = None
                 writer.close()
             await asyncio.sleep(backoff)

@@ -211,7 +211,3 @@ class Forwarder:
             node = self.nodes.get(public)
             if node is not None and node.where.get(port) == address:
                 del node.where[port]
-
-    def port_of(self, public: bytes) -> int | None:
-        node = self.nodes.get(public)
-        return None if node is None else node.port

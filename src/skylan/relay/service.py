@@ -57,7 +57,9 @@ async def serve(config: RelayConfig, stop: asyncio.Event) -> None:
             "choose another with --port"
         ) from None
     if config.tls_port is not None:
-        server.streams = StreamFront(config.state_dir, server.from_stream, forwarder.forget_address)
+        server.streams = StreamFront(
+            config.state_dir, server.from_stream, forwarder.forget_address, forwarder.drops
+        )
         try:
             await server.streams.start(config.host, config.tls_port)
         except OSError as exc:

@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,15 +43,21 @@ def is_stream(address: Address) -> bool:
 
 class StreamFront:
     def __init__(
-        self, state_dir: Path, deliver: Deliver, forget: Callable[[Address], None]
+        self,
+        state_dir: Path,
+        deliver: Deliver,
+        forget: Callable[[Address], None],
+        drops: Counter[str],
     ) -> None:
+        """``drops``: where refusals are counted (the forwarder's, which the
+        relay reports)."""
         files = ensure_certificate(state_dir / "tls", name="skylan relay")
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(files.cert, files.key)
         self.deliver = deliver
         self.forget = forget
         self.streams: dict[int, asyncio.StreamWriter] = {}
-        self.dropped = 0
+        self.drops = drops
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
 
@@ -67,16 +74,16 @@ class StreamFront:
     def send(self, to: Address, port: int, datagrams: list[memoryview | bytes]) -> None:
         writer = self.streams.get(to[1])
         if writer is None or writer.is_closing():
-            self.dropped += len(datagrams)
+            self.drops["stream_gone"] += len(datagrams)
             return
         if writer.transport.get_write_buffer_size() > BACKLOG_LIMIT:
-            self.dropped += len(datagrams)  # a slow reader loses datagrams, as UDP would
+            self.drops["stream_backlog"] += len(datagrams)  # a slow reader loses them, as UDP would
             return
         writer.write(b"".join(encode_frame(port, d) for d in datagrams))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.streams) >= MAX_STREAMS:
-            self.dropped += 1
+            self.drops["too_many_streams"] += 1
             writer.close()
             return
         number = next(self._numbers)
