@@ -1,5 +1,5 @@
 """The host-side part of a netmap: gateway forwarding and masquerade, routes
-to gateways, and cloaking — computed from the netmap, applied through
+to gateways, cloaking and security groups — computed from the netmap, applied through
 :mod:`skylan.hostnet` only when something changed.
 
 Several gateways for one prefix form a failover group: every member installs
@@ -19,6 +19,7 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from skylan.agent import securitychains
 from skylan.hostnet import nftables, routes
 from skylan.hostnet.interfaces import InterfaceInfo
 from skylan.hostnet.vxlan import VXLAN_PORT
@@ -60,10 +61,13 @@ class HostConfig:
         cloaked = False
         peers: set[str] = set()
         openings: list[nftables.CloakOpening] = []
+        guards: list[nftables.Guard] = []
         for net in netmap.networks:
             ifname = ifnames.get(net.id)
             if ifname is None:
                 continue
+            if (guard := securitychains.guard(net, own, ifname)) is not None:
+                guards.append(guard)
             for r in net.routes:
                 if r.via_node_id == own:
                     forwards.append((ifname, r.prefix))
@@ -114,6 +118,7 @@ class HostConfig:
             exceptions=tuple(dict.fromkeys(openings)),
             always_allow=(controller_ip,) if cloaked and controller_ip else (),
             local_tcp_ports=(controller_port,) if cloaked and controller_ip in local_ips else (),
+            guards=tuple(guards),
         )
         return Desired(rules, frozenset(wanted_routes), bool(forwards))
 
@@ -170,4 +175,5 @@ class HostConfig:
             cloaked=bool(d.rules.cloak_interfaces),
             cloak_interfaces=list(d.rules.cloak_interfaces),
             cloak_openings=[dict(o.__dict__) for o in d.rules.exceptions],
+            guarded={g.interface: len(g.allowances) for g in d.rules.guards},
         )

@@ -317,3 +317,7 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             f"cloaked on {', '.join(host.cloak_interfaces)}; "
             f"{len(host.cloak_openings)} exception rule(s)"
         )
+    for ifname, allowances in sorted(host.guarded.items()):
+        console.print(
+            f"security group on {ifname}: default deny, {allowances} rule(s) let traffic in"
+        )

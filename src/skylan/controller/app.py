@@ -30,6 +30,7 @@ from skylan.controller.api import (
     nodes,
     ports,
     relays,
+    security_rules,
     stats,
     tokens,
 )
@@ -227,7 +228,18 @@ def create_app(settings: ControllerSettings) -> FastAPI:
         max_busy=settings.max_busy,
         long_polls=polls,
     )
-    for module in (networks, ports, gateways, cloak_rules, tokens, nodes, stats, api_tokens, agent):
+    for module in (
+        networks,
+        ports,
+        gateways,
+        cloak_rules,
+        security_rules,
+        tokens,
+        nodes,
+        stats,
+        api_tokens,
+        agent,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
     for router in (relays.router, relays.own, auditlog.router):
         app.include_router(router, prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)

@@ -36,6 +36,7 @@ from skylan.controller.storage.tables import (
     PortRow,
     RelayRow,
     RouteRow,
+    SecurityRuleRow,
 )
 
 ACTOR = "skylan_audit_actor"  # Session.info: whose write the session runs now
@@ -48,6 +49,7 @@ _TABLES: dict[type[Base], str] = {
     PortRow: "port",
     RouteRow: "route",
     CloakRuleRow: "cloak_rule",
+    SecurityRuleRow: "security_rule",
     JoinTokenRow: "join_token",
     NodeRow: "node",
     ApiTokenRow: "api_token",

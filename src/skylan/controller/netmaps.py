@@ -1,8 +1,8 @@
 """Netmaps, kept ready to send: every node's is its header plus the sections
 of its networks, and every section is built from pieces serialised once.
 
-A network's section is the same for each member: its settings, routes and
-cloak rules, and the members. Each member's entry (``PeerInfo``) is serialised
+A network's section is the same for each member: its settings, routes,
+cloak rules and security rules, and the members. Each member's entry (``PeerInfo``) is serialised
 when it changes and kept with the version of that change; a network also
 remembers who left it and when. So an agent that holds version V gets, for each
 network, only the entries changed after V and the ids that left after V, and
@@ -242,14 +242,13 @@ class NetmapBook:
                         ipv4=port.ipv4,
                         prefixlen=prefixlen,
                         extra_ips=list(port.extra_ips),
-                        ipv6=dualstack.port_ipv6(net.cidr4, port.ipv4, net.cidr6)
-                        if net.cidr6
-                        else None,
+                        ipv6=dualstack.address_of(net.cidr4, net.cidr6, port.ipv4, port.ipv6),
                         prefixlen6=prefixlen6,
                     ),
                     observed_ip=node.observed_ip,
                     lane_keys=list(node.lane_keys),
                     candidates=list(node.candidates),
+                    tags=list(node.tags),
                 )
                 .model_dump_json()
                 .encode()
@@ -371,6 +370,11 @@ def _settings(state: State, net_id: str) -> bytes:
                 masquerade=r.masquerade,
             )
             for r in routes
+        ],
+        policy=net.policy,
+        security_rules=[
+            r.info
+            for r in sorted(state.security.get(net_id, {}).values(), key=lambda r: r.created_at)
         ],
         cloak_rules=[
             CloakRuleInfo(

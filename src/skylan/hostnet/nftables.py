@@ -1,5 +1,5 @@
 """skylan's one nftables table, ``inet skylan``: gateway forwarding and
-masquerade, and cloaking. Replaced atomically as a whole (one ``nft -f``
+masquerade, cloaking, and security groups. Replaced atomically as a whole (one ``nft -f``
 transaction) and never touching any other table.
 """
 
@@ -27,6 +27,38 @@ class CloakOpening:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """What one security rule lets into an overlay interface: a protocol and
+    ports, from anyone, from prefixes, or from members. A member is its port's
+    MAC with each of its addresses: the switch never lets one member send with
+    another's MAC, so a member cannot pass for another by its source address."""
+
+    protocol: str  # tcp, udp, icmp, any
+    port_from: int | None = None
+    port_to: int | None = None
+    everyone: bool = False
+    prefixes: tuple[str, ...] = ()
+    members: tuple[tuple[str, str], ...] = ()  # (MAC, address)
+    member_macs: tuple[str, ...] = ()  # their IPv6 link-local traffic (VRRP, ND) by MAC
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A security group on one overlay interface: only what an allowance
+    lets in starts a connection, in to the node or forwarded through it."""
+
+    interface: str
+    allowances: tuple[Allowance, ...] = ()
+
+
+# neighbour discovery and the path MTU must pass, or nothing IPv6 works
+_ICMPV6_BASICS = (
+    "nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, "
+    "mld-listener-query, mld-listener-report, mld2-listener-report, packet-too-big"
+)
+
+
+@dataclass(frozen=True)
 class Ruleset:
     # gateway: (overlay interface, LAN prefix) pairs to forward, and masquerades
     forwards: tuple[tuple[str, str], ...] = ()
@@ -38,14 +70,19 @@ class Ruleset:
     exceptions: tuple[CloakOpening, ...] = ()
     always_allow: tuple[str, ...] = field(default=())  # e.g. the controller's address
     local_tcp_ports: tuple[int, ...] = ()  # e.g. a controller running on this node
+    guards: tuple[Guard, ...] = ()  # security groups, one per overlay interface
 
     @property
     def empty(self) -> bool:
-        return not (self.forwards or self.masquerades or self.cloak_interfaces)
+        return not (self.forwards or self.masquerades or self.cloak_interfaces or self.guards)
 
 
 def _family(prefix: str) -> str:
     return "ip" if ipaddress.ip_network(prefix).version == 4 else "ip6"
+
+
+def _version(address_or_prefix: str) -> int:
+    return ipaddress.ip_network(address_or_prefix, strict=False).version
 
 
 def _set(items: list[str]) -> str:
@@ -55,9 +92,11 @@ def _set(items: list[str]) -> str:
 def render(rules: Ruleset) -> str:
     """The nft script for ``rules`` (pure, so it is unit-tested as text)."""
     out = [f"table inet {TABLE} {{"]
-    if rules.forwards:
+    if rules.forwards or rules.guards:
         out.append("  chain forward {")
         out.append("    type filter hook forward priority filter; policy accept;")
+        for guard in rules.guards:
+            out.append(f'    iifname "{guard.interface}" jump {_guard_chain(guard)}')
         out.append("    ct state established,related accept")
         for iface, prefix in rules.forwards:
             out.append(f'    iifname "{iface}" {_family(prefix)} daddr {prefix} accept')
@@ -70,12 +109,18 @@ def render(rules: Ruleset) -> str:
                 f"    {_family(prefix)} saddr {overlay} {_family(prefix)} daddr {prefix} masquerade"
             )
         out.append("  }")
-    if rules.cloak_interfaces:
-        ifaces = _set([f'"{i}"' for i in rules.cloak_interfaces])
+    if rules.cloak_interfaces or rules.guards:
         out.append("  chain input {")
         out.append("    type filter hook input priority filter; policy accept;")
-        out.append(f"    iifname {ifaces} jump cloak")
+        for guard in rules.guards:
+            out.append(f'    iifname "{guard.interface}" jump {_guard_chain(guard)}')
+        if rules.cloak_interfaces:
+            ifaces = _set([f'"{i}"' for i in rules.cloak_interfaces])
+            out.append(f"    iifname {ifaces} jump cloak")
         out.append("  }")
+    for guard in rules.guards:
+        out.extend(_guard(guard))
+    if rules.cloak_interfaces:
         out.append("  chain cloak {")
         out.append("    ct state established,related accept")
         peers4 = [a for a in rules.peer_addresses if ipaddress.ip_address(a).version == 4]
@@ -97,21 +142,52 @@ def render(rules: Ruleset) -> str:
     return "\n".join(out) + "\n"
 
 
+def _guard_chain(guard: Guard) -> str:
+    return f"guard-{guard.interface}"
+
+
+def _guard(guard: Guard) -> list[str]:
+    out = [f"  chain {_guard_chain(guard)} {{", "    ct state established,related accept"]
+    out.append(f"    icmpv6 type {{ {_ICMPV6_BASICS} }} accept")
+    for allowance in guard.allowances:
+        out.extend(f"    {line} accept".replace("     ", "    ") for line in _allowance(allowance))
+    out.append("    counter drop")
+    out.append("  }")
+    return out
+
+
+def _allowance(a: Allowance) -> list[str]:
+    """The match expressions of one allowance (one line per kind of source)."""
+    what = _protocol(a.protocol, a.port_from, a.port_to)
+    lines = []
+    if a.everyone:
+        lines.append(what)
+    for prefix in a.prefixes:
+        lines.append(f"{_family(prefix)} saddr {prefix} {what}")
+    for fam, ip in (("ip", 4), ("ip6", 6)):
+        pairs = sorted({f"{mac} . {addr}" for mac, addr in a.members if _version(addr) == ip})
+        if pairs:
+            lines.append(f"ether saddr . {fam} saddr {_set(pairs)} {what}")
+    if a.member_macs:
+        lines.append(f"ether saddr {_set(sorted(set(a.member_macs)))} ip6 saddr fe80::/10 {what}")
+    return [line.strip() for line in lines]
+
+
+def _protocol(protocol: str, port_from: int | None, port_to: int | None) -> str:
+    if protocol in ("tcp", "udp"):
+        ports = str(port_from) if port_from == port_to else f"{port_from}-{port_to}"
+        return f"{protocol} dport {ports}"
+    if protocol == "icmp":
+        return "meta l4proto { icmp, ipv6-icmp }"
+    return ""
+
+
 def _exception(exc: CloakOpening) -> str:
     fam = _family(exc.source_cidr)
-    source = (
-        ""
-        if ipaddress.ip_network(exc.source_cidr).prefixlen == 0
-        else (f"{fam} saddr {exc.source_cidr} ")
-    )
-    if exc.protocol in ("tcp", "udp"):
-        ports = (
-            str(exc.port_from) if exc.port_from == exc.port_to else f"{exc.port_from}-{exc.port_to}"
-        )
-        return f"{source}{exc.protocol} dport {ports} accept"
-    if exc.protocol == "icmp":
-        return f"{source}meta l4proto {{ icmp, ipv6-icmp }} accept"
-    return f"{source}accept"
+    anywhere = ipaddress.ip_network(exc.source_cidr).prefixlen == 0
+    source = "" if anywhere else f"{fam} saddr {exc.source_cidr}"
+    what = _protocol(exc.protocol, exc.port_from, exc.port_to)
+    return " ".join(part for part in (source, what, "accept") if part)
 
 
 def run_script(script: str) -> None:

@@ -132,6 +132,8 @@ class HostStatus(_Status):
     cloaked: bool = False
     cloak_interfaces: list[str] = Field(default_factory=list)
     cloak_openings: list[dict[str, Any]] = Field(default_factory=list)
+    # overlay interfaces under a deny policy, with how many rules let traffic in
+    guarded: dict[str, int] = Field(default_factory=dict)
 
 
 class PeerEntry(_Status):

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from skylan.model.securitygroups import Policy, Protocol
+
 
 def _utc(ts: datetime) -> datetime:
     """Everything skylan stores is UTC; SQLite hands datetimes back naive,
@@ -45,6 +47,7 @@ class NetworkOut(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
     members: int = 0
+    policy: Policy = Field("allow", description="security groups' default: allow or deny")
 
 
 class TokenOut(BaseModel):
@@ -155,6 +158,30 @@ class CloakRuleOut(BaseModel):
     source_cidr: str
     description: str
     created_at: Timestamp
+
+
+class SecurityRuleOut(BaseModel):
+    id: str
+    network_id: str
+    protocol: Protocol
+    port_from: int | None
+    port_to: int | None
+    source: str = Field(description="any, tag:NAME, node:NAME or a CIDR")
+    target: str = Field(description="all, tag:NAME or node:NAME")
+    description: str
+    created_at: Timestamp
+
+
+class ReachabilityOut(BaseModel):
+    """The dry run's answer: would a new connection be let in?"""
+
+    allowed: bool
+    reason: str
+    rule_id: str | None = Field(None, description="the rule that allows it, if one does")
+    source: str = Field(description="the address the connection comes from")
+    target: str = Field(description="the member it goes to")
+    protocol: Protocol
+    port: int | None
 
 
 class ApiTokenOut(BaseModel):

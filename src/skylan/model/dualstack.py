@@ -14,6 +14,16 @@ def fits(cidr4: str, cidr6: str) -> bool:
     return ipaddress.IPv6Network(cidr6).num_addresses >= ipaddress.IPv4Network(cidr4).num_addresses
 
 
+def address_of(cidr4: str, cidr6: str | None, ipv4: str, static: str | None) -> str | None:
+    """A port's IPv6 address: its static one while the prefix holds it, else
+    the derived one; None when the network has no IPv6 prefix."""
+    if cidr6 is None:
+        return None
+    if static is not None and ipaddress.IPv6Address(static) in ipaddress.IPv6Network(cidr6):
+        return static
+    return port_ipv6(cidr4, ipv4, cidr6)
+
+
 def port_ipv6(cidr4: str, ipv4: str, cidr6: str) -> str:
     net4, net6 = ipaddress.IPv4Network(cidr4), ipaddress.IPv6Network(cidr6)
     host = int(ipaddress.IPv4Address(ipv4)) - int(net4.network_address)

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skylan.model import validators
+from skylan.model.securitygroups import Policy, SecurityRuleInfo
 
 MAX_LANES = 64  # data-plane worker lanes per node (one per TAP queue)
 
@@ -64,6 +65,7 @@ class PeerInfo(BaseModel):
     # endpoint's port + lane; empty: one lane (public_key)
     lane_keys: list[str] = Field(default_factory=list)
     candidates: list[Candidate] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)  # what security rules select it by
 
 
 class RouteInfo(BaseModel):
@@ -100,6 +102,8 @@ class NetworkMap(BaseModel):
     storm_pps: int
     routes: list[RouteInfo]
     cloak_rules: list[CloakRuleInfo]
+    policy: Policy = "allow"  # security groups: see model.securitygroups
+    security_rules: list[SecurityRuleInfo] = Field(default_factory=list)
     # the whole member list, or None: the agent's list (as of the version it
     # sent) with ``peer_updates`` and ``peer_removals`` applied
     peers: list[PeerInfo] | None

@@ -17,6 +17,14 @@ from pydantic import (
 
 from skylan.model import dualstack, validators
 from skylan.model.names import Kind, identifier
+from skylan.model.securitygroups import (
+    SELECTOR_HELP,
+    TARGET_HELP,
+    Policy,
+    Protocol,
+    parse_source,
+    parse_target,
+)
 
 
 def _kinds(annotation: object) -> set[object]:
@@ -60,6 +68,7 @@ class NetworkCreate(Request):
     encrypted: bool = True
     cloaked: bool = False
     storm_pps: int = Field(1000, ge=0, le=10_000_000, description="0 disables storm control")
+    policy: Policy = Field("allow", description="security groups: deny allows only the rules")
 
     _name = field_validator("name")(validators.name)
     _cidr4 = field_validator("cidr4")(validators.cidr4)
@@ -84,6 +93,7 @@ class NetworkUpdate(Request):
     encrypted: bool | None = None
     cloaked: bool | None = None
     storm_pps: int | None = Field(None, ge=0, le=10_000_000)
+    policy: Policy | None = None
 
     _name = field_validator("name")(validators.optional_name)
     _cidr6 = field_validator("cidr6")(validators.cidr6)
@@ -115,6 +125,50 @@ class RouteCreate(Request):
     _prefix = field_validator("prefix")(validators.any_prefix)
 
 
+def _port_range(protocol: str, port_from: int | None, port_to: int | None) -> int | None:
+    """Checks a rule's ports; its port_to (port_from when not given)."""
+    if protocol in ("tcp", "udp"):
+        if port_from is None:
+            raise ValueError(f"{protocol} rules need port_from (and optionally port_to)")
+        port_to = port_to or port_from
+        if port_to < port_from:
+            raise ValueError("port_to must not be below port_from")
+        return port_to
+    if port_from is not None or port_to is not None:
+        raise ValueError(f"{protocol} rules take no ports")
+    return None
+
+
+class SecurityRuleCreate(Request):
+    protocol: Protocol
+    port_from: int | None = Field(None, ge=1, le=65535)
+    port_to: int | None = Field(None, ge=1, le=65535)
+    source: str = Field("any", max_length=80, description=SELECTOR_HELP)
+    target: str = Field("all", max_length=80, description=TARGET_HELP)
+    description: str = Field("", max_length=500)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        match = parse_source(value)
+        if match.kind == "tag":
+            validators.tag(match.value or "")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        match = parse_target(value)
+        if match.kind == "tag":
+            validators.tag(match.value or "")
+        return value
+
+    @model_validator(mode="after")
+    def _ports(self) -> SecurityRuleCreate:
+        self.port_to = _port_range(self.protocol, self.port_from, self.port_to)
+        return self
+
+
 class CloakRuleCreate(Request):
     node: str | None = Field(None, description="node id or name; omit for every member")
     protocol: Literal["tcp", "udp", "icmp", "any"]
@@ -127,14 +181,7 @@ class CloakRuleCreate(Request):
 
     @model_validator(mode="after")
     def _ports(self) -> CloakRuleCreate:
-        if self.protocol in ("tcp", "udp"):
-            if self.port_from is None:
-                raise ValueError(f"{self.protocol} rules need port_from (and optionally port_to)")
-            self.port_to = self.port_to or self.port_from
-            if self.port_to < self.port_from:
-                raise ValueError("port_to must not be below port_from")
-        elif self.port_from is not None or self.port_to is not None:
-            raise ValueError(f"{self.protocol} rules take no ports")
+        self.port_to = _port_range(self.protocol, self.port_from, self.port_to)
         return self
 
 

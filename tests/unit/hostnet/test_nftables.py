@@ -8,7 +8,35 @@ import subprocess
 
 import pytest
 
-from skylan.hostnet.nftables import CloakOpening, Ruleset, render
+from skylan.hostnet.nftables import Allowance, CloakOpening, Guard, Ruleset, render
+
+GUARDED = Ruleset(
+    forwards=(("sky1", "192.168.20.0/24"),),
+    guards=(
+        Guard(
+            "sky0",
+            (
+                Allowance("tcp", 5432, 5432, members=(("02:00:00:00:00:01", "172.16.1.1"),)),
+                Allowance(
+                    "udp",
+                    5000,
+                    5010,
+                    members=(
+                        ("02:00:00:00:00:01", "172.16.1.1"),
+                        ("02:00:00:00:00:01", "fd00:1::1"),
+                        ("02:00:00:00:00:02", "10.9.0.0/24"),
+                    ),
+                    member_macs=("02:00:00:00:00:01", "02:00:00:00:00:02"),
+                ),
+                Allowance("icmp", everyone=True),
+                Allowance("any", everyone=True),
+                Allowance("tcp", 22, 22, prefixes=("10.8.0.0/16",)),
+                Allowance("any", prefixes=("2001:db8::/32",)),
+            ),
+        ),
+        Guard("sky1"),  # deny, and no rule for this node
+    ),
+)
 
 FULL = Ruleset(
     forwards=(("sky0", "192.168.10.0/24"),),
@@ -46,6 +74,43 @@ def test_render_contains_every_piece() -> None:
     ) < text.index("counter drop")
 
 
+def test_guards_render_per_interface_in_input_and_forward() -> None:
+    text = render(GUARDED)
+    assert GUARDED.cloak_interfaces == () and not GUARDED.empty
+    for hook in ("input", "forward"):
+        chain = text[text.index(f"chain {hook} {{") :]
+        chain = chain[: chain.index("}")]
+        assert 'iifname "sky0" jump guard-sky0' in chain
+        assert 'iifname "sky1" jump guard-sky1' in chain
+    guard = text[text.index("chain guard-sky0 {") :]
+    guard = guard[: guard.index("\n  }")]
+    lines = [line.strip() for line in guard.splitlines()[1:]]
+    assert lines[0] == "ct state established,related accept"
+    assert lines[1].startswith("icmpv6 type { nd-neighbor-solicit")
+    assert lines[-1] == "counter drop"
+    assert (
+        "ether saddr . ip saddr { 02:00:00:00:00:01 . 172.16.1.1 } tcp dport 5432 accept" in lines
+    )
+    assert (
+        "ether saddr . ip saddr { 02:00:00:00:00:01 . 172.16.1.1, 02:00:00:00:00:02 . 10.9.0.0/24 }"
+        " udp dport 5000-5010 accept" in lines
+    )
+    assert (
+        "ether saddr . ip6 saddr { 02:00:00:00:00:01 . fd00:1::1 } udp dport 5000-5010 accept"
+        in lines
+    )
+    assert (
+        "ether saddr { 02:00:00:00:00:01, 02:00:00:00:00:02 } ip6 saddr fe80::/10"
+        " udp dport 5000-5010 accept" in lines
+    )
+    assert "meta l4proto { icmp, ipv6-icmp } accept" in lines
+    assert "accept" in lines  # protocol any from anyone
+    assert "ip saddr 10.8.0.0/16 tcp dport 22 accept" in lines
+    assert "ip6 saddr 2001:db8::/32 accept" in lines
+    empty_guard = text[text.index("chain guard-sky1 {") :]
+    assert "accept" not in empty_guard[: empty_guard.index("counter drop")].split("\n", 3)[-1]
+
+
 def test_empty_ruleset() -> None:
     assert Ruleset().empty
     assert not FULL.empty
@@ -60,6 +125,8 @@ def test_empty_ruleset() -> None:
 def test_nft_accepts_the_rendered_ruleset() -> None:
     for rules in (
         FULL,
+        GUARDED,
+        Ruleset(guards=(Guard("sky0"),), cloak_interfaces=("eth0",)),
         Ruleset(cloak_interfaces=("eth0",)),
         Ruleset(masquerades=(("172.16.1.0/24", "10.8.0.0/16"),)),
     ):

@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from skylan.controller.state.records import CloakRule, Network, Node, Port, Route
+from skylan.controller.state.records import CloakRule, Network, Node, Port, Route, SecurityRule
 from skylan.controller.state.store import State
 from skylan.model import dualstack
 from skylan.model.api import (
@@ -18,7 +18,9 @@ from skylan.model.api import (
     PeerStatus,
     PortOut,
     RouteOut,
+    SecurityRuleOut,
 )
+from skylan.model.securitygroups import Match
 
 
 def network_out(state: State, net: Network) -> NetworkOut:
@@ -36,9 +38,9 @@ def port_out(state: State, port: Port) -> PortOut:
 
 
 def _ipv6(net: Network | None, port: Port) -> str | None:
-    if net is None or net.cidr6 is None:
+    if net is None:
         return None
-    return dualstack.port_ipv6(net.cidr4, port.ipv4, net.cidr6)
+    return dualstack.address_of(net.cidr4, net.cidr6, port.ipv4, port.ipv6)
 
 
 def route_out(state: State, route: Route) -> RouteOut:
@@ -49,6 +51,33 @@ def route_out(state: State, route: Route) -> RouteOut:
 
 def rule_out(rule: CloakRule) -> CloakRuleOut:
     return CloakRuleOut.model_validate(rule, from_attributes=True)
+
+
+def security_rule_out(state: State, rule: SecurityRule) -> SecurityRuleOut:
+    info = rule.info
+    return SecurityRuleOut(
+        id=info.id,
+        network_id=rule.network_id,
+        protocol=info.protocol,
+        port_from=info.port_from,
+        port_to=info.port_to,
+        source=_side(state, info.source, "any"),
+        target=_side(state, info.target, "all"),
+        description=rule.description,
+        created_at=rule.created_at,
+    )
+
+
+def _side(state: State, match: Match, everyone: str) -> str:
+    """A rule's side as people write it (``tag:web``, ``node:db1``, a CIDR)."""
+    if match.kind == "any":
+        return everyone
+    if match.kind == "cidr":
+        return match.value or ""
+    if match.kind == "node":
+        node = state.nodes.get(match.value or "")
+        return f"node:{node.name if node else match.value}"
+    return f"tag:{match.value}"
 
 
 def api_token_out(state: State, token_id: str) -> ApiTokenOut:

@@ -22,6 +22,7 @@ from skylan.controller.state.records import (
     Port,
     Relay,
     Route,
+    SecurityRule,
 )
 from skylan.controller.state.store import Loaded
 from skylan.controller.storage.tables import (
@@ -33,9 +34,11 @@ from skylan.controller.storage.tables import (
     PortRow,
     RelayRow,
     RouteRow,
+    SecurityRuleRow,
     as_utc,
 )
 from skylan.model.netmap import Candidate
+from skylan.model.securitygroups import Match, SecurityRuleInfo
 
 
 @dataclass
@@ -62,6 +65,7 @@ def network(row: Any) -> Network:
         encrypted=row.encrypted,
         cloaked=row.cloaked,
         storm_pps=row.storm_pps,
+        policy=row.policy,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
@@ -115,6 +119,7 @@ def port(row: Any) -> Port:
         node_id=intern(row.node_id),
         mac=row.mac,
         ipv4=row.ipv4,
+        ipv6=row.ipv6,
         extra_ips=tuple(row.extra_ips),
         created_at=as_utc(row.created_at),
     )
@@ -144,6 +149,26 @@ def cloak_rule(row: Any) -> CloakRule:
         description=row.description,
         created_at=as_utc(row.created_at),
     )
+
+
+def security_rule(row: Any) -> SecurityRule:
+    return SecurityRule(
+        network_id=row.network_id,
+        info=SecurityRuleInfo(
+            id=row.id,
+            protocol=row.protocol,
+            port_from=row.port_from,
+            port_to=row.port_to,
+            source=_match(row.source_kind, row.source_value, row.source_node_id),
+            target=_match(row.target_kind, row.target_value, row.target_node_id),
+        ),
+        description=row.description,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _match(kind: str, value: str | None, node_id: str | None) -> Match:
+    return Match(kind=kind, value=node_id if kind == "node" else value)
 
 
 def api_token(row: Any) -> ApiToken:
@@ -197,15 +222,19 @@ def load_networks(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
                 into.networks[net_id] = None
                 into.routes[net_id] = []
                 into.rules[net_id] = []
+                into.security[net_id] = []
         where = _within(part)
         for row in _rows(db, NetworkRow, where(NetworkRow.id)):
             into.networks[row.id] = network(row)
             into.routes.setdefault(row.id, [])
             into.rules.setdefault(row.id, [])
+            into.security.setdefault(row.id, [])
         for r in _rows(db, RouteRow, where(RouteRow.network_id)):
             into.routes.setdefault(r.network_id, []).append(route(r))
         for c in _rows(db, CloakRuleRow, where(CloakRuleRow.network_id)):
             into.rules.setdefault(c.network_id, []).append(cloak_rule(c))
+        for s in _rows(db, SecurityRuleRow, where(SecurityRuleRow.network_id)):
+            into.security.setdefault(s.network_id, []).append(security_rule(s))
 
 
 def load_nodes(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from skylan.model.netmap import Candidate
+from skylan.model.securitygroups import Policy, SecurityRuleInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class Network:
     encrypted: bool
     cloaked: bool
     storm_pps: int
+    policy: Policy  # security groups' default
     created_at: datetime
     updated_at: datetime
 
@@ -50,6 +52,7 @@ class Port:
     node_id: str
     mac: str
     ipv4: str
+    ipv6: str | None  # static; None: derived from the IPv4 one (model.dualstack)
     extra_ips: tuple[str, ...]
     created_at: datetime
 
@@ -76,6 +79,18 @@ class CloakRule:
     source_cidr: str
     description: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityRule:
+    network_id: str
+    info: SecurityRuleInfo  # compiled: nodes by id, as the netmap carries it
+    description: str
+    created_at: datetime
+
+    @property
+    def id(self) -> str:
+        return self.info.id
 
 
 @dataclass(frozen=True, slots=True)

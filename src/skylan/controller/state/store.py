@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 
 from skylan.controller.ipam import AddressPool, Claims
 from skylan.controller.state.liveness import Liveness
-from skylan.controller.state.records import ApiToken, CloakRule, Network, Node, Port, Relay, Route
+from skylan.controller.state.records import (
+    ApiToken,
+    CloakRule,
+    Network,
+    Node,
+    Port,
+    Relay,
+    Route,
+    SecurityRule,
+)
 
 
 @dataclass
@@ -27,6 +36,7 @@ class Loaded:
     networks: dict[str, Network | None] = field(default_factory=dict)
     routes: dict[str, list[Route]] = field(default_factory=dict)  # network id -> all its routes
     rules: dict[str, list[CloakRule]] = field(default_factory=dict)  # network id -> all its rules
+    security: dict[str, list[SecurityRule]] = field(default_factory=dict)  # the same
     nodes: dict[str, Node | None] = field(default_factory=dict)
     ports: dict[str, list[Port]] = field(default_factory=dict)  # node id -> all its ports
     liveness: dict[str, Liveness] = field(default_factory=dict)
@@ -50,6 +60,7 @@ class State:
         self.memberships: dict[str, tuple[Port, ...]] = {}
         self.routes: dict[str, dict[str, Route]] = {}  # network -> id -> route
         self.rules: dict[str, dict[str, CloakRule]] = {}  # network -> id -> rule
+        self.security: dict[str, dict[str, SecurityRule]] = {}  # the same
         self.api_tokens: dict[str, ApiToken] = {}  # by secret hash
         self.api_token_ids: dict[str, ApiToken] = {}
         self.relays: dict[str, Relay] = {}
@@ -99,6 +110,9 @@ class State:
         for net_id, rules in loaded.rules.items():
             if net_id in self.networks:
                 self.rules[net_id] = {r.id: r for r in rules}
+        for net_id, security in loaded.security.items():
+            if net_id in self.networks:
+                self.security[net_id] = {r.id: r for r in security}
         for node_id, node in loaded.nodes.items():
             self._set_node(node_id, node)
         for node_id, ports in loaded.ports.items():
@@ -122,6 +136,7 @@ class State:
         if net is None:
             self.routes.pop(net_id, None)
             self.rules.pop(net_id, None)
+            self.security.pop(net_id, None)
             self.pools.pop(net_id, None)
             for port in list(self.members.pop(net_id, {}).values()):
                 self.ports.pop(port.id, None)
@@ -153,6 +168,9 @@ class State:
             for rules in self.rules.values():
                 for rule_id in [r.id for r in rules.values() if r.node_id == node_id]:
                     del rules[rule_id]  # the database cascades too
+            for security in self.security.values():
+                for rule_id in [r.id for r in security.values() if _names(r, node_id)]:
+                    del security[rule_id]  # the same
             return
         self.nodes[node_id] = node
         self.node_by_name[node.name] = node_id
@@ -180,6 +198,11 @@ class State:
             self.ports[port.id] = port
             self.members.setdefault(net_id, {})[node_id] = port
             self.pools[net_id].take(port.ipv4)
+
+
+def _names(rule: SecurityRule, node_id: str) -> bool:
+    sides = (rule.info.source, rule.info.target)
+    return any(side.kind == "node" and side.value == node_id for side in sides)
 
 
 def _network_of(port: Port) -> str:

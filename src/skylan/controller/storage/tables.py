@@ -55,6 +55,7 @@ class NetworkRow(Base):
     encrypted: Mapped[bool] = mapped_column(Boolean, default=True)
     cloaked: Mapped[bool] = mapped_column(Boolean, default=False)
     storm_pps: Mapped[int] = mapped_column(Integer, default=1000)
+    policy: Mapped[str] = mapped_column(String(8), default="allow")  # security groups
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -188,6 +189,8 @@ class PortRow(Base):
     node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
     mac: Mapped[str] = mapped_column(String(17))
     ipv4: Mapped[str] = mapped_column(String(15))
+    # a static IPv6 address; None: the network's prefix with the IPv4 host part
+    ipv6: Mapped[str | None] = mapped_column(String(39), nullable=True)
     extra_ips: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -216,6 +219,32 @@ class CloakRuleRow(Base):
     port_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
     port_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source_cidr: Mapped[str] = mapped_column(String(43), default="0.0.0.0/0")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SecurityRuleRow(Base):
+    """A security group rule: ``protocol`` (and ports) from a source (anyone,
+    a tag, a node or a CIDR) to a target (every member, a tag or a node). A
+    rule naming a node goes with the node."""
+
+    __tablename__ = "security_rules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    protocol: Mapped[str] = mapped_column(String(8))
+    port_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_kind: Mapped[str] = mapped_column(String(8))  # any, tag, node, cidr
+    source_value: Mapped[str | None] = mapped_column(String(64), nullable=True)  # tag, cidr
+    source_node_id: Mapped[str | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True
+    )
+    target_kind: Mapped[str] = mapped_column(String(8))  # any, tag, node
+    target_value: Mapped[str | None] = mapped_column(String(64), nullable=True)  # tag
+    target_node_id: Mapped[str | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True
+    )
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
