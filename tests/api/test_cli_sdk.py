@@ -100,6 +100,42 @@ def test_cli_login_and_commands(served: Served, tmp_path: Path) -> None:
     assert r.returncode == 1 and "node 'ghost' not found" in r.stderr
     r = cli(["node", "list", "--json"], config)
     assert json.loads(r.stdout) == []
+    r = cli(
+        [
+            "policy",
+            "allow",
+            "office",
+            "tcp",
+            "--port",
+            "5432",
+            "--from",
+            "tag:web",
+            "--to",
+            "tag:db",
+            "--description",
+            "postgres",
+        ],
+        config,
+    )
+    assert r.returncode == 0 and "tag:web" in r.stdout, r.stderr
+    r = cli(["policy", "allow", "office", "tcp", "--from", "tag:web"], config)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "port_from" in r.stderr
+    r = cli(["policy", "default", "office", "deny"], config)
+    assert r.returncode == 0 and "default policy deny" in r.stdout
+    r = cli(["policy", "default", "office", "maybe"], config)
+    assert r.returncode == 1 and "policy" in r.stderr and "Traceback" not in r.stderr
+    r = cli(["policy", "list", "office"], config)
+    assert "default policy: deny" in r.stdout and "postgres" in r.stdout
+    (rule,) = json.loads(cli(["policy", "list", "office", "--json"], config).stdout)
+    r = cli(["policy", "check", "office", "10.0.0.1", "nobody", "tcp/5432"], config)
+    assert r.returncode == 1 and "not a member" in r.stderr and r.stderr.count("\n") == 1
+    r = cli(["policy", "check", "office", "10.0.0.1", "nobody", "tcp/x"], config)
+    assert r.returncode != 0 and "tcp/5432" in r.stderr and "Traceback" not in r.stderr
+    r = cli(["policy", "remove", "office", rule["id"]], config)
+    assert (
+        r.returncode == 0
+        and json.loads(cli(["policy", "list", "office", "--json"], config).stdout) == []
+    )
     r = cli(["net", "delete", "office"], config)
     assert r.returncode == 0
     r = cli(["relay", "add", "r1", "198.18.0.9:3478"], config)

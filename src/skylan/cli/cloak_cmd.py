@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from skylan.cli import portrange
 from skylan.cli.context import client
 from skylan.cli.output import JsonFlag, console, emit
 
@@ -42,12 +43,7 @@ def cloak_allow(
     as_json: JsonFlag = False,
 ) -> None:
     """Open a hole in the cloak (e.g. `skylan cloak allow prod tcp --port 22 --source ...`)."""
-    port_from = port_to = None
-    if port is not None:
-        low, _, high = port.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise typer.BadParameter(f"--port {port!r}: expected 443 or 8000-8100")
-        port_from, port_to = int(low), int(high or low)
+    port_from, port_to = portrange.parse(port)
     with client() as sky:
         emit(
             sky.add_cloak_rule(

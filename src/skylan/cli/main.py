@@ -18,6 +18,7 @@ from skylan.cli import (
     login_cmd,
     net_cmd,
     node_cmd,
+    policy_cmd,
     port_cmd,
     relay_cmd,
     token_cmd,
@@ -40,6 +41,7 @@ app.add_typer(token_cmd.token_app, name="token")
 app.add_typer(port_cmd.port_app, name="port")
 app.add_typer(gateway_cmd.gateway_app, name="gateway")
 app.add_typer(cloak_cmd.cloak_app, name="cloak")
+app.add_typer(policy_cmd.policy_app, name="policy")
 app.add_typer(relay_cmd.relay_app, name="relay")
 app.command("audit")(audit_cmd.audit)
 app.add_typer(lab_cmd.app, name="lab")

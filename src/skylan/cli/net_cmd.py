@@ -19,6 +19,7 @@ NET_COLUMNS = [
     ("mtu", lambda n: n.mtu),
     ("encrypted", lambda n: n.encrypted),
     ("cloaked", lambda n: n.cloaked),
+    ("policy", lambda n: n.policy),
     ("members", lambda n: n.members),
     ("id", lambda n: n.id),
 ]
@@ -48,6 +49,9 @@ def net_create(
     encrypted: Annotated[bool, typer.Option("--encrypted/--unencrypted")] = True,
     cloaked: Annotated[bool, typer.Option("--cloaked/--visible")] = False,
     storm_pps: Annotated[int | None, typer.Option(help="Broadcast pps limit per port.")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Security groups: allow (default) or deny.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a network."""
@@ -62,6 +66,7 @@ def net_create(
                 encrypted=encrypted,
                 cloaked=cloaked,
                 storm_pps=storm_pps,
+                policy=policy,
             ),
             as_json,
         )
@@ -76,6 +81,7 @@ def net_update(
     cloaked: Annotated[bool | None, typer.Option("--cloaked/--visible")] = None,
     encrypted: Annotated[bool | None, typer.Option("--encrypted/--unencrypted")] = None,
     storm_pps: Annotated[int | None, typer.Option()] = None,
+    policy: Annotated[str | None, typer.Option(help="Security groups: allow or deny.")] = None,
     cidr6: Annotated[
         str | None, typer.Option("--cidr6", help="IPv6 prefix: every member gets an address")
     ] = None,
@@ -92,6 +98,7 @@ def net_update(
             "cloaked": cloaked,
             "encrypted": encrypted,
             "storm_pps": storm_pps,
+            "policy": policy,
         }.items()
         if v is not None
     }

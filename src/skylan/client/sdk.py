@@ -28,9 +28,11 @@ from skylan.model.api import (
     NodeOut,
     NodeStats,
     PortOut,
+    ReachabilityOut,
     RelayCreated,
     RelayOut,
     RouteOut,
+    SecurityRuleOut,
     TokenCreated,
     TokenOut,
     TotalStats,
@@ -119,6 +121,7 @@ class Skylan:
         encrypted: bool | None = None,
         cloaked: bool | None = None,
         storm_pps: int | None = None,
+        policy: str | None = None,
     ) -> NetworkOut:
         body = self._clean(
             name=name,
@@ -129,6 +132,7 @@ class Skylan:
             encrypted=encrypted,
             cloaked=cloaked,
             storm_pps=storm_pps,
+            policy=policy,
         )
         return self._one(NetworkOut, "POST", "/networks", body)
 
@@ -274,6 +278,54 @@ class Skylan:
 
     def delete_cloak_rule(self, network: str, rule_id: str) -> None:
         self._request("DELETE", f"/networks/{network}/cloak-rules/{rule_id}")
+
+    # -- security groups ------------------------------------------------------
+
+    def security_rules(self, network: str) -> list[SecurityRuleOut]:
+        return self._many(SecurityRuleOut, f"/networks/{network}/security-rules")
+
+    def add_security_rule(
+        self,
+        network: str,
+        protocol: str,
+        *,
+        port_from: int | None = None,
+        port_to: int | None = None,
+        source: str = "any",
+        target: str = "all",
+        description: str | None = None,
+    ) -> SecurityRuleOut:
+        """Allow ``protocol`` (ports for tcp/udp) from ``source`` (``any``,
+        ``tag:NAME``, ``node:NAME`` or a CIDR) to ``target`` (``all``,
+        ``tag:NAME`` or ``node:NAME``). Enforced when the policy is deny."""
+        body = self._clean(
+            protocol=protocol,
+            port_from=port_from,
+            port_to=port_to,
+            source=source,
+            target=target,
+            description=description,
+        )
+        return self._one(SecurityRuleOut, "POST", f"/networks/{network}/security-rules", body)
+
+    def delete_security_rule(self, network: str, rule_id: str) -> None:
+        self._request("DELETE", f"/networks/{network}/security-rules/{rule_id}")
+
+    def set_policy(self, network: str, policy: str) -> NetworkOut:
+        """``allow`` everything, or ``deny`` all but what the rules allow."""
+        return self.update_network(network, policy=policy)
+
+    def check_reachability(
+        self, network: str, source: str, target: str, protocol: str, port: int | None = None
+    ) -> ReachabilityOut:
+        """Dry run: would ``source`` (a member or an address) get through to
+        ``target`` on ``protocol``/``port`` now?"""
+        params: dict[str, Any] = {"source": source, "target": target, "protocol": protocol}
+        if port is not None:
+            params["port"] = port
+        return self._one(
+            ReachabilityOut, "GET", f"/networks/{network}/security-rules/check", params=params
+        )
 
     # -- API tokens -----------------------------------------------------------
 

@@ -225,6 +225,67 @@ async def delete_rule(ident: str, rule_id: str, viewer: CurrentViewer) -> Respon
     )
 
 
+# -- security groups ------------------------------------------------------------
+
+SECURITY_FIELDS = ("protocol", "port_from", "port_to", "source", "target", "description")
+
+
+@router.post("/networks/{ident}/policy")
+async def network_policy(ident: str, request: Request, viewer: CurrentViewer) -> Response:
+    f = await form_of(request)
+    return await perform(
+        lambda: viewer.api.call(
+            "PATCH", f"/networks/{segment(ident)}", {"policy": f.get("policy", "")}
+        )
+    )
+
+
+@router.post("/networks/{ident}/security-rules")
+async def add_security_rule(ident: str, request: Request, viewer: CurrentViewer) -> Response:
+    f = await form_of(request)
+    body: dict[str, Any] = {"protocol": f.get("protocol", ""), **given(f, *SECURITY_FIELDS[1:])}
+    return await perform(
+        lambda: viewer.api.call("POST", f"/networks/{segment(ident)}/security-rules", body),
+        form_id="srule",
+        fields=SECURITY_FIELDS,
+    )
+
+
+@router.post("/networks/{ident}/security-rules/{rule_id}/delete")
+async def delete_security_rule(ident: str, rule_id: str, viewer: CurrentViewer) -> Response:
+    return await perform(
+        lambda: viewer.api.call(
+            "DELETE", f"/networks/{segment(ident)}/security-rules/{segment(rule_id)}"
+        )
+    )
+
+
+@router.post("/networks/{ident}/security-check")
+async def security_check(ident: str, request: Request, viewer: CurrentViewer) -> Response:
+    f = await form_of(request)
+    params = {"protocol": f.get("protocol", ""), **given(f, "source", "target", "port")}
+    if params["protocol"] not in ("tcp", "udp"):
+        params.pop("port", None)  # the form keeps a port typed before
+    return await perform(
+        lambda: viewer.api.call(
+            "GET", f"/networks/{segment(ident)}/security-rules/check", params=params
+        ),
+        form_id="reach",
+        fields=("source", "target", "protocol", "port"),
+        on_success=_reachability,
+    )
+
+
+def _reachability(answer: Any) -> str:
+    what = f"{answer['protocol']}/{answer['port']}" if answer.get("port") else answer["protocol"]
+    verdict = "allowed" if answer["allowed"] else "denied"
+    return (
+        f'<p id="reach-result" role="status" class="{verdict}" hx-swap-oob="true">'
+        f"{escape(answer['source'])} → {escape(answer['target'])} {escape(what)}: "
+        f"<strong>{verdict}</strong> ({escape(answer['reason'])})</p>"
+    )
+
+
 # -- nodes ----------------------------------------------------------------------
 
 

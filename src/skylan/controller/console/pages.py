@@ -21,6 +21,7 @@ from skylan.model.api import (
     PortOut,
     RelayOut,
     RouteOut,
+    SecurityRuleOut,
     TokenOut,
     TotalStats,
 )
@@ -106,6 +107,7 @@ async def network_page(ident: str, request: Request, viewer: CurrentViewer) -> H
             "chosen": chosen_gateways(routes, {n.name: n for n in nodes}),
             "candidates": await api.many(GatewayCandidate, f"{base}/gateway-candidates"),
             "rules": await api.many(CloakRuleOut, f"{base}/cloak-rules"),
+            "security_rules": await api.many(SecurityRuleOut, f"{base}/security-rules"),
             "node_names": {n.id: n.name for n in nodes},
         },
         login=viewer.login,

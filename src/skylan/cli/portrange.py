@@ -1,0 +1,14 @@
+"""``--port 443`` or ``--port 8000-8100``, as the rule commands take it."""
+
+from __future__ import annotations
+
+import typer
+
+
+def parse(text: str | None) -> tuple[int | None, int | None]:
+    if text is None:
+        return None, None
+    low, _, high = text.partition("-")
+    if not low.isdigit() or (high and not high.isdigit()):
+        raise typer.BadParameter(f"--port {text!r}: expected 443 or 8000-8100")
+    return int(low), int(high or low)
