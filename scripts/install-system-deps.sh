@@ -7,7 +7,8 @@ packages=(iproute2 nftables ethtool iperf3 iputils-ping arping keepalived nmap t
           postgresql util-linux curl chromium fonts-dejavu-core
           gcc libssl-dev python3-dev                   # the compiled data-plane core
           clang libclang-rt-14-dev libfuzzer-14-dev    # its fuzzers (ASan, UBSan)
-          redis-server redis-tools)                    # benchmarks/app.py
+          redis-server redis-tools                     # benchmarks/app.py
+          dnsutils)                                    # dig, for the DNS e2e test
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -242,6 +242,22 @@ def test_console_manages_a_live_network(
     page.get_by_role("button", name="Allow everything").click()
     expect(page.locator("#policy-state")).to_contain_text("allow")
 
+    # -- a DNS name for the floating address, which b resolves ------------------------
+    dnsname = page.locator("#dnsname")
+    dnsname.get_by_label("Name (e.g. vip)").fill("vip")
+    dnsname.get_by_label("Address").fill("10.0.0.1")
+    dnsname.get_by_role("button", name="Add name").click()
+    expect(page.locator("#dnsname-address-error")).to_contain_text("is not in")
+    dnsname.get_by_label("Address").fill("172.16.1.100")
+    dnsname.get_by_role("button", name="Add name").click()
+    expect(page.locator("#dns-records")).to_contain_text("vip.prod.skylan.internal")
+    wait_for(
+        "b to resolve vip",
+        lambda: "172.16.1.100" in b.run(["getent", "hosts", "vip.prod.skylan.internal"]).stdout,
+    )
+    page.get_by_role("button", name="Remove name vip").click()
+    expect(page.locator("#dns")).to_contain_text("No names besides")
+
     # -- delete things --------------------------------------------------------------
     page.goto(network_url)
     page.get_by_role("button", name="Delete rule").click()

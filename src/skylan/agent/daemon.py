@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 from skylan import __version__
 from skylan.agent.controlplane import ControlPlane, ControlPlaneError
+from skylan.agent.dnsmode import DnsMode
 from skylan.agent.hostconfig import HostConfig
+from skylan.agent.localdns import LocalDns
 from skylan.agent.reports import PeerReports, StatsReporter, peer_reports
 from skylan.agent.state import Enrollment, StateDir
 from skylan.dataplane.discovery import ReflectorTarget
@@ -56,6 +58,7 @@ class Agent:
         workers: int = 1,
         ack_thinning: bool = True,
         native: bool = False,
+        dns: DnsMode = DnsMode.auto,
     ) -> None:
         self.state = state
         self.enrollment = state.enrollment()
@@ -79,6 +82,7 @@ class Agent:
             self.enrollment.listen_port, self.enrollment.controller_url, lanes=workers
         )
         self.apply_error: str | None = None
+        self.localdns = LocalDns(dns)
         self.reports = StatsReporter(state.stats_seq(), save_seq=state.save_stats_seq)
         self._peer_reports = PeerReports()
         self._heartbeat_at = -float("inf")  # monotonic time of the last heartbeat taken in
@@ -113,6 +117,7 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._cp.aclose()
+            await self.localdns.aclose()  # the host's DNS as it was
             if self.dataplane is not None:
                 await self.dataplane.aclose()
 
@@ -264,6 +269,7 @@ class Agent:
         await asyncio.to_thread(self.hostconfig.resolve_controller)  # DNS: off the loop
         desired = self.hostconfig.desired(self.netmap, ifnames, dead, interfaces)
         await asyncio.to_thread(self.hostconfig.apply, desired)
+        await self.localdns.reconcile(self.netmap, ifnames)
 
     async def _status_writer(self) -> None:
         while True:
@@ -336,6 +342,7 @@ class Agent:
             host=self.hostconfig.status(),
             written_at=time.time(),
             networks=networks,
+            dns=self.localdns.status(),
         )
         tmp = self.state.status_path.with_suffix(".tmp")
         tmp.write_text(status.model_dump_json(indent=2))

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from skylan.agent.dnsmode import DnsMode
 from skylan.agent.state import DEFAULT_STATE_DIR, StateDir
 from skylan.cli.errors import fail
 from skylan.cli.output import JsonFlag, console
@@ -70,6 +71,18 @@ DataplaneOpt = Annotated[
 ]
 
 
+DnsOpt = Annotated[
+    DnsMode,
+    typer.Option(
+        "--dns",
+        envvar="SKYLAN_AGENT_DNS",
+        help="Members' names (NODE.NETWORK.skylan.internal): resolved (systemd-resolved "
+        "per-link DNS), resolv-conf (first in /etc/resolv.conf, forwarding other names), "
+        "auto (resolved where it runs), or off.",
+    ),
+]
+
+
 HeartbeatOpt = Annotated[
     float,
     typer.Option(
@@ -95,7 +108,13 @@ def _native(kind: DataplaneKind) -> bool:
 
 
 def _run_daemon(
-    state: StateDir, workers: int, ack_thinning: bool, heartbeat: float, kind: DataplaneKind
+    state: StateDir,
+    workers: int,
+    ack_thinning: bool,
+    heartbeat: float,
+    kind: DataplaneKind,
+    *,
+    dns: DnsMode,
 ) -> None:
     from skylan.agent.daemon import Agent
 
@@ -111,6 +130,7 @@ def _run_daemon(
             ack_thinning=ack_thinning,
             heartbeat_interval=heartbeat,
             native=native,
+            dns=dns,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -164,6 +184,7 @@ def join(
     ack_thinning: AckThinningOpt = True,
     heartbeat_interval: HeartbeatOpt = 15.0,
     dataplane: DataplaneOpt = DataplaneKind.auto,
+    dns: DnsOpt = DnsMode.auto,
 ) -> None:
     """Enroll this machine with a join token, then run the agent."""
     from skylan.agent.join import join as do_join
@@ -176,7 +197,7 @@ def join(
     enrollment = asyncio.run(do_join(url, token, state, hostname=hostname, listen_port=listen_port))
     console.print(f"enrolled as [bold]{enrollment.name}[/] ({enrollment.node_id})")
     if run:
-        _run_daemon(state, workers, ack_thinning, heartbeat_interval, dataplane)
+        _run_daemon(state, workers, ack_thinning, heartbeat_interval, dataplane, dns=dns)
 
 
 @app.command("run")
@@ -196,6 +217,7 @@ def run_cmd(
     ] = None,
     heartbeat_interval: HeartbeatOpt = 15.0,
     dataplane: DataplaneOpt = DataplaneKind.auto,
+    dns: DnsOpt = DnsMode.auto,
 ) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
     state = StateDir(state_dir)
@@ -206,7 +228,7 @@ def run_cmd(
         console.print(f"tunnel port: udp/{enrollment.listen_port} -> udp/{port}")
         enrollment.listen_port = port
         state.save_enrollment(enrollment)
-    _run_daemon(state, workers, ack_thinning, heartbeat_interval, dataplane)
+    _run_daemon(state, workers, ack_thinning, heartbeat_interval, dataplane, dns=dns)
 
 
 def _check_ports(listen_port: int, workers: int) -> None:
@@ -317,6 +339,12 @@ def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -
             f"cloaked on {', '.join(host.cloak_interfaces)}; "
             f"{len(host.cloak_openings)} exception rule(s)"
         )
+    dns = data.dns
+    if dns is not None and dns.mode != "off" and (dns.zones or dns.error):
+        where = ", ".join(dns.listening) or "nowhere"
+        console.print(f"dns ({dns.mode}): {', '.join(dns.zones) or '-'} on {where}")
+        if dns.error:
+            console.print(f"[red]dns error:[/] {dns.error}")
     for ifname, allowances in sorted(host.guarded.items()):
         console.print(
             f"security group on {ifname}: default deny, {allowances} rule(s) let traffic in"

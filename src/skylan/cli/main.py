@@ -13,6 +13,7 @@ from skylan.cli import (
     cloak_cmd,
     controller_cmd,
     demo_cmd,
+    dns_cmd,
     gateway_cmd,
     lab_cmd,
     login_cmd,
@@ -42,6 +43,7 @@ app.add_typer(port_cmd.port_app, name="port")
 app.add_typer(gateway_cmd.gateway_app, name="gateway")
 app.add_typer(cloak_cmd.cloak_app, name="cloak")
 app.add_typer(policy_cmd.policy_app, name="policy")
+app.add_typer(dns_cmd.dns_app, name="dns")
 app.add_typer(relay_cmd.relay_app, name="relay")
 app.command("audit")(audit_cmd.audit)
 app.add_typer(lab_cmd.app, name="lab")

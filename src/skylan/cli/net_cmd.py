@@ -52,9 +52,15 @@ def net_create(
     policy: Annotated[
         str | None, typer.Option(help="Security groups: allow (default) or deny.")
     ] = None,
+    dns_domain: Annotated[
+        str | None, typer.Option(help="Members are NODE.NAME.<domain>; default skylan.internal.")
+    ] = None,
+    no_dns: Annotated[bool, typer.Option("--no-dns", help="No DNS names.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a network."""
+    if dns_domain is not None and no_dns:
+        raise typer.BadParameter("give --dns-domain or --no-dns, not both")
     with client() as sky:
         detail(
             sky.create_network(
@@ -67,6 +73,8 @@ def net_create(
                 cloaked=cloaked,
                 storm_pps=storm_pps,
                 policy=policy,
+                dns_domain=dns_domain,
+                dns=not no_dns,
             ),
             as_json,
         )
@@ -82,6 +90,8 @@ def net_update(
     encrypted: Annotated[bool | None, typer.Option("--encrypted/--unencrypted")] = None,
     storm_pps: Annotated[int | None, typer.Option()] = None,
     policy: Annotated[str | None, typer.Option(help="Security groups: allow or deny.")] = None,
+    dns_domain: Annotated[str | None, typer.Option(help="Members are NODE.NAME.<domain>.")] = None,
+    no_dns: Annotated[bool, typer.Option("--no-dns", help="No DNS names.")] = False,
     cidr6: Annotated[
         str | None, typer.Option("--cidr6", help="IPv6 prefix: every member gets an address")
     ] = None,
@@ -102,6 +112,10 @@ def net_update(
         }.items()
         if v is not None
     }
+    if dns_domain is not None and no_dns:
+        raise typer.BadParameter("give --dns-domain or --no-dns, not both")
+    if dns_domain is not None or no_dns:
+        changes["dns_domain"] = dns_domain
     if cidr6 is not None and no_ipv6:
         raise typer.BadParameter("give --cidr6 or --no-ipv6, not both")
     if cidr6 is not None or no_ipv6:

@@ -22,6 +22,7 @@ from skylan.model.api import (
     ApiTokenOut,
     AuditPage,
     CloakRuleOut,
+    DnsRecordOut,
     GatewayCandidate,
     NetworkOut,
     NetworkStats,
@@ -122,7 +123,11 @@ class Skylan:
         cloaked: bool | None = None,
         storm_pps: int | None = None,
         policy: str | None = None,
+        dns_domain: str | None = None,
+        dns: bool = True,
     ) -> NetworkOut:
+        """``dns_domain``: members are NODE.NAME.<dns_domain> (default
+        skylan.internal); ``dns=False``: no names."""
         body = self._clean(
             name=name,
             cidr4=cidr4,
@@ -133,7 +138,10 @@ class Skylan:
             cloaked=cloaked,
             storm_pps=storm_pps,
             policy=policy,
+            dns_domain=dns_domain,
         )
+        if not dns:
+            body["dns_domain"] = None
         return self._one(NetworkOut, "POST", "/networks", body)
 
     def update_network(self, ident: str, **changes: Any) -> NetworkOut:
@@ -326,6 +334,20 @@ class Skylan:
         return self._one(
             ReachabilityOut, "GET", f"/networks/{network}/security-rules/check", params=params
         )
+
+    # -- DNS names --------------------------------------------------------------
+
+    def dns_records(self, network: str) -> list[DnsRecordOut]:
+        return self._many(DnsRecordOut, f"/networks/{network}/dns-records")
+
+    def add_dns_record(self, network: str, name: str, address: str) -> DnsRecordOut:
+        """Name an address of ``network`` (a floating IP, say): ``name`` is
+        relative, so ``vip`` is ``vip.NETWORK.DOMAIN``."""
+        body = {"name": name, "address": address}
+        return self._one(DnsRecordOut, "POST", f"/networks/{network}/dns-records", body)
+
+    def delete_dns_record(self, network: str, record_id: str) -> None:
+        self._request("DELETE", f"/networks/{network}/dns-records/{record_id}")
 
     # -- API tokens -----------------------------------------------------------
 

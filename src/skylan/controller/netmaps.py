@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from skylan.controller.state.store import State
-from skylan.model import dualstack
+from skylan.model import dnsnames, dualstack
+from skylan.model.dnsnames import DnsRecordInfo
 from skylan.model.netmap import (
     CloakRuleInfo,
     NetworkMap,
@@ -372,6 +373,11 @@ def _settings(state: State, net_id: str) -> bytes:
             for r in routes
         ],
         policy=net.policy,
+        dns_zone=dnsnames.zone_of(net.name, net.dns_domain) if net.dns_domain else None,
+        dns_records=[
+            DnsRecordInfo(name=d.name, address=d.address)
+            for d in sorted(state.dns.get(net_id, {}).values(), key=lambda d: d.name)
+        ],
         security_rules=[
             r.info
             for r in sorted(state.security.get(net_id, {}).values(), key=lambda r: r.created_at)

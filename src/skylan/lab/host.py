@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from skylan.lab.errors import LabError
+from skylan.lab.netns import ETC_NETNS
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class Host:
     public_ip: str
     _on_spawn: Callable[[subprocess.Popen[bytes]], None] = field(repr=False)
     interfaces: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resolv_conf(self) -> Path:
+        """This host's /etc/resolv.conf (``ip netns exec`` mounts it there)."""
+        return ETC_NETNS / self.netns / "resolv.conf"
 
     def argv(self, cmd: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *cmd]

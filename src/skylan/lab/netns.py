@@ -6,6 +6,7 @@ ones they would recognise.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from skylan.lab.errors import LabError
 from skylan.lab.procs import kill_pids
 
 NETNS_DIR = Path("/run/netns")
+ETC_NETNS = Path("/etc/netns")  # per-namespace files ``ip netns exec`` mounts over /etc
 
 
 def run(cmd: Sequence[str], *, check: bool = True, timeout: float = 30) -> str:
@@ -40,6 +42,11 @@ def list_netns() -> list[str]:
 def add_netns(name: str) -> None:
     ip("netns", "add", name)
     ip("link", "set", "lo", "up", netns=name)
+    # ``ip netns exec`` mounts this over /etc/resolv.conf: a host's resolver (which
+    # an agent may point at itself) is its own, never the machine's
+    own = ETC_NETNS / name
+    own.mkdir(parents=True, exist_ok=True)
+    (own / "resolv.conf").write_text(f"# the lab host {name}'s own resolver configuration\n")
 
 
 def pids_in(name: str) -> list[int]:
@@ -60,3 +67,4 @@ def delete_netns(name: str) -> None:
         except ProcessLookupError:
             pass
     ip("netns", "del", name, check=False)
+    shutil.rmtree(ETC_NETNS / name, ignore_errors=True)

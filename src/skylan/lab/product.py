@@ -173,6 +173,9 @@ class Deployment:
                 "--ack-thinning" if ack_thinning else "--no-ack-thinning",
                 "--dataplane",
                 kind,
+                # a lab host's own resolv.conf: never the machine's systemd-resolved
+                "--dns",
+                "resolv-conf",
             ],
             stdout=log,
             stderr=log,

@@ -136,6 +136,17 @@ class HostStatus(_Status):
     guarded: dict[str, int] = Field(default_factory=dict)
 
 
+class DnsStatus(_Status):
+    """The agent's DNS: how the host's resolver reaches it, and what it answers."""
+
+    mode: str  # resolved, resolv-conf or off
+    zones: list[str] = Field(default_factory=list)
+    listening: list[str] = Field(default_factory=list)
+    upstreams: list[str] = Field(default_factory=list)  # where other names go (resolv-conf)
+    error: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
 class PeerEntry(_Status):
     """A member of one of this node's networks, and the tunnel to it."""
 
@@ -174,3 +185,4 @@ class AgentStatus(_Status):
     host: HostStatus
     written_at: float
     networks: list[NetworkEntry]
+    dns: DnsStatus | None = None

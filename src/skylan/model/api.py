@@ -48,6 +48,8 @@ class NetworkOut(BaseModel):
     updated_at: Timestamp
     members: int = 0
     policy: Policy = Field("allow", description="security groups' default: allow or deny")
+    dns_domain: str | None = Field(None, description="members are NODE.NETWORK.<dns_domain>")
+    dns_zone: str | None = Field(None, description="NETWORK.<dns_domain>, if DNS is on")
 
 
 class TokenOut(BaseModel):
@@ -157,6 +159,17 @@ class CloakRuleOut(BaseModel):
     port_to: int | None
     source_cidr: str
     description: str
+    created_at: Timestamp
+
+
+class DnsRecordOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    network_id: str
+    name: str
+    fqdn: str = Field(description="the whole name, or the name alone while DNS is off")
+    address: str
     created_at: Timestamp
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skylan.model import validators
+from skylan.model.dnsnames import DnsRecordInfo
 from skylan.model.securitygroups import Policy, SecurityRuleInfo
 
 MAX_LANES = 64  # data-plane worker lanes per node (one per TAP queue)
@@ -104,6 +105,9 @@ class NetworkMap(BaseModel):
     cloak_rules: list[CloakRuleInfo]
     policy: Policy = "allow"  # security groups: see model.securitygroups
     security_rules: list[SecurityRuleInfo] = Field(default_factory=list)
+    # DNS: members answer NODE.<dns_zone> and these names (None: no DNS here)
+    dns_zone: str | None = None
+    dns_records: list[DnsRecordInfo] = Field(default_factory=list)
     # the whole member list, or None: the agent's list (as of the version it
     # sent) with ``peer_updates`` and ``peer_removals`` applied
     peers: list[PeerInfo] | None

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from skylan.model import dualstack, validators
+from skylan.model import dnsnames, dualstack, validators
 from skylan.model.names import Kind, identifier
 from skylan.model.securitygroups import (
     SELECTOR_HELP,
@@ -69,8 +69,14 @@ class NetworkCreate(Request):
     cloaked: bool = False
     storm_pps: int = Field(1000, ge=0, le=10_000_000, description="0 disables storm control")
     policy: Policy = Field("allow", description="security groups: deny allows only the rules")
+    dns_domain: str | None = Field(
+        dnsnames.DEFAULT_DOMAIN,
+        max_length=dnsnames.MAX_NAME,
+        description="members are NODE.NETWORK.<dns_domain>; null: no DNS",
+    )
 
     _name = field_validator("name")(validators.name)
+    _dns = field_validator("dns_domain")(validators.optional_dns_domain)
     _cidr4 = field_validator("cidr4")(validators.cidr4)
     _cidr6 = field_validator("cidr6")(validators.cidr6)
 
@@ -94,8 +100,10 @@ class NetworkUpdate(Request):
     cloaked: bool | None = None
     storm_pps: int | None = Field(None, ge=0, le=10_000_000)
     policy: Policy | None = None
+    dns_domain: str | None = Field(None, max_length=dnsnames.MAX_NAME, description="null: no DNS")
 
     _name = field_validator("name")(validators.optional_name)
+    _dns = field_validator("dns_domain")(validators.optional_dns_domain)
     _cidr6 = field_validator("cidr6")(validators.cidr6)
 
 
@@ -137,6 +145,14 @@ def _port_range(protocol: str, port_from: int | None, port_to: int | None) -> in
     if port_from is not None or port_to is not None:
         raise ValueError(f"{protocol} rules take no ports")
     return None
+
+
+class DnsRecordCreate(Request):
+    name: str = Field(max_length=dnsnames.MAX_NAME, description="relative: vip is vip.NET.DOMAIN")
+    address: str = Field(max_length=45, description="an IPv4 or IPv6 address")
+
+    _name = field_validator("name")(dnsnames.dns_name)
+    _address = field_validator("address")(dnsnames.address)
 
 
 class SecurityRuleCreate(Request):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from skylan.model import dnsnames
 from skylan.model.names import Kind, identifier
 
 
@@ -58,6 +59,10 @@ def endpoint(value: str) -> str:
     except ValueError:
         raise ValueError(f"{value!r}: {host!r} is not an IP address") from None
     return value
+
+
+def optional_dns_domain(value: str | None) -> str | None:
+    return None if value is None else dnsnames.dns_name(value, "dns_domain")
 
 
 def tag(value: str) -> str:

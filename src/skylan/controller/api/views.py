@@ -6,12 +6,21 @@ import json
 import time
 from datetime import UTC, datetime
 
-from skylan.controller.state.records import CloakRule, Network, Node, Port, Route, SecurityRule
+from skylan.controller.state.records import (
+    CloakRule,
+    DnsRecord,
+    Network,
+    Node,
+    Port,
+    Route,
+    SecurityRule,
+)
 from skylan.controller.state.store import State
-from skylan.model import dualstack
+from skylan.model import dnsnames, dualstack
 from skylan.model.api import (
     ApiTokenOut,
     CloakRuleOut,
+    DnsRecordOut,
     Membership,
     NetworkOut,
     NodeOut,
@@ -26,7 +35,21 @@ from skylan.model.securitygroups import Match
 def network_out(state: State, net: Network) -> NetworkOut:
     out = NetworkOut.model_validate(net, from_attributes=True)
     out.members = len(state.members.get(net.id, {}))
+    out.dns_zone = dnsnames.zone_of(net.name, net.dns_domain) if net.dns_domain else None
     return out
+
+
+def dns_record_out(state: State, record: DnsRecord) -> DnsRecordOut:
+    net = state.networks.get(record.network_id)
+    zone = dnsnames.zone_of(net.name, net.dns_domain) if net and net.dns_domain else None
+    return DnsRecordOut(
+        id=record.id,
+        network_id=record.network_id,
+        name=record.name,
+        fqdn=f"{record.name}.{zone}" if zone else record.name,
+        address=record.address,
+        created_at=record.created_at,
+    )
 
 
 def port_out(state: State, port: Port) -> PortOut:

@@ -114,10 +114,12 @@ async def network_settings(ident: str, request: Request, viewer: CurrentViewer) 
     f = await form_of(request)
     body: dict[str, Any] = given(f, "mtu", "storm_pps")
     body["description"] = f.get("description", "")
+    if "dns_domain" in f:
+        body["dns_domain"] = f["dns_domain"].strip() or None  # empty: DNS off
     return await perform(
         lambda: viewer.api.call("PATCH", f"/networks/{segment(ident)}", body),
         form_id="net-settings",
-        fields=("description", "mtu", "storm_pps"),
+        fields=("description", "mtu", "storm_pps", "dns_domain"),
     )
 
 
@@ -221,6 +223,28 @@ async def delete_rule(ident: str, rule_id: str, viewer: CurrentViewer) -> Respon
     return await perform(
         lambda: viewer.api.call(
             "DELETE", f"/networks/{segment(ident)}/cloak-rules/{segment(rule_id)}"
+        )
+    )
+
+
+# -- DNS names --------------------------------------------------------------------
+
+
+@router.post("/networks/{ident}/dns-records")
+async def add_dns_record(ident: str, request: Request, viewer: CurrentViewer) -> Response:
+    body = given(await form_of(request), "name", "address")
+    return await perform(
+        lambda: viewer.api.call("POST", f"/networks/{segment(ident)}/dns-records", body),
+        form_id="dnsname",
+        fields=("name", "address"),
+    )
+
+
+@router.post("/networks/{ident}/dns-records/{record_id}/delete")
+async def delete_dns_record(ident: str, record_id: str, viewer: CurrentViewer) -> Response:
+    return await perform(
+        lambda: viewer.api.call(
+            "DELETE", f"/networks/{segment(ident)}/dns-records/{segment(record_id)}"
         )
     )
 

@@ -14,6 +14,7 @@ from skylan.controller.console.render import render
 from skylan.model.api import (
     AuditPage,
     CloakRuleOut,
+    DnsRecordOut,
     GatewayCandidate,
     NetworkOut,
     NodeOut,
@@ -108,6 +109,7 @@ async def network_page(ident: str, request: Request, viewer: CurrentViewer) -> H
             "candidates": await api.many(GatewayCandidate, f"{base}/gateway-candidates"),
             "rules": await api.many(CloakRuleOut, f"{base}/cloak-rules"),
             "security_rules": await api.many(SecurityRuleOut, f"{base}/security-rules"),
+            "dns_records": await api.many(DnsRecordOut, f"{base}/dns-records"),
             "node_names": {n.id: n.name for n in nodes},
         },
         login=viewer.login,

@@ -1,5 +1,5 @@
 """Rows that belong to one network (gateway routes, cloak and security
-rules): adding or removing one is a change to that network's netmaps, and a
+rules, DNS names): adding or removing one is a change to that network's netmaps, and a
 row is only ever found through the network it belongs to."""
 
 from __future__ import annotations
@@ -10,9 +10,14 @@ from skylan.controller.changes import record_change
 from skylan.controller.service import lookup
 from skylan.controller.service.errors import NotFound
 from skylan.controller.state.store import State
-from skylan.controller.storage.tables import CloakRuleRow, RouteRow, SecurityRuleRow
+from skylan.controller.storage.tables import (
+    CloakRuleRow,
+    DnsRecordRow,
+    RouteRow,
+    SecurityRuleRow,
+)
 
-NetworkRow = CloakRuleRow | RouteRow | SecurityRuleRow
+NetworkRow = CloakRuleRow | RouteRow | SecurityRuleRow | DnsRecordRow
 
 
 def add(db: Session, row: NetworkRow) -> str:
@@ -28,7 +33,7 @@ def remove(
     net = lookup.network(state, network)
     row = db.get(kind, row_id)
     # another network's is not found here
-    if not isinstance(row, CloakRuleRow | RouteRow | SecurityRuleRow) or row.network_id != net.id:
+    if not isinstance(row, NetworkRow) or row.network_id != net.id:
         raise NotFound(f"{what} {row_id!r} not found")
     db.delete(row)
     record_change(db, networks=[net.id])

@@ -54,11 +54,14 @@ def create(db: Session, state: State, body: NetworkCreate) -> str:
     return row.id
 
 
+NULLABLE = frozenset({"cidr6", "dns_domain"})  # null turns IPv6, or DNS, off
+
+
 def update(db: Session, state: State, ident: str, body: NetworkUpdate) -> str:
     net = lookup.network(state, ident)
     changes = body.model_dump(exclude_unset=True)
     for key, value in changes.items():
-        if value is None and key != "cidr6":
+        if value is None and key not in NULLABLE:
             raise Invalid(f"{key}: may not be null")
     cidr6 = changes.get("cidr6", net.cidr6)
     mtu = changes.get("mtu") or net.mtu

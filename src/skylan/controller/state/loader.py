@@ -17,6 +17,7 @@ from skylan.controller.state.liveness import Liveness, pack, pack_shared, shared
 from skylan.controller.state.records import (
     ApiToken,
     CloakRule,
+    DnsRecord,
     Network,
     Node,
     Port,
@@ -29,6 +30,7 @@ from skylan.controller.storage.tables import (
     ApiTokenRow,
     ChangeRow,
     CloakRuleRow,
+    DnsRecordRow,
     NetworkRow,
     NodeRow,
     PortRow,
@@ -66,6 +68,7 @@ def network(row: Any) -> Network:
         cloaked=row.cloaked,
         storm_pps=row.storm_pps,
         policy=row.policy,
+        dns_domain=row.dns_domain,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
@@ -167,6 +170,16 @@ def security_rule(row: Any) -> SecurityRule:
     )
 
 
+def dns_record(row: Any) -> DnsRecord:
+    return DnsRecord(
+        id=row.id,
+        network_id=row.network_id,
+        name=row.name,
+        address=row.address,
+        created_at=as_utc(row.created_at),
+    )
+
+
 def _match(kind: str, value: str | None, node_id: str | None) -> Match:
     return Match(kind=kind, value=node_id if kind == "node" else value)
 
@@ -223,18 +236,22 @@ def load_networks(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:
                 into.routes[net_id] = []
                 into.rules[net_id] = []
                 into.security[net_id] = []
+                into.dns[net_id] = []
         where = _within(part)
         for row in _rows(db, NetworkRow, where(NetworkRow.id)):
             into.networks[row.id] = network(row)
             into.routes.setdefault(row.id, [])
             into.rules.setdefault(row.id, [])
             into.security.setdefault(row.id, [])
+            into.dns.setdefault(row.id, [])
         for r in _rows(db, RouteRow, where(RouteRow.network_id)):
             into.routes.setdefault(r.network_id, []).append(route(r))
         for c in _rows(db, CloakRuleRow, where(CloakRuleRow.network_id)):
             into.rules.setdefault(c.network_id, []).append(cloak_rule(c))
         for s in _rows(db, SecurityRuleRow, where(SecurityRuleRow.network_id)):
             into.security.setdefault(s.network_id, []).append(security_rule(s))
+        for d in _rows(db, DnsRecordRow, where(DnsRecordRow.network_id)):
+            into.dns.setdefault(d.network_id, []).append(dns_record(d))
 
 
 def load_nodes(db: Session, ids: Iterable[str] | None, into: Loaded) -> None:

@@ -23,6 +23,7 @@ class Network:
     cloaked: bool
     storm_pps: int
     policy: Policy  # security groups' default
+    dns_domain: str | None  # members' names are NODE.NAME.<dns_domain>; None: no DNS
     created_at: datetime
     updated_at: datetime
 
@@ -91,6 +92,15 @@ class SecurityRule:
     @property
     def id(self) -> str:
         return self.info.id
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    id: str
+    network_id: str
+    name: str  # relative to the network's zone
+    address: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

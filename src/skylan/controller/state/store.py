@@ -19,6 +19,7 @@ from skylan.controller.state.liveness import Liveness
 from skylan.controller.state.records import (
     ApiToken,
     CloakRule,
+    DnsRecord,
     Network,
     Node,
     Port,
@@ -37,6 +38,7 @@ class Loaded:
     routes: dict[str, list[Route]] = field(default_factory=dict)  # network id -> all its routes
     rules: dict[str, list[CloakRule]] = field(default_factory=dict)  # network id -> all its rules
     security: dict[str, list[SecurityRule]] = field(default_factory=dict)  # the same
+    dns: dict[str, list[DnsRecord]] = field(default_factory=dict)  # the same
     nodes: dict[str, Node | None] = field(default_factory=dict)
     ports: dict[str, list[Port]] = field(default_factory=dict)  # node id -> all its ports
     liveness: dict[str, Liveness] = field(default_factory=dict)
@@ -61,6 +63,7 @@ class State:
         self.routes: dict[str, dict[str, Route]] = {}  # network -> id -> route
         self.rules: dict[str, dict[str, CloakRule]] = {}  # network -> id -> rule
         self.security: dict[str, dict[str, SecurityRule]] = {}  # the same
+        self.dns: dict[str, dict[str, DnsRecord]] = {}  # the same
         self.api_tokens: dict[str, ApiToken] = {}  # by secret hash
         self.api_token_ids: dict[str, ApiToken] = {}
         self.relays: dict[str, Relay] = {}
@@ -113,6 +116,9 @@ class State:
         for net_id, security in loaded.security.items():
             if net_id in self.networks:
                 self.security[net_id] = {r.id: r for r in security}
+        for net_id, records in loaded.dns.items():
+            if net_id in self.networks:
+                self.dns[net_id] = {r.id: r for r in records}
         for node_id, node in loaded.nodes.items():
             self._set_node(node_id, node)
         for node_id, ports in loaded.ports.items():
@@ -137,6 +143,7 @@ class State:
             self.routes.pop(net_id, None)
             self.rules.pop(net_id, None)
             self.security.pop(net_id, None)
+            self.dns.pop(net_id, None)
             self.pools.pop(net_id, None)
             for port in list(self.members.pop(net_id, {}).values()):
                 self.ports.pop(port.id, None)

@@ -56,6 +56,9 @@ class NetworkRow(Base):
     cloaked: Mapped[bool] = mapped_column(Boolean, default=False)
     storm_pps: Mapped[int] = mapped_column(Integer, default=1000)
     policy: Mapped[str] = mapped_column(String(8), default="allow")  # security groups
+    # members' names live under NETWORK.<dns_domain>; None: no DNS for this network
+    # (no column default: the ORM would take an explicit None for "use the default")
+    dns_domain: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -246,6 +249,19 @@ class SecurityRuleRow(Base):
         ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True
     )
     description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DnsRecordRow(Base):
+    """A name in a network's zone for an address, such as a floating IP."""
+
+    __tablename__ = "dns_records"
+    __table_args__ = (UniqueConstraint("network_id", "name", name="uq_dns_records_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(39))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
