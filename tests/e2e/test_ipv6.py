@@ -76,6 +76,50 @@ def test_members_get_ipv6_addresses_and_talk_over_them(lab: Lab, tmp_path: Path)
         lambda: a.run(["ping", "-6", "-c", "1", "-W", "2", new_b]).ok,
         20,
     )
+    # a static address of its own for b, outside the derived ones, and back
+    port = sky.admin("port", "set", "prod", "b", "--ipv6", "fd00:2::b:1", "--json")
+    assert port["ipv6"] == "fd00:2::b:1"
+    wait_for("b's static IPv6 address", lambda: configured(b, "fd00:2::b:1"), 20)
+    assert not configured(b, new_b)
+    wait_for(
+        "ping6 to the static address",
+        lambda: a.run(["ping", "-6", "-c", "1", "-W", "2", "fd00:2::b:1"]).ok,
+        20,
+    )
+    assert sky.admin("port", "set", "prod", "b", "--ipv6", "auto", "--json")["ipv6"] == new_b
+    wait_for("b's derived address again", lambda: configured(b, new_b), 20)
+
+
+def test_an_ipv6_gateway_route_reaches_an_office_lan(lab: Lab, tmp_path: Path) -> None:
+    ctl, a, c = lab.add_host("ctl"), lab.add_host("a"), lab.add_host("c")
+    lan = lab.add_office_lan("c", prefix="192.168.10.0/24", prefix6="fd10::/64")
+    sky = Deployment(tmp_path)
+    sky.start_controller(ctl)
+    sky.admin("net", "create", "prod", "--cidr", "172.16.1.0/24", "--cidr6", "fd00:1::/64")
+    token = sky.admin("token", "create", "--network", "prod", "--uses", "2", "--json")["token"]
+    sky.join(a, token)
+    sky.join(c, token)
+    wait_for(
+        "the nodes",
+        lambda: len([n for n in sky.admin("node", "list", "--json") if n["networks"]]) == 2,
+        30,
+    )
+    log = (tmp_path / "web.log").open("wb")
+    lan.spawn([sys.executable, "-m", "http.server", "8080", "--bind", "::"], stdout=log, stderr=log)
+    url = "http://[fd10::a]:8080/"
+
+    def fetch() -> bool:
+        return a.run(["curl", "-6", "-sf", "-m", "3", "-o", "/dev/null", url], timeout=10).ok
+
+    assert not fetch()  # no route yet
+    sky.admin("gateway", "add", "prod", "fd10::/64", "--via", "c")
+    assert wait_for("a reaches the IPv6 LAN through c", fetch, timeout=30)
+    assert "fd10::1 " in (tmp_path / "web.log").read_text()  # masqueraded behind c
+    status = sky.status(a)["host"]
+    assert any(
+        r["prefix"] == "fd10::/64" and r["via"].startswith("fd00:1::") for r in status["routes"]
+    )
+    assert sky.status(c)["host"]["gateway_for"] == ["fd10::/64"]
 
 
 KEEPALIVED6 = """

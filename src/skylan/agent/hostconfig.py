@@ -31,7 +31,7 @@ from skylan.model.netmap import NetMap
 class Desired:
     rules: nftables.Ruleset
     routes: frozenset[routes.Route]
-    forwarding: bool
+    forwarding: frozenset[int]  # the IP versions this node forwards (a gateway)
 
 
 @dataclass
@@ -40,7 +40,7 @@ class HostConfig:
     controller_url: str
     lanes: int = 1  # data-plane lanes listen on listen_port, listen_port + 1, ...
     applied: Desired | None = None
-    forwarding_before: bool | None = None
+    forwarding_before: dict[int, bool] = field(default_factory=dict)  # to restore
     error: str | None = None
     controller_ip: str | None = field(default=None)
 
@@ -69,22 +69,24 @@ class HostConfig:
             if (guard := securitychains.guard(net, own, ifname)) is not None:
                 guards.append(guard)
             for r in net.routes:
+                prefix = ipaddress.ip_network(r.prefix)
+                overlay = net.cidr4 if prefix.version == 4 else net.cidr6
                 if r.via_node_id == own:
                     forwards.append((ifname, r.prefix))
-                    if r.masquerade:
-                        masquerades.append((net.cidr4, r.prefix))
+                    if r.masquerade and overlay:
+                        masquerades.append((overlay, r.prefix))
                     continue
-                prefix = ipaddress.ip_network(r.prefix)
+                via = r.via_ipv4 if prefix.version == 4 else r.via_ipv6
                 if (
                     r.via_node_id in dead_peers
-                    or not r.via_ipv4
+                    or not via
                     or any(
                         prefix.version == n.version and prefix.subnet_of(n)  # type: ignore[arg-type]
                         for n in local_nets
                     )
                 ):
                     continue  # gateway down, or we are on that LAN ourselves
-                wanted_routes.add(routes.Route(r.prefix, r.via_ipv4, ifname, r.metric))
+                wanted_routes.add(routes.Route(r.prefix, via, ifname, r.metric))
             if net.cloaked:
                 cloaked = True
                 for peer in net.peers or []:
@@ -120,7 +122,8 @@ class HostConfig:
             local_tcp_ports=(controller_port,) if cloaked and controller_ip in local_ips else (),
             guards=tuple(guards),
         )
-        return Desired(rules, frozenset(wanted_routes), bool(forwards))
+        versions = frozenset(ipaddress.ip_network(prefix).version for _, prefix in forwards)
+        return Desired(rules, frozenset(wanted_routes), versions)
 
     def resolve_controller(self) -> str | None:
         """The controller's address, for the cloak's always-allow rule: a DNS
@@ -142,12 +145,12 @@ class HostConfig:
         if desired == self.applied:
             return
         try:
-            if desired.forwarding and self.forwarding_before is None:
-                self.forwarding_before = routes.ip_forwarding()
-                routes.set_ip_forwarding(True)
-            elif not desired.forwarding and self.forwarding_before is not None:
-                routes.set_ip_forwarding(self.forwarding_before)
-                self.forwarding_before = None
+            for version in (4, 6):
+                if version in desired.forwarding and version not in self.forwarding_before:
+                    self.forwarding_before[version] = routes.ip_forwarding(version)
+                    routes.set_ip_forwarding(True, version)
+                elif version not in desired.forwarding and version in self.forwarding_before:
+                    routes.set_ip_forwarding(self.forwarding_before.pop(version), version)
             nftables.apply(desired.rules)
             routes.sync(set(desired.routes))
         except (OSError, nftables.NftError) as exc:
@@ -157,7 +160,7 @@ class HostConfig:
         self.applied = desired
 
     def teardown(self) -> None:
-        self.apply(Desired(nftables.Ruleset(), frozenset(), False))
+        self.apply(Desired(nftables.Ruleset(), frozenset(), frozenset()))
 
     def status(self) -> HostStatus:
         d = self.applied

@@ -36,11 +36,18 @@ def port_attach(
     extra_ip: Annotated[
         list[str] | None, typer.Option(help="Floating address (repeatable).")
     ] = None,
+    ipv6: Annotated[
+        str | None, typer.Option(help="Static IPv6; default: the prefix with the IPv4 host part.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Attach a node to a network."""
     with client() as sky:
-        emit(sky.attach(network, node, ipv4=ip, extra_ips=extra_ip), as_json, PORT_COLUMNS)
+        emit(
+            sky.attach(network, node, ipv4=ip, extra_ips=extra_ip, ipv6=ipv6),
+            as_json,
+            PORT_COLUMNS,
+        )
 
 
 @port_app.command("set")
@@ -51,11 +58,18 @@ def port_set(
     extra_ip: Annotated[
         list[str] | None, typer.Option(help="Replace the floating addresses (repeatable).")
     ] = None,
+    ipv6: Annotated[
+        str | None, typer.Option(help="New static IPv6, or 'auto' for the derived one.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a port's address or floating addresses (port id or node name)."""
+    """Change a port's addresses or floating addresses (port id or node name)."""
     with client() as sky:
-        emit(sky.update_port(network, port, ipv4=ip, extra_ips=extra_ip), as_json, PORT_COLUMNS)
+        emit(
+            sky.update_port(network, port, ipv4=ip, extra_ips=extra_ip, ipv6=ipv6),
+            as_json,
+            PORT_COLUMNS,
+        )
 
 
 @port_app.command("detach")

@@ -224,8 +224,11 @@ class Skylan:
         *,
         ipv4: str | None = None,
         extra_ips: list[str] | None = None,
+        ipv6: str | None = None,
     ) -> PortOut:
-        body = self._clean(node=node, ipv4=ipv4, extra_ips=extra_ips)
+        """``ipv6``: a static IPv6 address; default: the network's prefix with
+        the IPv4 host part."""
+        body = self._clean(node=node, ipv4=ipv4, extra_ips=extra_ips, ipv6=ipv6)
         return self._one(PortOut, "POST", f"/networks/{network}/ports", body)
 
     def update_port(
@@ -235,8 +238,12 @@ class Skylan:
         *,
         ipv4: str | None = None,
         extra_ips: list[str] | None = None,
+        ipv6: str | None = None,
     ) -> PortOut:
-        body = self._clean(ipv4=ipv4, extra_ips=extra_ips)
+        """``ipv6``: a static IPv6 address, or ``"auto"`` for the derived one."""
+        body: dict[str, Any] = self._clean(ipv4=ipv4, extra_ips=extra_ips, ipv6=ipv6)
+        if ipv6 == "auto":
+            body["ipv6"] = None
         return self._one(PortOut, "PATCH", f"/networks/{network}/ports/{port}", body)
 
     def detach(self, network: str, port: str) -> None:

@@ -367,6 +367,9 @@ def _settings(state: State, net_id: str) -> bytes:
                 via_port_id=r.via_port_id,
                 via_node_id=via.node_id if (via := state.ports.get(r.via_port_id)) else "",
                 via_ipv4=via.ipv4 if via else "",
+                via_ipv6=dualstack.address_of(net.cidr4, net.cidr6, via.ipv4, via.ipv6)
+                if via
+                else None,
                 metric=r.metric,
                 masquerade=r.masquerade,
             )

@@ -3,6 +3,8 @@ number so they can be found and removed without touching anyone else's."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,11 @@ def installed() -> set[Route]:
     out = set()
     with IPRoute() as ipr:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        for r in ipr.get_routes(family=2, proto=RTPROT_SKYLAN):
+        found = [
+            *ipr.get_routes(family=socket.AF_INET, proto=RTPROT_SKYLAN),
+            *ipr.get_routes(family=socket.AF_INET6, proto=RTPROT_SKYLAN),
+        ]
+        for r in found:
             dst = r.get_attr("RTA_DST")
             gw = r.get_attr("RTA_GATEWAY")
             if dst is None or gw is None:
@@ -39,6 +45,11 @@ def installed() -> set[Route]:
     return out
 
 
+def _family(prefix: str) -> int:
+    v6 = ipaddress.ip_network(prefix).version == 6
+    return socket.AF_INET6 if v6 else socket.AF_INET
+
+
 def sync(wanted: set[Route]) -> None:
     """Make skylan's routes exactly ``wanted``."""
     have = installed()
@@ -46,6 +57,7 @@ def sync(wanted: set[Route]) -> None:
         for route in have - wanted:
             ipr.route(
                 "del",
+                family=_family(route.prefix),
                 dst=route.prefix,
                 gateway=route.via,
                 priority=route.metric,
@@ -57,6 +69,7 @@ def sync(wanted: set[Route]) -> None:
                 continue
             ipr.route(
                 "replace",
+                family=_family(route.prefix),
                 dst=route.prefix,
                 gateway=route.via,
                 oif=idx[0],
@@ -65,12 +78,17 @@ def sync(wanted: set[Route]) -> None:
             )
 
 
-IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# IPv6's switch also stops the host taking router advertisements on interfaces
+# with accept_ra=1 (docs/gateways-and-cloaking.md says so)
+IP_FORWARD = {
+    4: Path("/proc/sys/net/ipv4/ip_forward"),
+    6: Path("/proc/sys/net/ipv6/conf/all/forwarding"),
+}
 
 
-def ip_forwarding() -> bool:
-    return IP_FORWARD.read_text().strip() == "1"
+def ip_forwarding(version: int = 4) -> bool:
+    return IP_FORWARD[version].read_text().strip() == "1"
 
 
-def set_ip_forwarding(on: bool) -> None:
-    IP_FORWARD.write_text("1\n" if on else "0\n")
+def set_ip_forwarding(on: bool, version: int = 4) -> None:
+    IP_FORWARD[version].write_text("1\n" if on else "0\n")

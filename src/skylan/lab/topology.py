@@ -204,12 +204,18 @@ class Lab:
         return self.add_host(name)
 
     def add_office_lan(
-        self, behind: str, *, prefix: str = "192.168.10.0/24", name: str = "lan"
+        self,
+        behind: str,
+        *,
+        prefix: str = "192.168.10.0/24",
+        name: str = "lan",
+        prefix6: str | None = None,
     ) -> Host:
         """An office LAN namespace reachable only through host ``behind``.
 
-        The chosen host gets ``lan0`` with the first address of ``prefix``;
-        the LAN host gets the tenth and a default route through it.
+        The chosen host gets ``lan0`` with the first address of ``prefix``
+        (and of ``prefix6``, if given); the LAN host gets the tenth and a
+        default route through it.
         """
         self._check_name(name)
         gateway = self.host(behind)
@@ -224,6 +230,20 @@ class Lab:
         netns.ip("addr", "add", f"{lan_ip}/{net.prefixlen}", "dev", "eth0", netns=ns)
         netns.ip("link", "set", "eth0", "up", netns=ns)
         netns.ip("route", "add", "default", "via", str(gw_ip), netns=ns)
+        if prefix6 is not None:
+            net6 = ipaddress.IPv6Network(prefix6)
+            for dev, at, host_ns in (("lan0", 1, gateway.netns), ("eth0", 10, ns)):
+                netns.ip(
+                    "-6",
+                    "addr",
+                    "add",
+                    f"{net6[at]}/{net6.prefixlen}",
+                    "dev",
+                    dev,
+                    "nodad",
+                    netns=host_ns,
+                )
+            netns.ip("-6", "route", "add", "default", "via", str(net6[1]), netns=ns)
         gateway.interfaces["lan0"] = str(gw_ip)
         host = self._make_host(name, ns, str(lan_ip), str(lan_ip))
         self.hosts[name] = host

@@ -127,6 +127,7 @@ class PortOut(BaseModel):
     extra_ips: list[str]
     created_at: Timestamp
     ipv6: str | None = Field(None, description="when the network has an IPv6 prefix")
+    ipv6_static: str | None = Field(None, description="set by hand, rather than derived")
 
 
 class RouteOut(BaseModel):

@@ -78,6 +78,7 @@ class RouteInfo(BaseModel):
     via_port_id: str
     via_node_id: str
     via_ipv4: str
+    via_ipv6: str | None = None  # the next hop for an IPv6 prefix
     metric: int = 100
     masquerade: bool = True
 

@@ -113,15 +113,21 @@ class PortCreate(Request):
     extra_ips: list[str] = Field(
         default_factory=list, max_length=64, description="floating addresses this port may also use"
     )
+    ipv6: str | None = Field(
+        None, description="static IPv6 address; omit for the prefix with the IPv4 host part"
+    )
 
     _extra = field_validator("extra_ips")(validators.extra_ips)
+    _ipv6 = field_validator("ipv6")(validators.optional_ipv6)
 
 
 class PortUpdate(Request):
     ipv4: str | None = None
     extra_ips: list[str] | None = Field(None, max_length=64)
+    ipv6: str | None = Field(None, description="static IPv6 address; null: the derived one")
 
     _extra = field_validator("extra_ips")(validators.extra_ips)
+    _ipv6 = field_validator("ipv6")(validators.optional_ipv6)
 
 
 class RouteCreate(Request):

@@ -42,6 +42,15 @@ def cidr6(value: str | None) -> str | None:
     return str(net)
 
 
+def optional_ipv6(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv6Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv6 address") from None
+
+
 def any_prefix(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=True))

@@ -49,6 +49,7 @@ FULL = Ruleset(
         CloakOpening("udp", 5000, 5010, "203.0.113.0/24"),
         CloakOpening("icmp"),
         CloakOpening("any", source_cidr="198.51.100.7/32"),
+        CloakOpening("tcp", 22, 22, "2001:db8:7::/48"),  # IPv6 sources open the cloak too
     ),
     always_allow=("198.18.1.1",),
     local_tcp_ports=(8443,),
@@ -67,6 +68,7 @@ def test_render_contains_every_piece() -> None:
     assert "ip saddr 203.0.113.0/24 udp dport 5000-5010 accept" in text
     assert "meta l4proto { icmp, ipv6-icmp } accept" in text
     assert "ip saddr 198.51.100.7/32 accept" in text
+    assert "ip6 saddr 2001:db8:7::/48 tcp dport 22 accept" in text
     assert text.rstrip().endswith("counter drop\n  }\n}".rstrip())
     # established replies come first, the final drop last
     assert text.index(

@@ -56,7 +56,12 @@ def port_out(state: State, port: Port) -> PortOut:
     node = state.nodes.get(port.node_id)
     net = state.networks.get(port.network_id)
     return PortOut.model_validate(
-        {**_fields(port), "node": node.name if node else "", "ipv6": _ipv6(net, port)},
+        {
+            **_fields(port),
+            "node": node.name if node else "",
+            "ipv6": _ipv6(net, port),
+            "ipv6_static": port.ipv6,
+        },
     )
 
 

@@ -161,10 +161,12 @@ async def attach(ident: str, request: Request, viewer: CurrentViewer) -> Respons
 async def set_addresses(ident: str, port: str, request: Request, viewer: CurrentViewer) -> Response:
     f = await form_of(request)
     body: dict[str, Any] = {"ipv4": f.get("ipv4", ""), "extra_ips": ip_list(f.get("extra_ips", ""))}
+    if "ipv6" in f:
+        body["ipv6"] = f["ipv6"].strip() or None  # empty: the derived address
     return await perform(
         lambda: viewer.api.call("PATCH", f"/networks/{segment(ident)}/ports/{segment(port)}", body),
         form_id=f"port-{port}",
-        fields=("ipv4", "extra_ips"),
+        fields=("ipv4", "extra_ips", "ipv6"),
     )
 
 

@@ -31,6 +31,12 @@ def create(db: Session, state: State, network: str, body: RouteCreate) -> str:
             "a default route through a gateway is not supported; name the LAN prefixes",
             field="prefix",
         )
+    if prefix.version == 6 and net.cidr6 is None:
+        raise Invalid(
+            f"{prefix} is IPv6, and {net.name!r} has no IPv6 prefix: the gateway needs an "
+            "IPv6 address in the network (skylan net update --cidr6)",
+            field="prefix",
+        )
     own = [ipaddress.ip_network(c) for c in (net.cidr4, net.cidr6) if c]
     if any(prefix.version == o.version and prefix.overlaps(o) for o in own):
         raise Invalid(

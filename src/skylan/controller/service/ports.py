@@ -9,6 +9,7 @@ finding one costs the same in a network of 10,000 as in one of 10.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -42,6 +43,33 @@ def checked_static(net: Network, ipv4: str, state: State, own: str | None = None
     return address
 
 
+def checked_static6(state: State, net: Network, ipv6: str, port_id: str | None = None) -> str:
+    """A static IPv6 address for a port: inside the network's IPv6 prefix,
+    above the addresses derived from IPv4 ones (so no member's can ever be
+    the same), and no other port's."""
+    if net.cidr6 is None:
+        raise Invalid(f"{net.name!r} has no IPv6 prefix", field="ipv6")
+    address = ipaddress.IPv6Address(ipv6)
+    prefix = ipaddress.IPv6Network(net.cidr6)
+    derived = ipaddress.IPv4Network(net.cidr4).num_addresses
+    if address not in prefix:
+        raise Invalid(f"{ipv6} is not in {net.cidr6}", field="ipv6")
+    if int(address) - int(prefix.network_address) < derived:
+        first = prefix.network_address + derived
+        raise Invalid(
+            f"{ipv6} is among the addresses derived from {net.cidr4}; use {first} or above",
+            field="ipv6",
+        )
+    for other in list(state.members.get(net.id, {}).values()):
+        if (
+            other.id != port_id
+            and other.ipv6 is not None
+            and ipaddress.IPv6Address(other.ipv6) == address
+        ):
+            raise Conflict(f"{ipv6} is already taken in {net.cidr6}", field="ipv6")
+    return str(address)
+
+
 def attach(
     db: Session,
     state: State,
@@ -50,6 +78,7 @@ def attach(
     ipv4: str | None = None,
     *,
     extra_ips: list[str] | None = None,
+    ipv6: str | None = None,
     fresh: bool = False,
     record: bool = True,
 ) -> str:
@@ -86,6 +115,7 @@ def attach(
             "mac": ipam.port_mac(port_id),
             "ipv4": address,
             "extra_ips": extra_ips or [],
+            "ipv6": ipv6,
         }
         if not insert_if_free(db, PortRow, port):
             if _attached(db, net.id, node_id):
@@ -115,7 +145,8 @@ def join_networks(
 def create(db: Session, state: State, network: str, body: PortCreate) -> str:
     net = lookup.network(state, network)
     node = lookup.node(state, body.node)
-    return attach(db, state, net, node.id, body.ipv4, extra_ips=list(body.extra_ips))
+    ipv6 = checked_static6(state, net, body.ipv6) if body.ipv6 is not None else None
+    return attach(db, state, net, node.id, body.ipv4, extra_ips=list(body.extra_ips), ipv6=ipv6)
 
 
 def update(db: Session, state: State, network: str, ident: str, body: PortUpdate) -> str:
@@ -128,6 +159,8 @@ def update(db: Session, state: State, network: str, ident: str, body: PortUpdate
         row.ipv4 = checked_static(net, body.ipv4, state, own=row.ipv4)
     if body.extra_ips is not None:
         row.extra_ips = list(body.extra_ips)
+    if "ipv6" in body.model_fields_set:
+        row.ipv6 = None if body.ipv6 is None else checked_static6(state, net, body.ipv6, port.id)
     try:
         db.flush()
     except IntegrityError:
