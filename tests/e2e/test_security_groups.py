@@ -99,6 +99,16 @@ def test_security_groups_agree_with_nmap_ping_and_a_gateway(lab: Lab, tmp_path: 
     )
     sky.admin("policy", "allow", "prod", "icmp", "--from", "node:c")
     sky.admin("policy", "default", "prod", "deny")
+    # every change is in the audit log, with who made it, and so is each first contact
+    audit = sky.admin("audit", "--action", "security_rule.", "--json")["events"]
+    assert len(audit) == 2 and {e["actor"] for e in audit} == {"bootstrap-admin"}, audit
+
+    def first_contacts() -> list[str]:
+        events = sky.admin("audit", "--action", "node.first_contact", "--json")["events"]
+        return sorted(e["target"] for e in events)
+
+    # (written with the heartbeats, which the controller stores in batches)
+    assert wait_for("the first contacts", lambda: first_contacts() == ["a", "b", "c"], 30)
     wait_for(
         "b to guard its interface",
         lambda: "guard-sky0" in b.run(["nft", "list", "table", "inet", "skylan"]).stdout,
