@@ -44,6 +44,8 @@ def test_demo_tour_then_console_then_clean_exit() -> None:
         assert token, "".join(out)
         text = "".join(out)
         assert text.count("reachable") == 5 and "unreachable" not in text, text
+        assert re.search(r"on a: c\.demo\.skylan\.internal is 172\.16\.1\.\d+", text), text
+        assert re.search(r"on d: b\.demo\.skylan\.internal is 172\.16\.1\.\d+", text), text
         # d sits behind a symmetric NAT: direct to the public nodes, relayed to c
         assert re.search(r"│ c .*relayed via r1", text), text
         assert re.search(r"│ a .*direct", text), text

@@ -4,10 +4,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from skylan import __version__
 from skylan.agent.state import Enrollment, StateDir
+from skylan.cli import output
 from skylan.cli.main import app
 
 
@@ -92,7 +94,7 @@ def _status_file(tmp_path: Path, text: str) -> Path:
     return tmp_path
 
 
-def test_status_shows_what_the_agent_wrote(tmp_path: Path) -> None:
+def test_status_shows_what_the_agent_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from skylan.model.agentstatus import (
         AgentStatus,
         HostStatus,
@@ -146,7 +148,9 @@ def test_status_shows_what_the_agent_wrote(tmp_path: Path) -> None:
         ],
     )
     state = _status_file(tmp_path, written.model_dump_json())
-    res = CliRunner().invoke(app, ["status", "--state-dir", str(state)], env={"COLUMNS": "200"})
+    # the console measured its width when first imported, maybe with no terminal
+    monkeypatch.setattr(output.console, "width", 200)
+    res = CliRunner().invoke(app, ["status", "--state-dir", str(state)])
     assert res.exit_code == 0, res.output
     assert "198.18.0.2:51820" in res.output and "0.42 ms" in res.output and "2.0 KiB" in res.output
     assert "data plane (native): udp/51820" in res.output and "bad_mac=3" in res.output

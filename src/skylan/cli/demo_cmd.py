@@ -130,6 +130,11 @@ def demo(
         by_name = {h.name: h for h in nodes}
         for src, dst in (("a", "b"), ("a", "c"), ("c", "b"), ("d", "a"), ("d", "c")):
             _out.print(f"{src} -> {dst} ({ips[dst]}): {_ping(by_name[src], ips[dst])}")
+        _out.rule("names: every member answers NODE.NETWORK.skylan.internal")
+        for src, dst in (("a", "c"), ("d", "b")):
+            name = f"{dst}.demo.skylan.internal"
+            found = by_name[src].run(["getent", "ahostsv4", name]).stdout.split()
+            _out.print(f"on {src}: {name} is {found[0] if found else 'not found'}")
         _out.rule("skylan node list (on the controller)")
         _out.print(sky.admin("node", "list"), soft_wrap=True)
 
