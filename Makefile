@@ -12,7 +12,7 @@ demo: system-deps venv
 	$(BIN)/skylan demo --console
 
 test: system-deps venv lint typecheck
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
