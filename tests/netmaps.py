@@ -3,14 +3,26 @@ configuration without a controller (one place that knows a netmap's shape)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from skylan.model.netmap import NetMap, NetworkMap, PeerInfo, PortInfo, SelfInfo
 
 PORT = 51820
 
 
-def peer(node_id: str, key: str, ip: str, underlay: str, mac: str | None = None) -> PeerInfo:
-    """A member with one port at ``ip`` (its MAC from the address unless given)."""
+def peer(
+    node_id: str,
+    key: str,
+    ip: str,
+    underlay: str,
+    mac: str | None = None,
+    **port: Any,
+) -> PeerInfo:
+    """A member with one port at ``ip`` (its MAC from the address unless
+    given); ``port``: more of the port's fields (``ipv6``, ``extra_ips``), and
+    ``tags``."""
     last = int(ip.rsplit(".", 1)[1])
+    tags = port.pop("tags", [])
     return PeerInfo(
         node_id=node_id,
         name=node_id,
@@ -21,27 +33,32 @@ def peer(node_id: str, key: str, ip: str, underlay: str, mac: str | None = None)
             mac=mac or f"02:00:00:00:00:{last:02x}",
             ipv4=ip,
             prefixlen=24,
+            **port,
         ),
+        tags=tags,
     )
 
 
-def netmap(
-    node: str, peers: list[PeerInfo], *, cidr4: str = "172.16.9.0/24", cloaked: bool = False
-) -> NetMap:
+def network(peers: list[PeerInfo], **settings: Any) -> NetworkMap:
+    """One encrypted network of ``peers``; ``settings`` override the defaults."""
+    fields: dict[str, Any] = {
+        "id": "net",
+        "name": "prod",
+        "vni": 1,
+        "cidr4": "172.16.9.0/24",
+        "cidr6": None,
+        "mtu": 1420,
+        "encrypted": True,
+        "cloaked": False,
+        "storm_pps": 1000,
+        "routes": [],
+        "cloak_rules": [],
+        "peers": peers,
+    }
+    return NetworkMap(**(fields | settings))
+
+
+def netmap(node: str, peers: list[PeerInfo], **settings: Any) -> NetMap:
     """``node``'s netmap with one encrypted network of ``peers``."""
-    net = NetworkMap(
-        id="net",
-        name="prod",
-        vni=1,
-        cidr4=cidr4,
-        cidr6=None,
-        mtu=1420,
-        encrypted=True,
-        cloaked=cloaked,
-        storm_pps=1000,
-        routes=[],
-        cloak_rules=[],
-        peers=peers,
-    )
     own = SelfInfo(node_id=node, name=node, status="approved")
-    return NetMap(version=1, node=own, networks=[net])
+    return NetMap(version=1, node=own, networks=[network(peers, **settings)])

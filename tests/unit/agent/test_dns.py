@@ -15,37 +15,20 @@ from hypothesis import strategies as st
 from skylan.agent.dnsanswers import Answerer, Outcome, zones_of
 from skylan.hostnet import resolver
 from skylan.model.dnsnames import DnsRecordInfo, dns_name, zone_of
-from skylan.model.netmap import NetMap, NetworkMap, PeerInfo, PortInfo, SelfInfo
-
-
-def peer(name: str, ipv4: str, ipv6: str | None = None) -> PeerInfo:
-    return PeerInfo(
-        node_id=name,
-        name=name,
-        public_key="k",
-        endpoints=[],
-        port=PortInfo(port_id=name, mac="02:00:00:00:00:01", ipv4=ipv4, prefixlen=24, ipv6=ipv6),
-    )
+from skylan.model.netmap import NetMap, SelfInfo
+from tests.netmaps import network, peer
 
 
 def netmap() -> NetMap:
-    prod = NetworkMap(
-        id="n1",
-        name="prod",
-        vni=1,
+    members = [
+        peer("web", "k", "172.16.1.1", "198.18.0.1", ipv6="fd00::1"),
+        peer("DB", "k", "172.16.1.2", "198.18.0.1"),
+        peer("x" * 64, "k", "172.16.1.3", "198.18.0.1"),
+    ]
+    prod = network(
+        members,
         cidr4="172.16.1.0/24",
         cidr6="fd00::/64",
-        mtu=1420,
-        encrypted=True,
-        cloaked=False,
-        storm_pps=0,
-        routes=[],
-        cloak_rules=[],
-        peers=[
-            peer("web", "172.16.1.1", "fd00::1"),
-            peer("DB", "172.16.1.2"),
-            peer("x" * 64, "172.16.1.3"),
-        ],
         dns_zone="prod.skylan.internal",
         dns_records=[
             DnsRecordInfo(name="vip", address="172.16.1.100"),

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from skylan.agent.securitychains import guard
 from skylan.hostnet.nftables import Allowance
-from skylan.model.netmap import NetworkMap, PeerInfo, PortInfo
+from skylan.model.netmap import NetworkMap, PeerInfo
 from skylan.model.securitygroups import (
     Match,
     Member,
@@ -21,6 +21,7 @@ from skylan.model.securitygroups import (
     parse_target,
     verdict,
 )
+from tests.netmaps import network, peer
 
 
 def test_parse_sides() -> None:
@@ -104,24 +105,26 @@ def mac(i: int) -> str:
 
 def peers_from(tag_sets: list[frozenset[str]]) -> list[PeerInfo]:
     return [
-        PeerInfo(
-            node_id=f"n{i}",
-            name=f"n{i}",
-            public_key="k",
-            endpoints=[],
-            port=PortInfo(
-                port_id=f"p{i}",
-                mac=mac(i),
-                ipv4=f"172.16.1.{i + 1}",
-                prefixlen=24,
-                extra_ips=["172.16.9.0/24"] if i == 0 else [],
-                ipv6=f"fd00::{i + 1}",
-                prefixlen6=64,
-            ),
+        peer(
+            f"n{i}",
+            "k",
+            f"172.16.1.{i + 1}",
+            "198.18.0.1",
+            mac(i),
+            extra_ips=["172.16.9.0/24"] if i == 0 else [],
+            ipv6=f"fd00::{i + 1}",
+            prefixlen6=64,
             tags=sorted(tags),
         )
         for i, tags in enumerate(tag_sets)
     ]
+
+
+def denying(peers: list[PeerInfo], rules: list[SecurityRuleInfo]) -> NetworkMap:
+    """A network of ``peers`` under a deny policy with ``rules``."""
+    return network(
+        peers, cidr4="172.16.1.0/24", cidr6="fd00::/64", policy="deny", security_rules=rules
+    )
 
 
 def matches(draw_kind: str, value: str | None) -> Match:
@@ -204,22 +207,7 @@ def test_the_dry_run_agrees_with_the_nft_allowances(
     src, dst = peers[pair[0]], peers[pair[1]]
     if src.node_id == dst.node_id:
         return  # to itself goes over loopback, not the overlay
-    net = NetworkMap(
-        id="net",
-        name="prod",
-        vni=1,
-        cidr4="172.16.1.0/24",
-        cidr6="fd00::/64",
-        mtu=1420,
-        encrypted=True,
-        cloaked=False,
-        storm_pps=0,
-        routes=[],
-        cloak_rules=[],
-        peers=peers,
-        policy="deny",
-        security_rules=rules,
-    )
+    net = denying(peers, rules)
     address = src.port.ipv6 if v6 else src.port.ipv4
     assert address is not None
     use_port = port if protocol != "icmp" else None
@@ -252,22 +240,7 @@ def test_the_dry_run_agrees_with_the_nft_allowances(
 def test_a_floating_prefix_and_its_addresses_make_no_overlapping_set() -> None:
     peers = peers_from([frozenset({"a"}), frozenset()])
     peers[0].port.extra_ips.extend(["172.16.9.7", "172.16.1.1/32"])
-    net = NetworkMap(
-        id="net",
-        name="prod",
-        vni=1,
-        cidr4="172.16.1.0/24",
-        cidr6=None,
-        mtu=1420,
-        encrypted=True,
-        cloaked=False,
-        storm_pps=0,
-        routes=[],
-        cloak_rules=[],
-        peers=peers,
-        policy="deny",
-        security_rules=[rule("r", "any", None, Match(kind="tag", value="a"), Match(kind="any"))],
-    )
+    net = denying(peers, [rule("r", "any", None, Match(kind="tag", value="a"), Match(kind="any"))])
     chains = guard(net, "n1", "sky1")
     assert chains is not None
     (allowance,) = chains.allowances
