@@ -10,6 +10,7 @@ or a member leaving is seen within seconds, not a cache's lifetime.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +39,16 @@ class Zone:
 
     origin: str  # e.g. prod.skylan.internal
     hosts: dict[str, tuple[str, ...]]
+
+    @property
+    def name(self) -> dns.name.Name:
+        return _names(self.origin)
+
+
+@functools.lru_cache(maxsize=256)
+def _names(origin: str) -> dns.name.Name:
+    """Parsed once per zone, not once per query."""
+    return dns.name.from_text(origin)
 
 
 def zones_of(netmap: NetMap | None) -> list[Zone]:
@@ -99,7 +110,7 @@ class Answerer:
             return Outcome.NOT_OURS, b""
         if question.rdclass != dns.rdataclass.IN:
             return Outcome.ANSWERED, self._error(query, dns.rcode.REFUSED, recursion)
-        origin = dns.name.from_text(zone.origin)
+        origin = zone.name
         relative = qname.relativize(origin).to_text().lower()
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA | (dns.flags.RA if recursion else 0)
@@ -140,11 +151,8 @@ class Answerer:
     def _zone_of(self, qname: dns.name.Name) -> Zone | None:
         best: Zone | None = None
         for zone in self.zones:
-            origin = dns.name.from_text(zone.origin)
-            if qname.is_subdomain(origin) and (
-                best is None or len(origin) > len(dns.name.from_text(best.origin))
-            ):
-                best = zone
+            if qname.is_subdomain(zone.name) and (best is None or len(zone.name) > len(best.name)):
+                best = zone  # the longest zone that holds the name
         return best
 
     def _soa(self, origin: dns.name.Name) -> dns.rrset.RRset:

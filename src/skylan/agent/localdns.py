@@ -51,14 +51,17 @@ class LocalDns:
         self.error: str | None = None
         self._links: dict[str, tuple[str, tuple[str, ...]]] = {}  # ifname -> (server, zones)
         self._installed = False
+        self._zones_of: NetMap | None = None  # the netmap the zones were made from
 
     async def reconcile(self, netmap: NetMap | None, ifnames: dict[str, str]) -> None:
         """Serve the netmap's zones and keep the host's resolver pointed at
         them (re-done every few seconds: another program may rewrite it)."""
         if self.wanted is DnsMode.off:
             return
-        zones = zones_of(netmap)
-        self.service.set_zones(zones)
+        if netmap is not self._zones_of:  # (a new netmap is a new object)
+            self.service.set_zones(zones_of(netmap))
+            self._zones_of = netmap
+        zones = self.service.answerer.zones
         if not zones:
             await self._undo()
             return
