@@ -635,7 +635,7 @@ class Dataplane:
             "lane %d: relay %s by TLS on port %d", self.lane, link.info.name, link.info.tls_port
         )
         stream = self.relay_streams[link.info.id] = RelayStream(
-            link.host, link.info.tls_port, self.udp.port
+            link.host, link.info.tls_port, self.udp.port, self.drops
         )
         stream.start()
         link.tls = True

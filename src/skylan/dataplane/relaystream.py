@@ -17,6 +17,7 @@ import logging
 import socket
 import ssl
 
+from skylan.model.counters import DropCounters
 from skylan.tunnel.relaywire import (
     FRAME_HEADER_LEN,
     RelayWireError,
@@ -30,15 +31,19 @@ Address = tuple[str, int]
 LOOPBACK = "127.0.0.1"
 BACKLOG_LIMIT = 4 << 20
 RECONNECT_MAX = 30.0
+UNSENT = "relay_tls_unsent"  # the drop reason
 
 
 class RelayStream:
-    def __init__(self, host: str, tls_port: int, lane_port: int) -> None:
+    def __init__(
+        self, host: str, tls_port: int, lane_port: int, drops: DropCounters | None = None
+    ) -> None:
         self.host = host
         self.tls_port = tls_port
         self.lane = (LOOPBACK, lane_port)  # where the lane's socket listens
         self.sockets: dict[int, socket.socket] = {}  # relay port -> its loopback socket
-        self.dropped = 0
+        # the lane's own: what the stream cannot send shows in `skylan status`
+        self.drops = drops if drops is not None else DropCounters()
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +93,8 @@ class RelayStream:
             or writer.is_closing()
             or writer.transport.get_write_buffer_size() > BACKLOG_LIMIT
         ):
-            self.dropped += len(frames)
+            # not connected (yet, or again), or the relay reads too slowly
+            self.drops.add(UNSENT, len(frames))
         else:
             writer.write(b"".join(frames))
 
