@@ -13,7 +13,7 @@ import ipaddress
 
 from skylan.hostnet.nftables import Allowance, Guard
 from skylan.model.netmap import NetworkMap, PeerInfo
-from skylan.model.securitygroups import Member, SecurityRuleInfo, targets
+from skylan.model.securitygroups import Member, SecurityRuleInfo, selects, targets
 
 
 def member_of(peer: PeerInfo) -> Member:
@@ -37,9 +37,8 @@ def guard(net: NetworkMap, own_id: str, interface: str) -> Guard | None:
     if me is None:
         return Guard(interface)  # not a member (yet): nothing is allowed in
     others = [p for p in peers if p.node_id != own_id]
-    allowances = [
-        _allowance(rule, others) for rule in net.security_rules if targets(rule, member_of(me))
-    ]
+    mine = member_of(me)
+    allowances = [_allowance(rule, others) for rule in net.security_rules if targets(rule, mine)]
     return Guard(interface, tuple(a for a in allowances if a is not None))
 
 
@@ -51,7 +50,7 @@ def _allowance(rule: SecurityRuleInfo, peers: list[PeerInfo]) -> Allowance | Non
         return Allowance(
             rule.protocol, rule.port_from, rule.port_to, prefixes=(source.value or "",)
         )
-    senders = [p for p in peers if _selects(rule, p)]
+    senders = [p for p in peers if selects(source, member_of(p))]
     if not senders:
         return None  # nobody it names is a member (yet)
     return Allowance(
@@ -75,10 +74,3 @@ def _disjoint(found: list[str]) -> list[str]:
             for o in nets
         )
     ]
-
-
-def _selects(rule: SecurityRuleInfo, peer: PeerInfo) -> bool:
-    source = rule.source
-    if source.kind == "tag":
-        return source.value in peer.tags
-    return source.kind == "node" and source.value == peer.node_id

@@ -15,7 +15,7 @@ cloak_app = typer.Typer(help="Cloaking exception rules.", no_args_is_help=True)
 
 CLOAK_COLUMNS = [
     ("protocol", lambda r: r.protocol),
-    ("ports", lambda r: f"{r.port_from}-{r.port_to}" if r.port_from else "-"),
+    ("ports", lambda r: portrange.shown(r.port_from, r.port_to)),
     ("source", lambda r: r.source_cidr),
     ("node", lambda r: r.node_id or "all"),
     ("description", lambda r: r.description),

@@ -17,7 +17,7 @@ policy_app = typer.Typer(
 
 RULE_COLUMNS = [
     ("protocol", lambda r: r.protocol),
-    ("ports", lambda r: f"{r.port_from}-{r.port_to}" if r.port_from else "-"),
+    ("ports", lambda r: portrange.shown(r.port_from, r.port_to)),
     ("from", lambda r: r.source),
     ("to", lambda r: r.target),
     ("description", lambda r: r.description),

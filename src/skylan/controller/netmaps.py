@@ -376,7 +376,7 @@ def _settings(state: State, net_id: str) -> bytes:
             for r in routes
         ],
         policy=net.policy,
-        dns_zone=dnsnames.zone_of(net.name, net.dns_domain) if net.dns_domain else None,
+        dns_zone=dnsnames.zone_of(net.name, net.dns_domain),
         dns_records=[
             DnsRecordInfo(name=d.name, address=d.address)
             for d in sorted(state.dns.get(net_id, {}).values(), key=lambda d: d.name)

@@ -150,27 +150,31 @@ def _guard(guard: Guard) -> list[str]:
     out = [f"  chain {_guard_chain(guard)} {{", "    ct state established,related accept"]
     out.append(f"    icmpv6 type {{ {_ICMPV6_BASICS} }} accept")
     for allowance in guard.allowances:
-        out.extend(f"    {line} accept".replace("     ", "    ") for line in _allowance(allowance))
+        out.extend(f"    {rule}" for rule in _allowance(allowance))
     out.append("    counter drop")
     out.append("  }")
     return out
 
 
 def _allowance(a: Allowance) -> list[str]:
-    """The match expressions of one allowance (one line per kind of source)."""
-    what = _protocol(a.protocol, a.port_from, a.port_to)
-    lines = []
+    """The rules of one allowance: one per kind of source."""
+    sources: list[str] = []
     if a.everyone:
-        lines.append(what)
-    for prefix in a.prefixes:
-        lines.append(f"{_family(prefix)} saddr {prefix} {what}")
+        sources.append("")
+    sources.extend(f"{_family(prefix)} saddr {prefix}" for prefix in a.prefixes)
     for fam, ip in (("ip", 4), ("ip6", 6)):
         pairs = sorted({f"{mac} . {addr}" for mac, addr in a.members if _version(addr) == ip})
         if pairs:
-            lines.append(f"ether saddr . {fam} saddr {_set(pairs)} {what}")
+            sources.append(f"ether saddr . {fam} saddr {_set(pairs)}")
     if a.member_macs:
-        lines.append(f"ether saddr {_set(sorted(set(a.member_macs)))} ip6 saddr fe80::/10 {what}")
-    return [line.strip() for line in lines]
+        sources.append(f"ether saddr {_set(sorted(set(a.member_macs)))} ip6 saddr fe80::/10")
+    what = _protocol(a.protocol, a.port_from, a.port_to)
+    return [_accept(source, what) for source in sources]
+
+
+def _accept(*matches: str) -> str:
+    """An accept rule of the non-empty ``matches``."""
+    return " ".join([*filter(None, matches), "accept"])
 
 
 def _protocol(protocol: str, port_from: int | None, port_to: int | None) -> str:
@@ -186,8 +190,7 @@ def _exception(exc: CloakOpening) -> str:
     fam = _family(exc.source_cidr)
     anywhere = ipaddress.ip_network(exc.source_cidr).prefixlen == 0
     source = "" if anywhere else f"{fam} saddr {exc.source_cidr}"
-    what = _protocol(exc.protocol, exc.port_from, exc.port_to)
-    return " ".join(part for part in (source, what, "accept") if part)
+    return _accept(source, _protocol(exc.protocol, exc.port_from, exc.port_to))
 
 
 def run_script(script: str) -> None:

@@ -41,8 +41,11 @@ def dns_name(value: str, what: str = "name") -> str:
     return text
 
 
-def zone_of(network: str, domain: str) -> str | None:
-    """The network's zone, or None if its name cannot be a DNS label."""
+def zone_of(network: str, domain: str | None) -> str | None:
+    """The network's zone; None when DNS is off for it (no domain) or its
+    name cannot be a DNS label."""
+    if domain is None:
+        return None
     try:
         return dns_name(f"{network}.{domain}")
     except ValueError:

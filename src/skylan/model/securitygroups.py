@@ -111,7 +111,7 @@ class Verdict:
 
 def targets(rule: SecurityRuleInfo, member: Member) -> bool:
     """Whether ``rule`` protects ``member`` (is enforced on it)."""
-    return _matches_member(rule.target, member)
+    return selects(rule.target, member)
 
 
 def admits(rule: SecurityRuleInfo, sender: Sender) -> bool:
@@ -123,7 +123,7 @@ def admits(rule: SecurityRuleInfo, sender: Sender) -> bool:
         address = ipaddress.ip_address(sender.address)
         network = ipaddress.ip_network(source.value or "")
         return address.version == network.version and address in network
-    return sender.member is not None and _matches_member(source, sender.member)
+    return sender.member is not None and selects(source, sender.member)
 
 
 def covers(rule: SecurityRuleInfo, protocol: Protocol, port: int | None) -> bool:
@@ -157,7 +157,8 @@ def verdict(
     return Verdict(False, None, "no rule allows it and the default policy is deny")
 
 
-def _matches_member(match: Match, member: Member) -> bool:
+def selects(match: Match, member: Member) -> bool:
+    """Whether a rule's side names this member (a CIDR side names none)."""
     if match.kind == "any":
         return True
     if match.kind == "tag":

@@ -35,13 +35,13 @@ from skylan.model.securitygroups import Match
 def network_out(state: State, net: Network) -> NetworkOut:
     out = NetworkOut.model_validate(net, from_attributes=True)
     out.members = len(state.members.get(net.id, {}))
-    out.dns_zone = dnsnames.zone_of(net.name, net.dns_domain) if net.dns_domain else None
+    out.dns_zone = dnsnames.zone_of(net.name, net.dns_domain)
     return out
 
 
 def dns_record_out(state: State, record: DnsRecord) -> DnsRecordOut:
     net = state.networks.get(record.network_id)
-    zone = dnsnames.zone_of(net.name, net.dns_domain) if net and net.dns_domain else None
+    zone = dnsnames.zone_of(net.name, net.dns_domain) if net else None
     return DnsRecordOut(
         id=record.id,
         network_id=record.network_id,

@@ -75,7 +75,7 @@ env.globals["version"] = __version__
 # The form and badge macros are globals (not per-template imports) so that a
 # block rendered on its own, for a live refresh, has them too.
 _macros = env.get_template("macros.html").make_module()
-for _name in ("field", "checkbox", "form_error", "online", "chart"):
+for _name in ("field", "protocol", "checkbox", "form_error", "online", "chart"):
     env.globals[_name] = getattr(_macros, _name)
 
 
