@@ -2,12 +2,13 @@
 run one at a time.
 
 ``make test`` runs the suite on two pytest-xdist workers (``-n 2``). The
-scheduler below sends every test under tests/e2e/ to one worker as a single
-unit, so the labs run one after another as in a serial run, while the other
-worker takes the unit, API and fuzz tests module by module. Two labs never run
-at once; a lab shares the CPU with the other worker's tests, which its timing
-targets (a failover under 3 s) allow for. (xdist's own ``--dist loadgroup``
-does not group anything under pytest 9.)"""
+scheduler below sends every test under tests/e2e/ and tests/integration/ to
+one worker as a single unit, so the labs and the data-plane processes run one
+after another as in a serial run, while the other worker takes the unit, API
+and fuzz tests module by module. Two labs never run at once, nor a lab beside
+a test that times worker processes (a hung lane replaced within 15 s failed
+once beside a lab's iperf3); they share the CPU only with the lighter tests.
+(xdist's own ``--dist loadgroup`` does not group anything under pytest 9.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ from typing import Any
 
 import pytest
 
-E2E_DIR = "tests/e2e"  # every test that builds a lab lives here
+# the tests that build labs or start data-plane processes: one after another
+SERIAL_DIRS = ("tests/e2e/", "tests/integration/")
+SERIAL = "serial"
+
+
+def _serial(nodeid: str) -> bool:
+    return nodeid.startswith(SERIAL_DIRS)
 
 
 def _namespaces_usable() -> str | None:
@@ -40,16 +47,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class LabsApart(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(f"{E2E_DIR}/"):
-                return E2E_DIR  # one unit: the labs, in turn, on one worker
+            if _serial(nodeid):
+                return SERIAL  # one unit: in turn, on one worker
             return str(super()._split_scope(nodeid))
 
     return LabsApart(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # the labs first: under xdist their unit, the longest, starts at once
-    items.sort(key=lambda item: not item.nodeid.startswith(f"{E2E_DIR}/"))
+    # the serial ones first: under xdist their unit, the longest, starts at once
+    items.sort(key=lambda item: not _serial(item.nodeid))
     reason = _namespaces_usable()
     if reason is None:
         return
