@@ -171,3 +171,41 @@ def test_status_of_a_file_it_does_not_understand_is_one_line(tmp_path: Path) -> 
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a status this version of skylan understands" in lines[0]
     assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_every_expected_error_it_names_exists() -> None:
+    """The CLI names the errors it shows as one line rather than importing them:
+    a misspelt name would quietly turn them back into tracebacks."""
+    import importlib
+
+    from skylan.cli.errors import EXPECTED_ERRORS, expected
+
+    for module_name, name in EXPECTED_ERRORS:
+        kind = getattr(importlib.import_module(module_name), name)
+        assert issubclass(kind, Exception), (module_name, name)
+        assert expected(kind.__new__(kind))
+    assert not expected(ValueError("a bug"))
+
+
+def test_an_administrators_command_does_not_load_the_agent_or_the_controller() -> None:
+    """Every `skylan net …` pays the CLI's start-up; the lab tests make hundreds."""
+    probe = (
+        "import sys; import skylan.cli.main; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('skylan.'))))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    heavy = {
+        "skylan.agent.state",
+        "skylan.agent.controlplane",
+        "skylan.agent.daemon",
+        "skylan.model.netmap",
+        "skylan.model.agentstatus",
+        "skylan.lab.product",
+        "skylan.tunnel.keys",
+        "importlib.metadata",
+    }
+    assert not loaded & heavy, loaded & heavy

@@ -18,8 +18,6 @@ from skylan.model.netmap import NetMap
 from skylan.privatefile import write_private
 from skylan.tunnel.keys import StaticKeypair
 
-DEFAULT_STATE_DIR = Path("/var/lib/skylan/agent")
-
 
 class NotEnrolled(Exception):
     """No enrollment in this state directory."""

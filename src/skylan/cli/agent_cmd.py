@@ -8,18 +8,21 @@ import signal
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
 from skylan.agent.dnsmode import DnsMode
-from skylan.agent.state import DEFAULT_STATE_DIR, StateDir
+from skylan.agent.statehome import DEFAULT_STATE_DIR
 from skylan.cli.errors import fail
 from skylan.cli.output import JsonFlag, console
-from skylan.model.agentstatus import AgentStatus, TapStatus, TunnelStatus
-from skylan.model.netmap import MAX_LANES
+from skylan.model.lanelimit import MAX_LANES
+
+if TYPE_CHECKING:  # loaded by the commands that use them: every CLI call would pay
+    from skylan.agent.state import StateDir
+    from skylan.model.agentstatus import TapStatus, TunnelStatus
 
 app = typer.Typer(help="The node agent.", no_args_is_help=True)
 
@@ -188,6 +191,7 @@ def join(
 ) -> None:
     """Enroll this machine with a join token, then run the agent."""
     from skylan.agent.join import join as do_join
+    from skylan.agent.state import StateDir
     from skylan.model.jointoken import JoinToken
 
     JoinToken.parse(token)  # a clear error before any network traffic
@@ -220,6 +224,8 @@ def run_cmd(
     dns: DnsOpt = DnsMode.auto,
 ) -> None:
     """Run the agent from its state directory (what the systemd unit does)."""
+    from skylan.agent.state import StateDir
+
     state = StateDir(state_dir)
     enrollment = state.enrollment()  # fail fast with a clear message when not enrolled
     port = enrollment.listen_port if listen_port is None else listen_port
@@ -244,6 +250,9 @@ def _offloads(interface: TapStatus) -> str:
 
 def status(state_dir: StateOpt = DEFAULT_STATE_DIR, as_json: JsonFlag = False) -> None:
     """Show this node's networks and peers, as the running agent sees them."""
+    from skylan.agent.state import StateDir
+    from skylan.model.agentstatus import AgentStatus, TunnelStatus
+
     path = StateDir(state_dir).status_path
     if not path.exists():
         raise FileNotFoundError(f"{path}: no agent status; is `skylan agent run` running?")

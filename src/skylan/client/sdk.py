@@ -10,7 +10,7 @@ print(tok.join_command)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -38,8 +38,10 @@ from skylan.model.api import (
     TokenOut,
     TotalStats,
 )
-from skylan.model.netmap import NetMap
 from skylan.pinning import pin_failure
+
+if TYPE_CHECKING:  # only node_netmap needs it: not loaded for every CLI command
+    from skylan.model.netmap import NetMap
 
 T = TypeVar("T", bound=BaseModel)
 API = "/api/v1"
@@ -207,6 +209,8 @@ class Skylan:
         self._request("DELETE", f"/nodes/{ident}")
 
     def node_netmap(self, ident: str) -> NetMap:
+        from skylan.model.netmap import NetMap  # noqa: PLC0415
+
         return self._one(NetMap, "GET", f"/nodes/{ident}/netmap")
 
     def node_stats(self, ident: str, minutes: int = 60) -> NodeStats:

@@ -30,7 +30,8 @@ from skylan.dataplane.udp import UdpSocket
 from skylan.dataplane.udpcoalesce import HEADERS, Frame, Write, coalesce, coalesce_rows
 from skylan.model.agentstatus import LaneStatus, PathName, TapStatus, TunnelStatus, VxlanStatus
 from skylan.model.counters import DropCounters
-from skylan.model.netmap import MAX_LANES, NetMap, NetworkMap, PeerInfo, PortInfo
+from skylan.model.lanelimit import MAX_LANES
+from skylan.model.netmap import NetMap, NetworkMap, PeerInfo, PortInfo
 from skylan.model.publickey import decode_public, encode_public
 from skylan.model.reflexive import ANSWER_TYPE, ReflexiveError
 from skylan.switch import Member, Switch

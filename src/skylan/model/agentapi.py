@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skylan.model import validators
 from skylan.model.agentstatus import PathName
-from skylan.model.netmap import MAX_CANDIDATES, MAX_LANES, Candidate, NetMap
+from skylan.model.lanelimit import MAX_LANES
+from skylan.model.netmap import MAX_CANDIDATES, Candidate, NetMap
 from skylan.model.publickey import decode_public
 
 MAX_COUNT = 2**63 - 1  # what a BIGINT column holds

@@ -21,9 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skylan.model import validators
 from skylan.model.dnsnames import DnsRecordInfo
+from skylan.model.lanelimit import MAX_LANES
 from skylan.model.securitygroups import Policy, SecurityRuleInfo
-
-MAX_LANES = 64  # data-plane worker lanes per node (one per TAP queue)
 
 
 class PortInfo(BaseModel):
