@@ -88,6 +88,7 @@ class Agent:
         self._heartbeat_at = -float("inf")  # monotonic time of the last heartbeat taken in
         self._report_now = asyncio.Event()
         self._candidates_sent: list[Candidate] | None = None  # in the last heartbeat
+        self._seen_sent: dict[str, list[str]] | None = None  # likewise
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._want_dataplane:
@@ -241,9 +242,7 @@ class Agent:
             peers = peer_reports(status)
             body.lane_keys = self.dataplane.lane_keys
             body.candidates = self._candidates_sent = candidates_of(status)
-            body.seen_ips = {
-                port.network_id: port.announced[:64] for port in status.interfaces.values()
-            }
+            body.seen_ips = self._seen_sent = seen_ips_of(status)
             if self._peer_reports.due(peers):
                 body.peers = peers
         return body
@@ -278,8 +277,10 @@ class Agent:
             except Exception:
                 log.exception("host configuration failed")
             dataplane = self.dataplane
-            if dataplane and candidates_of(dataplane.status()) != self._candidates_sent:
-                self.report_soon()  # e.g. a worker lane learnt its address
+            if dataplane and heartbeat_news(
+                dataplane.status(), self._candidates_sent, self._seen_sent
+            ):
+                self.report_soon()
             try:
                 self.write_status()
             except Exception:  # a status glitch must never stop the agent
@@ -347,6 +348,27 @@ class Agent:
         tmp = self.state.status_path.with_suffix(".tmp")
         tmp.write_text(status.model_dump_json(indent=2))
         tmp.replace(self.state.status_path)
+
+
+def heartbeat_news(
+    status: LaneStatus,
+    candidates_sent: list[Candidate] | None,
+    seen_sent: dict[str, list[str]] | None,
+) -> str | None:
+    """What the controller should hear before the next heartbeat is due: new
+    candidates (a worker lane learnt its address; peers need it to connect), or
+    a floating address that came or went (keepalived took a VIP over; the
+    console and `skylan node list` show where it is now, not 15 s later)."""
+    if candidates_of(status) != candidates_sent:
+        return "candidates"
+    if seen_ips_of(status) != seen_sent:
+        return "floating addresses"
+    return None
+
+
+def seen_ips_of(status: LaneStatus) -> dict[str, list[str]]:
+    """Per network, the addresses this machine announced by ARP (at most 64)."""
+    return {port.network_id: port.announced[:64] for port in status.interfaces.values()}
 
 
 def candidates_of(status: LaneStatus) -> list[Candidate]:

@@ -113,3 +113,18 @@ def test_any_counter_sequence_gives_bounded_non_negative_deltas(values: list[int
     for report in reports:
         assert 0 <= report.total.tx_bytes <= MAX_REPORTED
     assert [x.seq for x in reports] == sorted({x.seq for x in reports})
+
+
+def test_a_floating_address_or_a_candidate_is_told_before_the_next_heartbeat() -> None:
+    from skylan.agent.daemon import candidates_of, heartbeat_news, seen_ips_of
+
+    quiet = status(1)
+    sent = candidates_of(quiet), seen_ips_of(quiet)
+    assert heartbeat_news(quiet, *sent) is None
+    took_vip = quiet.model_copy(deep=True)
+    took_vip.interfaces["tap0"].announced = ["172.16.1.100"]
+    assert heartbeat_news(took_vip, *sent) == "floating addresses"
+    assert heartbeat_news(took_vip, candidates_of(took_vip), seen_ips_of(took_vip)) is None
+    learnt = quiet.model_copy(update={"reflexive": "203.0.113.7:51820"})
+    assert heartbeat_news(learnt, *sent) == "candidates"
+    assert heartbeat_news(quiet, None, None) == "candidates"  # nothing sent yet
