@@ -1,11 +1,14 @@
 """The agent's DNS server: UDP and TCP on port 53 of the addresses it is
 given, answering the networks' zones (:mod:`skylan.agent.dnsanswers`) and,
 when it stands in front of the host's resolvers (the resolv.conf fallback),
-forwarding every other name to them unchanged.
+forwarding every other name to them unchanged: a datagram as a datagram, a
+query over TCP over TCP (a client uses TCP when the answer did not fit a
+datagram, so the upstream must not be asked over UDP again).
 
 Bounded everywhere: queries over 4 KiB, answers sent to us and garbage are
 dropped and counted; at most 1,024 forwarded queries wait for an answer (the
-oldest give way) and 64 TCP clients are served at once, each for 10 s.
+oldest give way) and 64 TCP clients are served at once, each for 10 s; each
+has at most one query upstream at a time.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ class _Forwarder(asyncio.DatagramProtocol):
         self.service = service
         self.transport: asyncio.DatagramTransport | None = None
         self.waiting: OrderedDict[bytes, _Waiting] = OrderedDict()
-        self._next = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is its own class
@@ -70,8 +72,7 @@ class _Forwarder(asyncio.DatagramProtocol):
         new_id = secrets.token_bytes(2)
         while new_id in self.waiting:
             new_id = secrets.token_bytes(2)
-        upstream = (upstreams[self._next % len(upstreams)], PORT)
-        self._next += 1  # spread over the upstreams, as resolv.conf's rotate would
+        upstream = self.service.next_upstream()
         self.waiting[new_id] = _Waiting(reply, query[:2], upstream, now + FORWARD_TIMEOUT)
         self.transport.sendto(new_id + query[2:], upstream)
         self.service.counts["forwarded"] += 1
@@ -118,6 +119,8 @@ class DnsService:
         self.answerer = Answerer()
         self.counts = self.answerer.counts
         self.upstreams: list[str] = []
+        self.upstream_port = PORT
+        self._next = 0
         self._udp: dict[str, asyncio.DatagramTransport] = {}
         self._tcp: dict[str, asyncio.Server] = {}
         self._forwarder: _Forwarder | None = None
@@ -130,6 +133,12 @@ class DnsService:
 
     def set_zones(self, zones: list[Zone]) -> None:
         self.answerer.zones = zones
+
+    def next_upstream(self) -> tuple[str, int]:
+        """Spread over the upstreams, as resolv.conf's ``rotate`` would."""
+        upstream = self.upstreams[self._next % len(self.upstreams)]
+        self._next += 1
+        return upstream, self.upstream_port
 
     def handle(self, query: bytes, reply: Reply) -> None:
         outcome, wire = self.answerer.answer(query, recursion=bool(self.upstreams))
@@ -187,14 +196,9 @@ class DnsService:
                     self.counts["malformed"] += 1
                     return
                 query = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
-                answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-                def reply(wire: bytes, done: asyncio.Future[bytes] = answered) -> None:
-                    if not done.done():
-                        done.set_result(wire)
-
-                self.handle(query, reply)
-                wire = await asyncio.wait_for(answered, FORWARD_TIMEOUT)
+                wire = await self._answer_stream(query)
+                if wire is None:
+                    return  # closing tells the client to try its next server
                 writer.write(struct.pack("!H", len(wire)) + wire)
                 await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -204,6 +208,38 @@ class DnsService:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+
+    async def _answer_stream(self, query: bytes) -> bytes | None:
+        outcome, wire = self.answerer.answer(query, recursion=bool(self.upstreams))
+        if outcome is Outcome.ANSWERED:
+            return wire
+        if outcome is not Outcome.NOT_OURS:
+            return None
+        if not self.upstreams:
+            return self.answerer.refuse(query) or None
+        return await self._forward_stream(query)
+
+    async def _forward_stream(self, query: bytes) -> bytes | None:
+        host, port = self.next_upstream()
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(FORWARD_TIMEOUT):
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(struct.pack("!H", len(query)) + query)
+                await writer.drain()
+                (size,) = struct.unpack("!H", await reader.readexactly(2))
+                answer = await reader.readexactly(size)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            self.counts["forward_errors"] += 1
+            return None
+        finally:
+            if writer is not None:
+                writer.close()
+        self.counts["forwarded_tcp"] += 1
+        if len(answer) < 12 or answer[:2] != query[:2]:
+            self.counts["forward_stray"] += 1
+            return None
+        return answer
 
     async def aclose(self) -> None:
         await self.listen(set())
