@@ -136,6 +136,20 @@ def test_cli_login_and_commands(served: Served, tmp_path: Path) -> None:
         r.returncode == 0
         and json.loads(cli(["policy", "list", "office", "--json"], config).stdout) == []
     )
+    r = cli(["dns", "add", "office", "vip", "10.88.0.100"], config)
+    assert r.returncode == 0 and "vip.office.skylan.internal" in r.stdout, r.stderr
+    r = cli(["dns", "set", "office", "vip", "--name", "db", "--address", "10.88.0.101"], config)
+    assert r.returncode == 0 and "db.office.skylan.internal" in r.stdout, r.stderr
+    assert "10.88.0.101" in r.stdout
+    r = cli(["dns", "set", "office", "db"], config)
+    assert r.returncode != 0 and "--name" in r.stderr and "Traceback" not in r.stderr
+    r = cli(["dns", "set", "office", "db", "--address", "10.99.0.1"], config)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "is not in" in r.stderr
+    r = cli(["dns", "remove", "office", "db"], config)
+    assert (
+        r.returncode == 0
+        and json.loads(cli(["dns", "list", "office", "--json"], config).stdout) == []
+    )
     r = cli(["net", "delete", "office"], config)
     assert r.returncode == 0
     r = cli(["relay", "add", "r1", "198.18.0.9:3478"], config)

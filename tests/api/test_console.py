@@ -138,6 +138,29 @@ def test_forms_show_api_errors_next_to_the_field(api: Api, browser: TestClient) 
     assert taken.status_code == 409
     assert re.search(r'id="attach-ipv4-error"[^>]*>172\.16\.1\.10 is already taken', taken.text)
 
+    # a DNS name is renamed from its row; a taken name is shown next to the field
+    api.ok(
+        api.post("/api/v1/networks/prod/dns-records", {"name": "db", "address": "172.16.1.50"}), 201
+    )
+    vip = api.ok(
+        api.post("/api/v1/networks/prod/dns-records", {"name": "vip", "address": "172.16.1.100"}),
+        201,
+    )
+    page = browser.get(base)
+    assert f'hx-post="{base}/dns-records/{vip["id"]}/edit"' in page.text
+    edit = f"{base}/dns-records/{vip['id']}/edit"
+    clash = browser.post(edit, data={"name": "db", "address": "172.16.1.100"}, headers=hx)
+    assert clash.status_code == 409
+    assert re.search(rf'id="dns-{vip["id"]}-name-error"[^>]*>[^<]*already names', clash.text)
+    renamed = browser.post(edit, data={"name": "app", "address": "172.16.1.101"}, headers=hx)
+    assert renamed.status_code == 204
+    assert [
+        (r["name"], r["address"]) for r in api.ok(api.get("/api/v1/networks/prod/dns-records"))
+    ] == [
+        ("app", "172.16.1.101"),
+        ("db", "172.16.1.50"),
+    ]
+
     # a button (no form) reports in the page's flash area; no stack trace anywhere
     gone = browser.post(f"{base}/routes/nope/delete", headers=hx)
     assert gone.status_code == 404 and 'id="flash"' in gone.text and "Traceback" not in gone.text

@@ -58,3 +58,48 @@ def test_zone_records_and_netmap(api: Api) -> None:
         201,
     )
     assert quiet["dns_zone"] is None
+
+
+def test_a_name_is_renamed_or_moved_by_its_name_or_id(api: Api) -> None:
+    network(api, cidr6="fd00:1::/64")
+    web = enrolled(api, "web", networks=["prod"])
+    vip = api.ok(api.post(RECORDS, {"name": "vip", "address": "172.16.1.100"}), 201)
+    api.ok(api.post(RECORDS, {"name": "db", "address": "172.16.1.50"}), 201)
+    moved = api.ok(api.patch(f"{RECORDS}/VIP", {"name": "app", "address": "fd00:1::100"}))
+    assert (moved["id"], moved["fqdn"], moved["address"]) == (
+        vip["id"],
+        "app.prod.skylan.internal",
+        "fd00:1::100",
+    )
+    again = api.ok(api.patch(f"{RECORDS}/{vip['id']}", {"address": "172.16.1.101"}))
+    assert (again["name"], again["address"]) == ("app", "172.16.1.101")
+    assert api.ok(api.patch(f"{RECORDS}/app", {"name": "app"}))["name"] == "app"  # its own name
+    for path, body, status, msg in [
+        ("app", {"name": "db"}, 409, "already names"),
+        ("app", {"name": "web"}, 409, "name of a member"),
+        ("app", {"address": "10.0.0.1"}, 422, "is not in"),
+        ("app", {"name": "-x"}, 422, "name"),
+        ("app", {"address": "nope"}, 422, "not an IP address"),
+        ("app", {"ttl": 5}, 422, "ttl"),
+        ("nope", {"name": "x"}, 404, "not found"),
+    ]:
+        r = api.patch(f"{RECORDS}/{path}", body)
+        assert r.status_code == status and msg in r.json()["error"], (path, body, r.text)
+    nm = netmap_until(
+        api,
+        web,
+        lambda m: (
+            m["networks"]
+            and {"name": "app", "address": "172.16.1.101"} in m["networks"][0]["dns_records"]
+        ),
+    )
+    assert len(nm["networks"][0]["dns_records"]) == 2
+    assert api.delete(f"{RECORDS}/DB").status_code == 204  # by name, too
+    assert [r["name"] for r in api.ok(api.get(RECORDS))] == ["app"]
+    # another network's name is not found through this one
+    api.ok(api.post("/api/v1/networks", {"name": "other", "cidr4": "10.6.0.0/24"}), 201)
+    assert api.patch(f"/api/v1/networks/other/dns-records/{vip['id']}", {}).status_code == 404
+    (event,) = api.ok(api.get("/api/v1/audit", params={"action": "dns_record.update"}))["events"][
+        :1
+    ]
+    assert event["before"]["name"] == "app" or event["after"]["name"] == "app"

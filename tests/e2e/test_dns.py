@@ -79,8 +79,11 @@ def test_members_resolve_each_other_and_other_names_still_resolve(lab: Lab, tmp_
     assert dig_status(a, name) == "NXDOMAIN"
     sky.admin("port", "detach", "prod", "db")
     assert wait_for("db gone", lambda: dig_status(a, f"db.{ZONE}") == "NXDOMAIN", timeout=15)
+    sky.admin("dns", "set", "prod", "vip", "--name", "web", "--address", "172.16.1.101")
+    assert wait_for("web", lambda: dig(a, f"web.{ZONE}") == ["172.16.1.101"], timeout=15)
+    assert dig_status(a, f"vip.{ZONE}") == "NXDOMAIN"
     sky.admin("dns", "remove", "prod", record["id"])
-    assert wait_for("vip gone", lambda: dig_status(a, f"vip.{ZONE}") == "NXDOMAIN", timeout=15)
+    assert wait_for("web gone", lambda: dig_status(a, f"web.{ZONE}") == "NXDOMAIN", timeout=15)
 
     # the agent stopping gives the host its resolv.conf back as it was
     agents["a"].terminate()

@@ -44,9 +44,28 @@ def dns_add(
         emit(sky.add_dns_record(network, name, address), as_json, DNS_COLUMNS)
 
 
+@dns_app.command("set")
+def dns_set(
+    network: str,
+    record: Annotated[str, typer.Argument(help="The name (or its id).")],
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    address: Annotated[str | None, typer.Option(help="A new address.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rename a name or move it to another address (`skylan dns set prod vip --name db`)."""
+    if name is None and address is None:
+        raise typer.BadParameter("give --name, --address or both")
+    with client() as sky:
+        emit(
+            sky.update_dns_record(network, record, name=name, address=address), as_json, DNS_COLUMNS
+        )
+
+
 @dns_app.command("remove")
-def dns_remove(network: str, record_id: str) -> None:
+def dns_remove(
+    network: str, record: Annotated[str, typer.Argument(help="The name (or its id).")]
+) -> None:
     """Remove a name."""
     with client() as sky:
-        sky.delete_dns_record(network, record_id)
-    console.print(f"removed {record_id}")
+        sky.delete_dns_record(network, record)
+    console.print(f"removed {record}")

@@ -357,8 +357,16 @@ class Skylan:
         body = {"name": name, "address": address}
         return self._one(DnsRecordOut, "POST", f"/networks/{network}/dns-records", body)
 
-    def delete_dns_record(self, network: str, record_id: str) -> None:
-        self._request("DELETE", f"/networks/{network}/dns-records/{record_id}")
+    def update_dns_record(
+        self, network: str, record: str, *, name: str | None = None, address: str | None = None
+    ) -> DnsRecordOut:
+        """Rename ``record`` (its id or its name), or move it to another address."""
+        body = {k: v for k, v in (("name", name), ("address", address)) if v is not None}
+        return self._one(DnsRecordOut, "PATCH", f"/networks/{network}/dns-records/{record}", body)
+
+    def delete_dns_record(self, network: str, record: str) -> None:
+        """Remove ``record`` (its id or its name)."""
+        self._request("DELETE", f"/networks/{network}/dns-records/{record}")
 
     # -- API tokens -----------------------------------------------------------
 

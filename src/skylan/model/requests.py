@@ -161,6 +161,23 @@ class DnsRecordCreate(Request):
     _address = field_validator("address")(dnsnames.address)
 
 
+class DnsRecordUpdate(Request):
+    """A new name, a new address, or both; what is left out stays."""
+
+    name: str | None = Field(None, max_length=dnsnames.MAX_NAME)
+    address: str | None = Field(None, max_length=45)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else dnsnames.dns_name(value)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else dnsnames.address(value)
+
+
 class SecurityRuleCreate(Request):
     protocol: Protocol
     port_from: int | None = Field(None, ge=1, le=65535)

@@ -9,7 +9,7 @@ from skylan.controller.api.deps import AdminAccess, Ctl, ReadAccess
 from skylan.controller.api.views import dns_record_out
 from skylan.controller.service import dnsrecords, lookup
 from skylan.model.api import DnsRecordOut
-from skylan.model.requests import DnsRecordCreate
+from skylan.model.requests import DnsRecordCreate, DnsRecordUpdate
 
 router = APIRouter(prefix="/networks/{network}/dns-records", tags=["dns"])
 
@@ -28,7 +28,16 @@ async def create_record(network: str, body: DnsRecordCreate, ctl: Ctl) -> DnsRec
     return dns_record_out(ctl.memory, ctl.memory.dns[net.id][record_id])
 
 
-@router.delete("/{record_id}", status_code=204, dependencies=[AdminAccess])
-async def delete_record(network: str, record_id: str, ctl: Ctl) -> Response:
-    await ctl.write(lambda db: dnsrecords.delete(db, ctl.memory, network, record_id))
+@router.patch("/{record}", dependencies=[AdminAccess])
+async def update_record(network: str, record: str, body: DnsRecordUpdate, ctl: Ctl) -> DnsRecordOut:
+    """Rename a name (``record``: its id or its name) or move it to another address."""
+    record_id = await ctl.write(lambda db: dnsrecords.update(db, ctl.memory, network, record, body))
+    net = lookup.network(ctl.memory, network)
+    return dns_record_out(ctl.memory, ctl.memory.dns[net.id][record_id])
+
+
+@router.delete("/{record}", status_code=204, dependencies=[AdminAccess])
+async def delete_record(network: str, record: str, ctl: Ctl) -> Response:
+    """Remove a name (``record``: its id or its name)."""
+    await ctl.write(lambda db: dnsrecords.delete(db, ctl.memory, network, record))
     return Response(status_code=204)

@@ -242,6 +242,20 @@ async def add_dns_record(ident: str, request: Request, viewer: CurrentViewer) ->
     )
 
 
+@router.post("/networks/{ident}/dns-records/{record_id}/edit")
+async def edit_dns_record(
+    ident: str, record_id: str, request: Request, viewer: CurrentViewer
+) -> Response:
+    body = given(await form_of(request), "name", "address")
+    return await perform(
+        lambda: viewer.api.call(
+            "PATCH", f"/networks/{segment(ident)}/dns-records/{segment(record_id)}", body
+        ),
+        form_id=f"dns-{record_id}",
+        fields=("name", "address"),
+    )
+
+
 @router.post("/networks/{ident}/dns-records/{record_id}/delete")
 async def delete_dns_record(ident: str, record_id: str, viewer: CurrentViewer) -> Response:
     return await perform(
