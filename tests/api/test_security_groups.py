@@ -3,6 +3,7 @@ the dry run (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .conftest import Api
@@ -138,7 +139,8 @@ def test_bad_rules_and_questions_are_clear_4xx(api: Api) -> None:
         ({"source": "web", "target": "web", "protocol": "tcp"}, 422, "needs a port"),
         ({"source": "web", "target": "web", "protocol": "icmp", "port": 3}, 422, "takes no port"),
         ({"source": "nobody", "target": "web", "protocol": "any"}, 422, "neither a member"),
-        ({"source": "web", "target": "outsider", "protocol": "any"}, 422, "not a member"),
+        ({"source": "web", "target": "outsider", "protocol": "any"}, 422, "nor behind"),
+        ({"source": "web", "target": "192.0.2.1", "protocol": "any"}, 422, "nor behind"),
         ({"source": "web", "target": "web", "protocol": "tcp", "port": 0}, 422, "port"),
         ({"source": "web", "target": "web", "protocol": "sctp"}, 422, "protocol"),
         ({"target": "web", "protocol": "any"}, 422, "source"),
@@ -148,3 +150,46 @@ def test_bad_rules_and_questions_are_clear_4xx(api: Api) -> None:
     r = api.patch("/api/v1/networks/prod", {"policy": "block"})
     assert r.status_code == 422 and "policy" in r.json()["error"]
     assert api.get("/api/v1/networks/nope/security-rules").status_code == 404
+
+
+def test_the_dry_run_asks_the_gateway_for_an_address_behind_it(api: Api) -> None:
+    """A LAN address behind a gateway member: the gateway's rules decide (its chain
+    sees the connection pass), and the route the members' kernels would pick says
+    which gateway: online first, then the longest prefix, then the lowest metric."""
+    network(api)
+    web = enrolled(api, "web", networks=["prod"])
+    gw1 = enrolled(api, "gw1", networks=["prod"])
+    enrolled(api, "gw2", networks=["prod"])
+    for node, tags in ((web, ["web"]), (gw1, ["office"])):
+        api.ok(api.patch(f"/api/v1/nodes/{node['node_id']}", {"tags": tags}))
+    api.ok(api.patch("/api/v1/networks/prod", {"policy": "deny"}))
+    rule = api.ok(
+        api.post(
+            RULES, {"protocol": "tcp", "port_from": 22, "source": "tag:web", "target": "tag:office"}
+        ),
+        201,
+    )
+    routes = "/api/v1/networks/prod/routes"
+    api.ok(api.post(routes, {"prefix": "192.168.0.0/16", "via": "gw1", "metric": 100}), 201)
+    api.ok(api.post(routes, {"prefix": "192.168.10.0/24", "via": "gw2", "metric": 200}), 201)
+    api.ok(api.post(routes, {"prefix": "192.168.10.0/24", "via": "gw1", "metric": 100}), 201)
+
+    def beat(node: dict[str, Any]) -> None:
+        api.ok(api.client.post("/api/v1/agent/heartbeat", json={}, headers=node["auth"]))
+
+    ctl = api.client.app.state.controller  # type: ignore[attr-defined]
+    ctl.memory.liveness[gw1["node_id"]].last_seen = time.time() - 3600  # gw1 went quiet
+    answer = check(api, "web", "192.168.10.5", "tcp", 22)
+    assert (answer["target"], answer["via"], answer["allowed"]) == ("gw2", "192.168.10.0/24", False)
+    beat(gw1)  # back: the /24's lower metric wins
+    answer = check(api, "web", "192.168.10.5", "tcp", 22)
+    assert (answer["target"], answer["via"], answer["rule_id"]) == (
+        "gw1",
+        "192.168.10.0/24",
+        rule["id"],
+    )
+    answer = check(api, "web", "192.168.77.5", "tcp", 22)
+    assert (answer["target"], answer["via"], answer["allowed"]) == ("gw1", "192.168.0.0/16", True)
+    assert not check(api, "web", "192.168.77.5", "tcp", 23)["allowed"]
+    # a member's own address is the member, not a route
+    assert check(api, "web", "gw2", "icmp")["via"] is None

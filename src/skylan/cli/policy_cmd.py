@@ -92,7 +92,9 @@ def policy_default(
 def policy_check(
     network: str,
     source: Annotated[str, typer.Argument(help="A member (name or id) or an IP address.")],
-    target: Annotated[str, typer.Argument(help="A member: name, id or address.")],
+    target: Annotated[
+        str, typer.Argument(help="A member (name, id or address), or an address behind a gateway.")
+    ],
     service: Annotated[str, typer.Argument(help="tcp/5432, udp/53, icmp or any.")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -110,5 +112,6 @@ def policy_check(
     else:
         what = f"{answer.protocol}/{answer.port}" if answer.port else answer.protocol
         verdict = "[green]allowed[/]" if answer.allowed else "[red]denied[/]"
-        console.print(f"{answer.source} -> {answer.target} {what}: {verdict} ({answer.reason})")
+        to = f"{target} via gateway {answer.target}" if answer.via else answer.target
+        console.print(f"{answer.source} -> {to} {what}: {verdict} ({answer.reason})")
     raise typer.Exit(0 if answer.allowed else 1)

@@ -193,7 +193,12 @@ class ReachabilityOut(BaseModel):
     reason: str
     rule_id: str | None = Field(None, description="the rule that allows it, if one does")
     source: str = Field(description="the address the connection comes from")
-    target: str = Field(description="the member it goes to")
+    target: str = Field(description="the member that lets it in or not")
+    via: str | None = Field(
+        None,
+        description="when the target asked about is an address behind a gateway: the "
+        "route's prefix (the gateway member's rules decide)",
+    )
     protocol: Protocol
     port: int | None
 

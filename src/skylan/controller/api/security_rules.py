@@ -39,21 +39,29 @@ async def check(
     source: Annotated[
         str, Query(max_length=128, description="a member (name or id) or an IP address")
     ],
-    target: Annotated[str, Query(max_length=128, description="a member: name, id or address")],
+    target: Annotated[
+        str,
+        Query(
+            max_length=128,
+            description="a member (name, id or address) or an address behind a gateway member",
+        ),
+    ],
     protocol: Protocol,
     port: Annotated[int | None, Query(ge=1, le=65535, description="for tcp and udp")] = None,
 ) -> ReachabilityOut:
     """Dry run: would a new connection from ``source`` to ``target`` be let
     in, by the rules the members enforce now?"""
-    answer, address, name = securitygroups.check(
+    checked = securitygroups.check(
         ctl.memory, network, source, target, protocol=protocol, port=port
     )
+    answer = checked.verdict
     return ReachabilityOut(
         allowed=answer.allowed,
         reason=answer.reason,
         rule_id=answer.rule_id,
-        source=address,
-        target=name,
+        source=checked.source,
+        target=checked.target,
+        via=checked.via,
         protocol=protocol,
         port=port,
     )

@@ -319,9 +319,12 @@ async def security_check(ident: str, request: Request, viewer: CurrentViewer) ->
 def _reachability(answer: Any) -> str:
     what = f"{answer['protocol']}/{answer['port']}" if answer.get("port") else answer["protocol"]
     verdict = "allowed" if answer["allowed"] else "denied"
+    to = str(escape(answer["target"]))
+    if answer.get("via"):
+        to = f"{escape(answer['via'])} via gateway {to}"
     return (
         f'<p id="reach-result" role="status" class="{verdict}" hx-swap-oob="true">'
-        f"{escape(answer['source'])} → {escape(answer['target'])} {escape(what)}: "
+        f"{escape(answer['source'])} → {to} {escape(what)}: "
         f"<strong>{verdict}</strong> ({escape(answer['reason'])})</p>"
     )
 

@@ -10,6 +10,8 @@ answer is what the receiving node does.
 from __future__ import annotations
 
 import ipaddress
+import time
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -69,20 +71,35 @@ def _resolved(state: State, net: Network, match: Match, side: str) -> Match:
     return Match(kind="node", value=node.id)
 
 
+@dataclass(frozen=True)
+class Checked:
+    verdict: Verdict
+    source: str  # the address the connection comes from
+    target: str  # the member that lets it in or not
+    via: str | None  # the route's prefix, when the target is a gateway to it
+
+
 def check(
     state: State, network: str, source: str, target: str, *, protocol: Protocol, port: int | None
-) -> tuple[Verdict, str, str]:
+) -> Checked:
     """Whether a new connection from ``source`` (a member's name or id, or an
-    address) to the member ``target`` (name, id or address) is let in; with
-    the address it comes from and the target's name."""
+    address) to ``target`` is let in. ``target`` is a member (name, id or one
+    of its addresses) or an address behind a gateway member: the gateway's
+    rules decide, as its chains see the connection pass."""
     net = lookup.network(state, network)
     if protocol in ("tcp", "udp") and port is None:
         raise Invalid(f"{protocol} needs a port", field="port")
     if protocol not in ("tcp", "udp") and port is not None:
         raise Invalid(f"{protocol} takes no port", field="port")
     to = _member(state, net, target)
+    via = None
+    if to is None and (address := _address_or_none(target)) is not None:
+        to, via = _gateway(state, net, address) or (None, None)
     if to is None:
-        raise Invalid(f"{target!r} is not a member of {net.name!r}", field="target")
+        raise Invalid(
+            f"{target!r} is neither a member of {net.name!r} nor behind one of its gateways",
+            field="target",
+        )
     sender = _sender(state, net, source)
     rules = sorted(state.security.get(net.id, {}).values(), key=lambda r: r.created_at)
     answer = verdict(
@@ -94,7 +111,27 @@ def check(
         port=port,
     )
     name = node.name if (node := state.nodes.get(to.node_id)) else to.node_id
-    return answer, sender.address, name
+    return Checked(answer, sender.address, name, via)
+
+
+def _gateway(state: State, net: Network, address: Address) -> tuple[Port, str] | None:
+    """The member that carries traffic to ``address`` on a LAN behind it, and
+    the route's prefix: as each member's kernel picks among the routes it
+    installs (via gateways whose tunnels are up), the longest prefix, then the
+    lowest metric. An offline gateway is chosen only when no other is there."""
+    now = time.time()
+    best: tuple[tuple[bool, int, int], Port, str] | None = None
+    for route in list(state.routes.get(net.id, {}).values()):
+        prefix = ipaddress.ip_network(route.prefix)
+        gateway = state.ports.get(route.via_port_id)
+        if gateway is None or prefix.version != address.version or address not in prefix:
+            continue
+        live = state.liveness.get(gateway.node_id)
+        online = live is not None and live.online(now)
+        rank = (not online, -prefix.prefixlen, route.metric)
+        if best is None or rank < best[0]:
+            best = (rank, gateway, route.prefix)
+    return None if best is None else (best[1], best[2])
 
 
 def _member(state: State, net: Network, ident: str) -> Port | None:
