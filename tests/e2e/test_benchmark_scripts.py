@@ -72,3 +72,14 @@ def test_relay_throughput_benchmark() -> None:
     report = json.loads(run("relay_throughput.py", "--seconds", "1", "--runs", "1", "--json"))
     assert report["tcp1_gbps"]["direct"][0] > 0 and report["tcp1_gbps"]["relayed"][0] > 0
     assert report["rtt_b2b_ms"]["relayed"][0] > 0 and len(report["relayed_over_direct"]) == 1
+
+
+def test_guard_scale_benchmark() -> None:
+    out = run("guard_scale.py", "--members", "10", "50", "--runs", "1")
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["10"], ["50"])]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [
+        ("10", "allow", "0"),
+        ("10", "deny", "10"),  # 5 web members, an IPv4 and an IPv6 address each
+        ("50", "allow", "0"),
+        ("50", "deny", "50"),
+    ]
