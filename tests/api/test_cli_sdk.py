@@ -128,7 +128,7 @@ def test_cli_login_and_commands(served: Served, tmp_path: Path) -> None:
     assert "default policy: deny" in r.stdout and "postgres" in r.stdout
     (rule,) = json.loads(cli(["policy", "list", "office", "--json"], config).stdout)
     r = cli(["policy", "check", "office", "10.0.0.1", "nobody", "tcp/5432"], config)
-    assert r.returncode == 1 and "not a member" in r.stderr and r.stderr.count("\n") == 1
+    assert r.returncode == 1 and "neither a member" in r.stderr and r.stderr.count("\n") == 1
     r = cli(["policy", "check", "office", "10.0.0.1", "nobody", "tcp/x"], config)
     assert r.returncode != 0 and "tcp/5432" in r.stderr and "Traceback" not in r.stderr
     r = cli(["policy", "remove", "office", rule["id"]], config)

@@ -227,7 +227,7 @@ def test_console_manages_a_live_network(
     expect(page.locator("#policy-state")).to_contain_text("deny")
     reach = page.locator("#reach")
     reach.get_by_label("From (a member or an address)").fill("a")
-    reach.get_by_label("To (a member)").fill("b")
+    reach.get_by_label("To (a member, or an address behind a gateway)").fill("b")
     reach.get_by_label("Protocol").select_option("tcp")
     reach.get_by_label("Port (tcp and udp)").fill("5201")
     reach.get_by_role("button", name="Check").click()

@@ -633,12 +633,15 @@ def test_controller_outage_and_agent_restart(lab: Lab, tmp_path: Path) -> None:
     agent.wait(10)
     started = time.monotonic()
     run = [sys.executable, "-m", "skylan", "agent", "run", "--state-dir"]
-    restarted = a.spawn([*run, str(overlay.sky.state_dir(a))])
+    log_path = tmp_path / "agent-a-restarted.log"
+    with log_path.open("wb") as log:
+        restarted = a.spawn([*run, str(overlay.sky.state_dir(a))], stdout=log, stderr=log)
     wait_for("a reaches b again", lambda: a.ping(overlay.ips["b"], count=1, timeout=1), timeout=10)
     assert time.monotonic() - started < 10
     # move a's tunnels to another UDP port without enrolling again: b follows
     restarted.terminate()
-    restarted.wait(10)
+    # a shutdown stuck past its limit (15 s) ends with every thread's stack in the log
+    assert restarted.wait(25) == 0, log_path.read_text()[-4000:]
     a.spawn([*run, str(overlay.sky.state_dir(a)), "--listen-port", "51999"])
     wait_for("b reaches a on its new port", lambda: b_sees_a_on(overlay, 51999), timeout=30)
     assert overlay.hosts["b"].ping(overlay.ips["a"], count=2, timeout=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import time
@@ -23,6 +24,8 @@ from skylan.model.lanelimit import MAX_LANES
 if TYPE_CHECKING:  # loaded by the commands that use them: every CLI call would pay
     from skylan.agent.state import StateDir
     from skylan.model.agentstatus import TapStatus, TunnelStatus
+
+SHUTDOWN_LIMIT = 15.0  # s from SIGTERM to a forced exit (systemd's own limit is 90 s)
 
 app = typer.Typer(help="The node agent.", no_args_is_help=True)
 
@@ -136,9 +139,18 @@ def _run_daemon(
             dns=dns,
         )
         stop = asyncio.Event()
+
+        def stopping() -> None:
+            if not stop.is_set():
+                # a shutdown stuck on something (a netlink call in a thread, say)
+                # must not keep systemd waiting: after this long, every thread's
+                # stack goes to the log and the process exits
+                faulthandler.dump_traceback_later(SHUTDOWN_LIMIT, exit=True)
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping)
         console.print(
             f"agent {agent.enrollment.name} running; controller {agent.enrollment.controller_url}"
         )
