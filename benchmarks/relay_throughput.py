@@ -23,19 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from iperf3client import iperf3
 from skylan.lab import Host, Lab
 from skylan.lab.nat import NatType
 from skylan.lab.product import Deployment, wait_for
 
 
 def iperf(client: Host, server_ip: str, seconds: int) -> float:
-    res = client.run(
-        ["iperf3", "-c", server_ip, "-p", "5201", "-t", str(seconds), "-J"], timeout=seconds + 60
-    )
-    result = json.loads(res.stdout) if res.stdout.strip() else {}
-    received = result.get("end", {}).get("sum_received")
-    if not res.ok or received is None:
-        raise RuntimeError(f"iperf3 to {server_ip}: {result.get('error', res.stderr[-300:])}")
+    received = iperf3(client, server_ip, seconds)["end"].get("sum_received")
+    if received is None:
+        raise RuntimeError(f"iperf3 to {server_ip}: no received total")
     return float(received["bits_per_second"]) / 1e9
 
 

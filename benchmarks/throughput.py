@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from iperf3client import iperf3
 from skylan.lab import Host, Lab
 from skylan.lab.product import Deployment, wait_for
 
@@ -57,41 +58,14 @@ def rtt_ms(client: Host, server_ip: str, *, back_to_back: bool = False) -> float
 
 
 def udp64_kpps(client: Host, server_ip: str, seconds: int) -> float:
-    res = client.run(
-        [
-            "iperf3",
-            "-c",
-            server_ip,
-            "-p",
-            "5201",
-            "-u",
-            "-l",
-            "64",
-            "-b",
-            "0",
-            "-t",
-            str(seconds),
-            "-J",
-        ],
-        timeout=seconds + 60,
-    )
-    if not res.ok:
-        raise RuntimeError(f"iperf3 -u to {server_ip} failed: {res.stdout[-500:]} {res.stderr}")
-    end = json.loads(res.stdout)["end"]["sum"]
+    end = iperf3(client, server_ip, seconds, "-u", "-l", "64", "-b", "0")["end"]["sum"]
     return (end["packets"] - end["lost_packets"]) / end["seconds"] / 1000
 
 
 def iperf(client: Host, server_ip: str, seconds: int, streams: int) -> float:
-    res = client.run(
-        ["iperf3", "-c", server_ip, "-p", "5201", "-t", str(seconds), "-P", str(streams), "-J"],
-        timeout=seconds + 60,
-    )
-    if not res.ok:
-        raise RuntimeError(f"iperf3 to {server_ip} failed: {res.stdout[-500:]} {res.stderr}")
-    result = json.loads(res.stdout)
-    received = result.get("end", {}).get("sum_received")
-    if received is None:  # iperf3 can exit 0 with only an error in its JSON
-        raise RuntimeError(f"iperf3 to {server_ip}: {result.get('error', 'no result')}")
+    received = iperf3(client, server_ip, seconds, "-P", str(streams))["end"].get("sum_received")
+    if received is None:
+        raise RuntimeError(f"iperf3 to {server_ip}: no received total")
     return float(received["bits_per_second"]) / 1e9
 
 
