@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,7 +197,7 @@ def main() -> None:
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="skylan-prof-") as tmp:
         a, b = lab.add_host("a"), lab.add_host("b")
         b.spawn(["iperf3", "-s", "-p", "5201"])
-        time.sleep(0.5)
+        b.wait_listening(5201)
         cases = skylan_overlay(lab, [a, b], Path(tmp), workers=1)
         target = next(t for name, t in cases.items() if name.startswith("skylan encrypted"))
         encrypted, agents = target.ip, target.pids

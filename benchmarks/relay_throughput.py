@@ -85,6 +85,7 @@ def main() -> None:
         for name, (a, b) in pairs.items():
             wait_for(f"{name} pair up", lambda a=a, b=b: a.ping(ips[b.name], timeout=1), 30)
             b.spawn(["iperf3", "-s", "-p", "5201"])
+            b.wait_listening(5201)
 
         def path(a: Host, b: Host) -> str:
             status = sky.status(a)

@@ -25,7 +25,6 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,7 +330,7 @@ def main() -> None:
         hosts = [lab.add_host(n) for n in ("a", "b", "c", "d", "e", "f")[:count]]
         for server in hosts[1::2]:
             server.spawn(["iperf3", "-s", "-p", "5201"])
-        time.sleep(0.5)
+            server.wait_listening(5201)
         a, b = hosts[0], hosts[1]
         targets = {
             "native veth": Target(a, b.underlay_ip),

@@ -137,6 +137,11 @@ def py(host: Host, code: str, **kw: Any) -> subprocess.Popen[bytes]:
     return host.spawn([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, **kw)
 
 
+def bound(proc: subprocess.Popen[bytes]) -> None:
+    """Until a listener started with :func:`py` says it is bound (its first line)."""
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+
+
 def broadcast_raw(host: Host, ethertype: str, payload: bytes, count: int = 1) -> None:
     """Send ``count`` broadcast frames of ``ethertype`` (hex) from ``host``'s sky0."""
     host.run(
@@ -203,7 +208,7 @@ def test_worker_lanes_share_the_tap_and_spread_flows(shared: Overlay) -> None:
             )
     before = [lane["tx_bytes"] for lane in lanes(a)]
     b.spawn(["iperf3", "-s", "-1", "-p", "5206"])
-    time.sleep(0.5)
+    b.wait_listening(5206)
     # 16 flows: the kernel hashes each onto one of a's 2 TAP queues
     res = a.run(
         ["iperf3", "-c", shared.ips["b"], "-p", "5206", "-t", "2", "-P", "16", "-J"], timeout=60
@@ -252,12 +257,14 @@ def test_broadcast_reaches_every_member(shared: Overlay) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", 5555))
             s.settimeout(10)
+            print("ready", flush=True)
             print(s.recv(100).decode(), flush=True)
         """,
         )
         for name in ("b", "c")
     }
-    time.sleep(0.5)
+    for listener in listeners.values():
+        bound(listener)
     shared.hosts["a"].run(
         [
             sys.executable,
@@ -304,7 +311,7 @@ def test_bursts_of_small_udp_datagrams_arrive_whole_and_in_order(shared: Overlay
         print(len(seqs), seqs == sorted(seqs), bad, flush=True)
     """,
     )
-    assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
+    bound(sink)
     a.run(
         [
             sys.executable,
@@ -345,6 +352,7 @@ def test_custom_ethertype_frame_crosses(shared: Overlay) -> None:
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
         s.bind(("sky0", 0))
         s.settimeout(10)
+        print("ready", flush=True)
         while True:
             frame = s.recv(2000)
             if frame[12:14] == bytes.fromhex("88b5"):
@@ -352,7 +360,7 @@ def test_custom_ethertype_frame_crosses(shared: Overlay) -> None:
                 break
     """,
     )
-    time.sleep(0.5)
+    bound(listener)
     broadcast_raw(shared.hosts["a"], "88b5", b"raw-l2-payload!!".ljust(46, b"."))
     out, _ = listener.communicate(timeout=15)
     assert out.decode().strip() == "raw-l2-payload!!"
@@ -380,6 +388,7 @@ def test_storm_control_limits_broadcast_floods(shared: Overlay) -> None:
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B6))
             s.bind(("sky0", 0))
             s.settimeout(10)
+            print("ready", flush=True)
             s.recv(2000)
             n, end = 1, time.monotonic() + 2
             s.settimeout(0.2)
@@ -392,7 +401,7 @@ def test_storm_control_limits_broadcast_floods(shared: Overlay) -> None:
             print(n, flush=True)
         """,
         )
-        time.sleep(0.5)
+        bound(listener)
         broadcast_raw(a, "88b6", bytes(46), count=2000)
         out, _ = listener.communicate(timeout=20)
         received = int(out.decode().strip())
@@ -415,7 +424,7 @@ def test_no_plaintext_on_the_underlay(shared: Overlay, tmp_path: Path) -> None:
     payload = tmp_path / "payload.txt"
     payload.write_bytes(secret * 40000)  # iperf3 sends this file's bytes
     b.spawn(["iperf3", "-s", "-1", "-p", "5202"])
-    time.sleep(0.5)
+    b.wait_listening(5202)
     res = a.run(
         ["iperf3", "-c", shared.ips["b"], "-p", "5202", "-t", "2", "-F", str(payload), "-J"],
         timeout=60,
@@ -454,7 +463,7 @@ def test_bulk_tcp_acks_are_thinned(shared: Overlay) -> None:
 
     before = thinned()
     b.spawn(["iperf3", "-s", "-1", "-p", "5207"])
-    time.sleep(0.5)
+    b.wait_listening(5207)
     res = a.run(["iperf3", "-c", shared.ips["b"], "-p", "5207", "-t", "2", "-J"], timeout=60)
     assert res.ok, res.stderr
     wait_for("b to thin ACKs", lambda: thinned() > before + 100)
@@ -472,6 +481,7 @@ def send_file_intact(a: Host, b: Host, b_ip: str, tmp_path: Path, size: int) -> 
         srv = socket.socket()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("0.0.0.0", 7000)); srv.listen(1); srv.settimeout(60)
+        print("ready", flush=True)
         conn, _ = srv.accept()
         h = hashlib.sha256()
         while chunk := conn.recv(65536):
@@ -479,7 +489,7 @@ def send_file_intact(a: Host, b: Host, b_ip: str, tmp_path: Path, size: int) -> 
         print(h.hexdigest(), flush=True)
     """,
     )
-    time.sleep(0.5)
+    bound(sink)
     a.run(
         [
             sys.executable,
@@ -499,7 +509,7 @@ def test_iperf3_over_lossy_reordering_underlay_and_file_integrity(lab: Lab, tmp_
     a, b = overlay.hosts["a"], overlay.hosts["b"]
     lab.impair("a", Netem(loss_pct=1, delay_ms=2, reorder_pct=5, seed=11))
     b.spawn(["iperf3", "-s", "-1", "-p", "5201"])
-    time.sleep(0.5)
+    b.wait_listening(5201)
     res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5201", "-t", "3", "-J"], timeout=60)
     assert res.ok, res.stderr
     assert '"sum_received"' in res.stdout
@@ -519,7 +529,7 @@ def test_a_lossy_path_switches_parity_on_and_keeps_data_intact(
     a, b = overlay.hosts["a"], overlay.hosts["b"]
     lab.drop("a", 1.0)
     b.spawn(["iperf3", "-s", "-1", "-p", "5204"])
-    time.sleep(0.5)
+    b.wait_listening(5204)
     # long enough for b to lose a super-frame, ask, and a to answer with parity
     res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5204", "-t", "3", "-J"], timeout=60)
     assert res.ok, res.stderr
@@ -547,7 +557,7 @@ def test_full_size_super_frames_on_an_mtu_1500_network(lab: Lab, tmp_path: Path)
     a, b = overlay.hosts["a"], overlay.hosts["b"]
     assert "mtu 1500" in a.run(["ip", "link", "show", "dev", "sky0"]).stdout
     b.spawn(["iperf3", "-s", "-1", "-p", "5203"])
-    time.sleep(0.5)
+    b.wait_listening(5203)
     res = a.run(["iperf3", "-c", overlay.ips["b"], "-p", "5203", "-t", "2", "-J"], timeout=60)
     assert res.ok, res.stderr
 

@@ -272,7 +272,7 @@ def test_a_floating_ip_fails_over_between_relayed_nodes_and_iperf3_runs_over_the
     wait_for("each of a's lanes to have its port on the relay", both_lanes_relayed, 15)
     # iperf3 over the relay, four flows over the two lanes
     b.spawn(["iperf3", "-s", "-p", "5201"])
-    time.sleep(0.5)
+    b.wait_listening(5201)
     res = a.run(["iperf3", "-c", ips["b"], "-p", "5201", "-t", "2", "-P", "4", "-J"], timeout=60)
     assert res.ok, res.stderr
     gbps = json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,3 +101,14 @@ class Host:
             timeout=count * timeout + 5,
         )
         return res.ok
+
+    def wait_listening(self, port: int, *, udp: bool = False, timeout: float = 15) -> None:
+        """Until something in this host listens on ``port``: a server just
+        spawned takes a moment to bind (longer on a loaded machine)."""
+        kind = "-lunH" if udp else "-ltnH"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.run(["ss", kind, f"sport = :{port}"], timeout=10).stdout.strip():
+                return
+            time.sleep(0.1)
+        raise LabError(f"nothing listens on {'udp' if udp else 'tcp'}/{port} in {self.name}")
