@@ -370,10 +370,19 @@ def test_storm_control_limits_broadcast_floods(shared: Overlay) -> None:
     """2000 broadcast frames in a burst; with a limit of 50/s, b sees about the
     burst allowance (the switch's bucket, or nftables on a VXLAN interface)."""
     a = shared.hosts["a"]
+    before = {n: shared.sky.status(shared.hosts[n])["netmap_version"] for n in ("a", "b")}
     shared.sky.admin("net", "update", "prod", "--storm-pps", "50")
     try:
-        if shared.encrypted:
-            time.sleep(2)  # the netmap reaches the agents within a second
+        if shared.encrypted:  # the switches' buckets: a's and b's agents have the netmap
+            for n in ("a", "b"):
+                wait_for(
+                    f"{n}'s netmap with the limit",
+                    lambda n=n: (
+                        (shared.sky.status(shared.hosts[n])["netmap_version"] or 0)
+                        > (before[n] or 0)
+                    ),
+                    timeout=15,
+                )
         else:
             wait_for(
                 "the storm limit on a's VXLAN interface",

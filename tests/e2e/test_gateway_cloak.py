@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from pathlib import Path
 
 from skylan.lab import Host, Lab
@@ -108,6 +107,9 @@ def listen(host: Host) -> None:
             ),
         ]
     )
+    for port in (8000, 2222):
+        host.wait_listening(port)
+    host.wait_listening(5353, udp=True)
 
 
 def scan(scanner: Host, target: str, *args: str) -> dict[str, str]:
@@ -125,7 +127,6 @@ def test_cloaking_hides_nodes_from_the_internet(lab: Lab, tmp_path: Path) -> Non
     internet = lab.add_internet()
     b = hosts["b"]
     listen(b)
-    time.sleep(1)
     before = scan(internet, b.underlay_ip, "-sS", "-p", "22,2222,8000")
     assert before == {"22/tcp": "closed", "2222/tcp": "open", "8000/tcp": "open"}
 

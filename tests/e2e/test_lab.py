@@ -78,7 +78,7 @@ def test_nat_host_reaches_out_but_cannot_be_reached(lab: Lab) -> None:
         ],
         stdout=subprocess.PIPE,
     )
-    time.sleep(0.3)
+    a.wait_listening(4000, udp=True)
     assert c.ping(a.underlay_ip)
     c.run(
         [
@@ -237,7 +237,7 @@ def test_netem_reorder_shows_in_arrival_order(lab: Lab) -> None:
         ],
         stdout=subprocess.PIPE,
     )
-    time.sleep(0.3)
+    b.wait_listening(4001, udp=True)
     a.run(
         [
             sys.executable,
