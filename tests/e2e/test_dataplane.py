@@ -424,11 +424,7 @@ def test_no_plaintext_on_the_underlay(shared: Overlay, tmp_path: Path) -> None:
         pytest.skip("an unencrypted network is, by choice, plaintext on the wire")
     a, b = shared.hosts["a"], shared.hosts["b"]
     pcap = tmp_path / "underlay.pcap"
-    dump = a.spawn(
-        ["tcpdump", "--immediate-mode", "-i", "eth0", "-U", "-w", str(pcap), "udp"],
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
+    dump = a.capture("eth0", pcap, "udp")
     secret = b"TOP-SECRET-PAYLOAD-0123456789"
     payload = tmp_path / "payload.txt"
     payload.write_bytes(secret * 40000)  # iperf3 sends this file's bytes

@@ -127,8 +127,7 @@ def test_symmetric_nats_on_both_sides_connect_through_a_relay(lab: Lab, tmp_path
 
     # what the relay sees is ciphertext: a ping's pattern never shows
     pcap = tmp_path / "relay.pcap"
-    dump = relay_host.spawn(["tcpdump", "-i", "eth0", "-U", "-w", str(pcap), "udp"])
-    time.sleep(1)
+    dump = relay_host.capture("eth0", pcap, "udp")
     pattern = "5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d"
     assert a.run(["ping", "-c", "5", "-i", "0.2", "-p", pattern, ips["b"]]).ok
     time.sleep(0.5)

@@ -112,3 +112,17 @@ class Host:
                 return
             time.sleep(0.1)
         raise LabError(f"nothing listens on {'udp' if udp else 'tcp'}/{port} in {self.name}")
+
+    def capture(self, interface: str, path: Path, *expression: str) -> subprocess.Popen[bytes]:
+        """tcpdump on ``interface`` into ``path``, returned once it captures
+        (it says so on stderr): a capture started late misses what it is for."""
+        proc = self.spawn(
+            ["tcpdump", "--immediate-mode", "-i", interface, "-U", "-w", str(path), *expression],
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        if b"listening on" not in first:
+            proc.kill()
+            raise LabError(f"tcpdump on {self.name} {interface}: {first.decode().strip()}")
+        return proc
