@@ -29,9 +29,7 @@ def create(db: Session, state: State, network: str, body: DnsRecordCreate) -> st
             db, DnsRecordRow(network_id=net.id, name=body.name, address=body.address)
         )
     except IntegrityError:
-        raise Conflict(
-            f"{body.name!r} already names an address in {net.name!r}", field="name"
-        ) from None
+        raise _taken(body.name, net) from None
 
 
 def update(db: Session, state: State, network: str, ident: str, body: DnsRecordUpdate) -> str:
@@ -49,7 +47,7 @@ def update(db: Session, state: State, network: str, ident: str, body: DnsRecordU
     try:
         db.flush()
     except IntegrityError:
-        raise Conflict(f"{name!r} already names an address in {net.name!r}", field="name") from None
+        raise _taken(name, net) from None
     record_change(db, networks=[net.id])
     return record.id
 
@@ -89,4 +87,8 @@ def _check(state: State, net: Network, name: str, address: str, *, keep: str | N
             field="address",
         )
     if any(r.name == name and r.id != keep for r in list(state.dns.get(net.id, {}).values())):
-        raise Conflict(f"{name!r} already names an address in {net.name!r}", field="name")
+        raise _taken(name, net)
+
+
+def _taken(name: str, net: Network) -> Conflict:
+    return Conflict(f"{name!r} already names an address in {net.name!r}", field="name")
