@@ -51,7 +51,7 @@ from cryptography.x509.oid import NameOID
 
 from skylan.lab import Host, Lab
 from skylan.lab.procs import stop_process
-from skylan.lab.product import wait_for
+from skylan.lab.waiting import wait_for
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
 REDIS_PORT, REDIS_TLS_PORT, PG_PORT = 6379, 6380, 5432

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from iperf3client import iperf3
 from skylan.lab import Host, Lab
 from skylan.lab.nat import NatType
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 
 def iperf(client: Host, server_ip: str, seconds: int) -> float:

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iperf3client import iperf3
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 VXLAN_NET = "10.250.0"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from skylan.agent.state import save_key
 from skylan.lab import Host
-from skylan.lab.product import wait_for
+from skylan.lab.waiting import wait_for
 from skylan.model.netmap import NetMap
 from skylan.tunnel.keys import StaticKeypair
 from tests.netmaps import PORT

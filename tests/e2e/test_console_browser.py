@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402

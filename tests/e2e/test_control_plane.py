@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 
 def test_agents_enroll_follow_netmaps_and_survive_controller_restart(

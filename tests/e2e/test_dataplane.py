@@ -20,7 +20,8 @@ import pytest
 
 from skylan.dataplane import native
 from skylan.lab import Host, Lab, Netem
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 
 from skylan.dataplane import native
 from skylan.lab import Host, Lab
-from skylan.lab.product import wait_for
+from skylan.lab.waiting import wait_for
 from skylan.tunnel.keys import StaticKeypair
 from tests.e2e import netmapdriver
 from tests.netmaps import netmap, peer

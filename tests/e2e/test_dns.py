@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 from .upstreamdns import ADDRESS as UPSTREAM_ANSWER
 

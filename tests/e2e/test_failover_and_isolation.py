@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from skylan.lab import Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 from .test_dataplane import build
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 LAN = "192.168.10.0/24"
 LAN_HOST = "192.168.10.10"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from skylan.lab import Lab
-from skylan.lab.product import wait_for
+from skylan.lab.waiting import wait_for
 from skylan.tunnel.keys import StaticKeypair
 from tests.e2e import netmapdriver
 from tests.netmaps import netmap, peer

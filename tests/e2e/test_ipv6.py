@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 SERVE = (
     "import socket; s = socket.socket(socket.AF_INET6); "

@@ -15,7 +15,8 @@ import pytest
 from skylan.lab import Lab
 from skylan.lab.host import Host
 from skylan.lab.nat import NatType
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 from .test_failover_and_isolation import KEEPALIVED, VIP
 

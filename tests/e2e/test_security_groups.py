@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from skylan.lab import Host, Lab
-from skylan.lab.product import Deployment, wait_for
+from skylan.lab.product import Deployment
+from skylan.lab.waiting import wait_for
 
 from .test_gateway_cloak import LAN, LAN_HOST, curl, deploy
 

@@ -24,7 +24,8 @@ from rich.console import Console
 
 from skylan.lab import Host, Lab
 from skylan.lab.nat import NatType
-from skylan.lab.product import CONTROLLER_PORT, Deployment, wait_for
+from skylan.lab.product import CONTROLLER_PORT, Deployment
+from skylan.lab.waiting import wait_for
 
 _out = Console(highlight=False)
 

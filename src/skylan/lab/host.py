@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import IO
 
 from skylan.lab.errors import LabError
 from skylan.lab.netns import ETC_NETNS
+from skylan.lab.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -106,12 +106,11 @@ class Host:
         """Until something in this host listens on ``port``: a server just
         spawned takes a moment to bind (longer on a loaded machine)."""
         kind = "-lunH" if udp else "-ltnH"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.run(["ss", kind, f"sport = :{port}"], timeout=10).stdout.strip():
-                return
-            time.sleep(0.1)
-        raise LabError(f"nothing listens on {'udp' if udp else 'tcp'}/{port} in {self.name}")
+
+        def bound() -> str:
+            return self.run(["ss", kind, f"sport = :{port}"], timeout=10).stdout.strip()
+
+        wait_for(f"{'udp' if udp else 'tcp'}/{port} to listen in {self.name}", bound, timeout)
 
     def capture(self, interface: str, path: Path, *expression: str) -> subprocess.Popen[bytes]:
         """tcpdump on ``interface`` into ``path``, returned once it captures

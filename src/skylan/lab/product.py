@@ -12,32 +12,16 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from skylan.controller.tls import fingerprint_of_pem
 from skylan.lab.errors import LabError
 from skylan.lab.host import Host
+from skylan.lab.waiting import wait_for
 
 RELAY_PORT = 3478
 CONTROLLER_PORT = 8443
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (LabError, ValueError, KeyError) as exc:
-            last = exc
-        time.sleep(0.3)
-    raise LabError(f"timed out waiting for {what}; last: {last!r}")
 
 
 class Deployment:

@@ -9,8 +9,9 @@ import pytest
 
 from skylan.agent.hostconfig import HostConfig
 from skylan.hostnet.interfaces import InterfaceInfo
-from skylan.model.netmap import NetMap as NetMapType
-from tests.netmaps import netmap
+from skylan.model.netmap import NetMap
+from skylan.model.securitygroups import Match, SecurityRuleInfo
+from tests.netmaps import netmap, peer
 
 NETMAP = netmap("n1", [], cidr4="172.16.1.0/24", cloaked=True)
 ETH0 = [InterfaceInfo("eth0", "02:00:00:00:00:01", ["198.18.0.5/24"], True, True)]
@@ -47,9 +48,6 @@ def test_an_unresolvable_controller_is_retried_later(monkeypatch: pytest.MonkeyP
 def test_a_guard_is_worked_out_once_per_netmap_and_again_for_a_new_one() -> None:
     """The agent works its host configuration out every 2 s; a guard over a large
     network is worked out only when a netmap brings a change."""
-    from skylan.model.securitygroups import Match, SecurityRuleInfo
-    from tests.netmaps import peer
-
     rule = SecurityRuleInfo(
         id="r",
         protocol="tcp",
@@ -58,7 +56,7 @@ def test_a_guard_is_worked_out_once_per_netmap_and_again_for_a_new_one() -> None
         target=Match(kind="any"),
     )
 
-    def policy(ops_tagged: list[str]) -> NetMapType:
+    def policy(ops_tagged: list[str]) -> NetMap:
         peers = [
             peer(
                 f"n{i}",
