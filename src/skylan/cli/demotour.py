@@ -30,6 +30,12 @@ from skylan.lab.waiting import wait_for
 _out = Console(highlight=False)
 
 
+def _echo(text: str) -> None:
+    """A command's output as it printed it: not read as Rich markup, which
+    would swallow anything in brackets, such as an IPv6 endpoint."""
+    _out.print(text, soft_wrap=True, markup=False)
+
+
 def _ping(host: Host, address: str) -> str:
     deadline = time.monotonic() + 20  # the first packets may wait for a handshake
     while time.monotonic() < deadline:
@@ -104,9 +110,9 @@ def tour(console: bool, console_port: int) -> None:
         _out.print(f"controller running on {sky.url} (SQLite)")
         _out.rule(f"skylan relay add r1 {relay.underlay_ip}:3478, then skylan relay serve on it")
         sky.start_relay(relay, "r1")
-        _out.print(sky.admin("relay", "list"), soft_wrap=True)
+        _echo(sky.admin("relay", "list"))
         _out.rule("skylan net create demo --cidr 172.16.1.0/24")
-        _out.print(sky.admin("net", "create", "demo", "--cidr", "172.16.1.0/24"), soft_wrap=True)
+        _echo(sky.admin("net", "create", "demo", "--cidr", "172.16.1.0/24"))
         token = sky.admin("token", "create", "--network", "demo", "--uses", "4", "--json")
         _out.rule("on a, b, c and d: skylan agent join URL TOKEN")
         _out.print(f"skylan agent join {sky.url} {token['token']}", soft_wrap=True)
@@ -130,7 +136,7 @@ def tour(console: bool, console_port: int) -> None:
             found = by_name[src].run(["getent", "ahostsv4", name]).stdout.split()
             _out.print(f"on {src}: {name} is {found[0] if found else 'not found'}")
         _out.rule("skylan node list (on the controller)")
-        _out.print(sky.admin("node", "list"), soft_wrap=True)
+        _echo(sky.admin("node", "list"))
 
         def relayed_to_c() -> bool:
             peers = sky.status(nodes[3])["networks"][0]["peers"]
@@ -139,7 +145,7 @@ def tour(console: bool, console_port: int) -> None:
         wait_for("d's status to show its paths", relayed_to_c, timeout=10)
         _out.rule("skylan status (on d: direct to a and b, relayed to c)")
         d_status = sky.skylan(nodes[3], "status", "--state-dir", str(sky.state_dir(nodes[3])))
-        _out.print(d_status, soft_wrap=True)
+        _echo(d_status)
         if console:
             by_name["b"].spawn(["iperf3", "-s", "-p", "5201"])
             _serve_console(sky, ctl, console_port, by_name["a"], ips["b"])
